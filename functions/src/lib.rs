@@ -1,0 +1,19 @@
+//! The credits edge Worker.
+//!
+//! `#[event(fetch)]` does nothing but hand the request to the route table in [`routes`]; every
+//! operation lives in its own module under [`handlers`] and calls one Postgres RPC through
+//! PostgREST ([`db`]) with the caller's own token, so RLS and `auth.uid()` apply in the database.
+
+mod auth;
+mod context;
+mod db;
+mod handlers;
+mod respond;
+mod routes;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    Ok(routes::handle(req, env).await)
+}

@@ -1,0 +1,367 @@
+//! Supabase access tokens: parsing and the claim rules, stricter than a general JWT library.
+//!
+//! The rules follow RFC 8725 and Supabase's token format (see ../shared/SECURITY.md section 1):
+//! the token length is capped before any decoding, the compact form must be canonical, the
+//! algorithm comes from the header but the key comes only from configuration (so `jku`, `x5u`,
+//! `jwk` and `x5c` headers are never looked at), `crit` is refused, `exp` and `iat` are
+//! required with a small skew, the validity window is bounded, and `iss`, `aud`, `role`, `sub` and
+//! `session_id` must be what Supabase Auth issues for a signed-in user. HS256 is verified here in
+//! Rust (constant-time HMAC); asymmetric signatures are verified by the caller (WebCrypto in the
+//! Worker) on the [`Token`] this module parses.
+
+use crate::{b64, ApiError};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// Signature algorithms Supabase Auth uses. Anything else, including `none`, is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    HS256,
+    ES256,
+    RS256,
+}
+
+/// Why a token was refused. Each maps to one stable client code; details stay in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a canonical compact JWS, too long, bad JSON, duplicate claims, `crit`, unknown `alg`.
+    Malformed,
+    /// The signature does not verify with the configured key for that algorithm, or no such key.
+    BadSignature,
+    /// `exp` is in the past beyond the allowed skew.
+    Expired,
+    /// `iat` or `nbf` is in the future beyond the allowed skew.
+    NotYetValid,
+    /// A required claim is missing or has the wrong value (the claim is named for logs only).
+    Claim(&'static str),
+    /// The signing keys could not be fetched: fail closed, with 503.
+    KeysUnavailable,
+    /// A valid token of an anonymous user on a route that requires a permanent account.
+    AnonymousNotAllowed,
+}
+
+impl AuthError {
+    /// The client-facing error: one shape, nothing that helps an attacker.
+    pub fn to_api(self) -> ApiError {
+        match self {
+            AuthError::Missing => ApiError::unauthorized("missing_token", "An Authorization: Bearer <access token> header is required."),
+            AuthError::Expired => ApiError::unauthorized("token_expired", "The access token has expired; refresh the session."),
+            AuthError::KeysUnavailable => ApiError::unavailable(),
+            AuthError::AnonymousNotAllowed => {
+                ApiError::new(403, "anonymous_not_allowed", "This operation needs a permanent account, not an anonymous session.")
+            }
+            _ => ApiError::unauthorized("invalid_token", "The access token is not valid for this project."),
+        }
+    }
+
+    /// A short reason for the structured log line (never sent to the client).
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::Claim(c) => c,
+            AuthError::KeysUnavailable => "keys_unavailable",
+            AuthError::AnonymousNotAllowed => "anonymous",
+        }
+    }
+}
+
+/// What is checked besides the signature.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Expected `iss`: `https://<ref>.supabase.co/auth/v1`.
+    pub issuer: String,
+    /// Allowed clock skew in seconds for `exp`, `iat` and `nbf`.
+    pub leeway_secs: i64,
+    /// Longest accepted `exp - iat` (Supabase allows at most one week).
+    pub max_validity_secs: i64,
+    /// Tokens longer than this are refused before any decoding or crypto.
+    pub max_token_len: usize,
+}
+
+impl Rules {
+    pub fn for_issuer(issuer: String) -> Rules {
+        Rules { issuer, leeway_secs: 30, max_validity_secs: 7 * 24 * 3600, max_token_len: 4096 }
+    }
+}
+
+/// A parsed, not yet verified token.
+#[derive(Debug)]
+pub struct Token<'a> {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
+    pub signing_input: &'a str,
+    pub signature: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// The verified identity of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub session_id: String,
+    pub is_anonymous: bool,
+    pub exp: i64,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Known claims; serde refuses a token that repeats any of them.
+#[derive(Deserialize)]
+struct RawClaims {
+    iss: Option<String>,
+    aud: Option<Audience>,
+    sub: Option<String>,
+    role: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    session_id: Option<String>,
+    #[serde(default)]
+    is_anonymous: bool,
+}
+
+/// Extracts the token from an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
+    let value = header.ok_or(AuthError::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token)
+}
+
+/// Parses a compact JWS strictly. Never looks at key-carrying headers.
+pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> {
+    if token.len() > rules.max_token_len {
+        return Err(AuthError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(AuthError::Malformed);
+    };
+    let header: Header = b64::decode(h).and_then(|raw| serde_json::from_slice(&raw).ok()).ok_or(AuthError::Malformed)?;
+    if header.crit.is_some() {
+        return Err(AuthError::Malformed);
+    }
+    if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+        return Err(AuthError::Malformed);
+    }
+    let alg = match header.alg.as_str() {
+        "HS256" => Alg::HS256,
+        "ES256" => Alg::ES256,
+        "RS256" => Alg::RS256,
+        _ => return Err(AuthError::Malformed),
+    };
+    let payload = b64::decode(p).ok_or(AuthError::Malformed)?;
+    let signature = b64::decode(s).ok_or(AuthError::Malformed)?;
+    let sig_ok = match alg {
+        Alg::HS256 => signature.len() == 32,
+        Alg::ES256 => signature.len() == 64,
+        Alg::RS256 => signature.len() >= 256,
+    };
+    if !sig_ok {
+        return Err(AuthError::BadSignature);
+    }
+    Ok(Token { alg, kid: header.kid, signing_input: &token[..h.len() + 1 + p.len()], signature, payload })
+}
+
+/// Verifies an HS256 signature in constant time.
+pub fn verify_hs256(token: &Token<'_>, secret: &[u8]) -> Result<(), AuthError> {
+    if token.alg != Alg::HS256 {
+        return Err(AuthError::BadSignature);
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| AuthError::BadSignature)?;
+    mac.update(token.signing_input.as_bytes());
+    mac.verify_slice(&token.signature).map_err(|_| AuthError::BadSignature)
+}
+
+/// Checks the claims of a token whose signature has been verified.
+pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, AuthError> {
+    let raw: RawClaims = serde_json::from_slice(&token.payload).map_err(|_| AuthError::Malformed)?;
+    let exp = raw.exp.ok_or(AuthError::Claim("exp"))?;
+    let iat = raw.iat.ok_or(AuthError::Claim("iat"))?;
+    if now > exp.saturating_add(rules.leeway_secs) {
+        return Err(AuthError::Expired);
+    }
+    if iat > now.saturating_add(rules.leeway_secs) || raw.nbf.is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs)) {
+        return Err(AuthError::NotYetValid);
+    }
+    if exp <= iat || exp - iat > rules.max_validity_secs {
+        return Err(AuthError::Claim("validity"));
+    }
+    if raw.iss.as_deref() != Some(rules.issuer.as_str()) {
+        return Err(AuthError::Claim("iss"));
+    }
+    let aud_ok = match &raw.aud {
+        Some(Audience::One(a)) => a == "authenticated",
+        Some(Audience::Many(list)) => list.iter().any(|a| a == "authenticated"),
+        None => false,
+    };
+    if !aud_ok {
+        return Err(AuthError::Claim("aud"));
+    }
+    if raw.role.as_deref() != Some("authenticated") {
+        return Err(AuthError::Claim("role"));
+    }
+    let sub = raw.sub.filter(|s| is_uuid(s)).ok_or(AuthError::Claim("sub"))?;
+    let session_id = raw.session_id.filter(|s| !s.is_empty() && s.len() <= 64).ok_or(AuthError::Claim("session_id"))?;
+    Ok(Claims { sub, session_id, is_anonymous: raw.is_anonymous, exp })
+}
+
+/// `8-4-4-4-12` hexadecimal, as Postgres prints a uuid.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Verifies an HS256 token end to end (the legacy Supabase configuration).
+pub fn verify_hs256_token(token: &str, secret: &[u8], rules: &Rules, now: i64) -> Result<Claims, AuthError> {
+    let parsed = parse(token, rules)?;
+    verify_hs256(&parsed, secret)?;
+    validate(&parsed, rules, now)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub const SECRET: &[u8] = b"super-secret-jwt-token-with-at-least-32-characters-long";
+    pub const ISS: &str = "http://127.0.0.1:54321/auth/v1";
+    pub const NOW: i64 = 1_800_000_000;
+    pub const SUB: &str = "3f1c9a52-8d3e-4b8e-9a55-0c5b1f0e7a11";
+
+    pub fn sign_hs256(header: &str, payload: &str, secret: &[u8]) -> String {
+        let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", b64::encode(&mac.finalize().into_bytes()))
+    }
+
+    pub fn good_claims() -> serde_json::Value {
+        json!({"iss": ISS, "aud": "authenticated", "sub": SUB, "role": "authenticated", "exp": NOW + 3600,
+               "iat": NOW - 10, "session_id": "8b6a1f4e-2c1d-4d3b-9e0f-aa11bb22cc33", "is_anonymous": false, "aal": "aal1"})
+    }
+
+    fn with(f: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut c = good_claims();
+        f(&mut c);
+        sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &c.to_string(), SECRET)
+    }
+
+    fn check(token: &str) -> Result<Claims, AuthError> {
+        verify_hs256_token(token, SECRET, &Rules::for_issuer(ISS.into()), NOW)
+    }
+
+    #[test]
+    fn accepts_a_supabase_access_token() {
+        let claims = check(&with(|_| {})).unwrap();
+        assert_eq!(claims.sub, SUB);
+        assert!(!claims.is_anonymous);
+        let anon = check(&with(|c| c["is_anonymous"] = json!(true))).unwrap();
+        assert!(anon.is_anonymous, "anonymous users are authenticated; routes decide");
+        assert!(check(&with(|c| c["aud"] = json!(["other", "authenticated"]))).is_ok());
+        assert!(check(&with(|c| { c["exp"] = json!(NOW - 29); c["iat"] = json!(NOW - 3000); })).is_ok(), "within the skew");
+    }
+
+    #[test]
+    fn refuses_every_bad_claim() {
+        let cases: Vec<(&str, String, AuthError)> = vec![
+            ("expired beyond skew", with(|c| c["exp"] = json!(NOW - 31)), AuthError::Expired),
+            ("no exp", with(|c| { c.as_object_mut().unwrap().remove("exp"); }), AuthError::Claim("exp")),
+            ("no iat", with(|c| { c.as_object_mut().unwrap().remove("iat"); }), AuthError::Claim("iat")),
+            ("exp absurdly far", with(|c| c["exp"] = json!(NOW + 365 * 86400)), AuthError::Claim("validity")),
+            ("iat in the future", with(|c| c["iat"] = json!(NOW + 120)), AuthError::NotYetValid),
+            ("nbf in the future", with(|c| c["nbf"] = json!(NOW + 120)), AuthError::NotYetValid),
+            ("other project", with(|c| c["iss"] = json!("https://other.supabase.co/auth/v1")), AuthError::Claim("iss")),
+            ("aud anon", with(|c| c["aud"] = json!("anon")), AuthError::Claim("aud")),
+            ("aud missing", with(|c| { c.as_object_mut().unwrap().remove("aud"); }), AuthError::Claim("aud")),
+            ("role anon", with(|c| c["role"] = json!("anon")), AuthError::Claim("role")),
+            ("role service_role", with(|c| c["role"] = json!("service_role")), AuthError::Claim("role")),
+            ("sub missing", with(|c| { c.as_object_mut().unwrap().remove("sub"); }), AuthError::Claim("sub")),
+            ("sub not a uuid", with(|c| c["sub"] = json!("admin")), AuthError::Claim("sub")),
+            ("no session", with(|c| { c.as_object_mut().unwrap().remove("session_id"); }), AuthError::Claim("session_id")),
+            ("exp as string", with(|c| c["exp"] = json!("9999999999")), AuthError::Malformed),
+        ];
+        for (name, token, want) in cases {
+            assert_eq!(check(&token), Err(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_forged_and_malformed_tokens() {
+        let good = with(|_| {});
+        let (hp, sig) = good.rsplit_once('.').unwrap();
+        let claims = good_claims().to_string();
+        let dup = claims.replacen('{', &format!("{{\"sub\":\"{SUB}\","), 1);
+        let cases: Vec<(&str, String, AuthError)> = vec![
+            ("alg none", format!("{}.{}.", b64::encode(br#"{"alg":"none"}"#), b64::encode(claims.as_bytes())), AuthError::Malformed),
+            ("alg NoNe", sign_hs256(r#"{"alg":"NoNe"}"#, &claims, SECRET), AuthError::Malformed),
+            ("wrong secret", sign_hs256(r#"{"alg":"HS256"}"#, &claims, b"another-secret-another-secret-another!!"), AuthError::BadSignature),
+            ("relabelled ES256", sign_hs256(r#"{"alg":"ES256"}"#, &claims, SECRET), AuthError::BadSignature),
+            ("tampered payload", format!("{}.{}.{sig}", hp.split('.').next().unwrap(), b64::encode(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes())), AuthError::BadSignature),
+            ("truncated signature", good[..good.len() - 2].to_string(), AuthError::Malformed),
+            ("two segments", hp.to_string(), AuthError::Malformed),
+            ("four segments", format!("{good}.x"), AuthError::Malformed),
+            ("padding", format!("{good}="), AuthError::Malformed),
+            ("stray space", format!(" {good}"), AuthError::Malformed),
+            ("crit", sign_hs256(r#"{"alg":"HS256","crit":["exp"]}"#, &claims, SECRET), AuthError::Malformed),
+            ("duplicate claim", sign_hs256(r#"{"alg":"HS256"}"#, &dup, SECRET), AuthError::Malformed),
+            ("oversize", sign_hs256(r#"{"alg":"HS256"}"#, &good_claims().to_string().replace("aal1", &"a".repeat(5000)), SECRET), AuthError::Malformed),
+            ("typ not JWT", sign_hs256(r#"{"alg":"HS256","typ":"JOSE+JSON"}"#, &claims, SECRET), AuthError::Malformed),
+        ];
+        for (name, token, want) in cases {
+            assert_eq!(check(&token), Err(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn supabase_api_keys_are_not_user_tokens() {
+        // The anon and service_role keys are HS256 JWTs signed with the same secret.
+        for role in ["anon", "service_role"] {
+            let key = sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &json!({"iss": "supabase", "ref": "abc", "role": role, "iat": NOW - 10, "exp": NOW + 3600}).to_string(), SECRET);
+            assert!(matches!(check(&key), Err(AuthError::Claim(_))), "{role} key must be refused");
+        }
+    }
+
+    #[test]
+    fn bearer_header_rules() {
+        assert_eq!(bearer(None), Err(AuthError::Missing));
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("Basic abc")), Err(AuthError::Malformed));
+        assert_eq!(bearer(Some("Bearer ")), Err(AuthError::Malformed));
+        assert_eq!(AuthError::Expired.to_api().code, "token_expired");
+        assert_eq!(AuthError::BadSignature.to_api().status, 401);
+        assert_eq!(AuthError::AnonymousNotAllowed.to_api().status, 403);
+        assert_eq!(AuthError::KeysUnavailable.to_api().status, 503);
+    }
+}

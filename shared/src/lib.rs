@@ -1,0 +1,14 @@
+//! Runtime-free logic of the credits edge bundle.
+//!
+//! Everything here compiles natively as well as to wasm, so it is unit-tested with plain
+//! `cargo test`: configuration parsing, the one error type and its JSON shape, the JWT rules,
+//! and the mapping of PostgREST errors to the bundle's stable error codes. The Worker
+//! (`functions`) only adds what needs the Workers runtime: fetch, WebCrypto, bindings.
+
+pub mod b64;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod postgrest;
+
+pub use error::ApiError;

@@ -1,0 +1,109 @@
+//! Mapping of PostgREST answers to the bundle's stable errors.
+//!
+//! The RPCs raise `errcode = 'PTxxx'` (which PostgREST turns into HTTP status xxx) with a stable
+//! snake_case code in `hint` and the field at fault in `detail` (see migrations/README.md).
+//! Everything else PostgREST can answer is mapped here once: JWT rejections, privilege errors,
+//! unique violations, serialization failures (retryable), and connection failures (503).
+
+use crate::ApiError;
+use serde::Deserialize;
+
+/// PostgREST's error body.
+#[derive(Debug, Default, Deserialize)]
+pub struct PgrstError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// What to do with a failed PostgREST call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answer the client with this error.
+    Fail(ApiError),
+    /// A serialization failure or deadlock: the transaction rolled back and may be retried.
+    Retry,
+}
+
+/// A stable code is short snake_case ASCII; anything else is not passed to clients.
+fn stable_code(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+}
+
+/// Maps a non-2xx PostgREST response (status and raw body) to an outcome.
+pub fn map_error(status: u16, body: &[u8]) -> Outcome {
+    let err: PgrstError = serde_json::from_slice(body).unwrap_or_default();
+    let code = err.code.as_deref().unwrap_or("");
+    let hint = err.hint.as_deref().filter(|h| stable_code(h));
+    let message = err.message.clone().unwrap_or_default();
+    match code {
+        "40001" | "40P01" => return Outcome::Retry,
+        // PostgREST could not reach or use the database (connection, pool, schema cache).
+        "PGRST000" | "PGRST001" | "PGRST002" | "PGRST003" => return Outcome::Fail(ApiError::unavailable()),
+        // JWT refused by PostgREST although the edge accepted it: keys out of sync; fail closed.
+        c if c.starts_with("PGRST30") => {
+            return Outcome::Fail(ApiError::unauthorized("invalid_token", "The access token is not valid for this project."))
+        }
+        "57014" => return Outcome::Fail(ApiError::unavailable()),
+        _ => {}
+    }
+    if let Some(h) = hint {
+        // Our own RPC errors: the status comes from the PTxxx errcode, the code from the hint.
+        let status = if (400..500).contains(&status) { status } else { 400 };
+        let mut e = ApiError::new(status, h, message);
+        if h == "invalid_request" {
+            e.field = err.details.filter(|d| d.len() <= 64);
+        }
+        return Outcome::Fail(e);
+    }
+    Outcome::Fail(match code {
+        "42501" => ApiError::new(403, "forbidden", "You are not allowed to do this."),
+        "23505" => ApiError::new(409, "conflict", "This conflicts with an existing record."),
+        "22P02" | "22023" | "23502" | "23514" | "P0001" => ApiError::new(400, "invalid_request", "The request is not valid."),
+        _ if status >= 500 || status == 0 => ApiError::unavailable(),
+        // Anything else (a missing function, a schema mismatch) is a deployment fault, not the client's.
+        _ => ApiError::internal(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(status: u16, body: &str) -> ApiError {
+        match map_error(status, body.as_bytes()) {
+            Outcome::Fail(e) => e,
+            Outcome::Retry => panic!("expected a failure for {body}"),
+        }
+    }
+
+    #[test]
+    fn maps_rpc_errors_by_errcode_and_hint() {
+        let e = fail(402, r#"{"code":"PT402","message":"Not enough credits.","details":null,"hint":"insufficient_credits"}"#);
+        assert_eq!((e.status, e.code.as_str(), e.message.as_str()), (402, "insufficient_credits", "Not enough credits."));
+        let e = fail(400, r#"{"code":"22023","message":"target_minutes must be 1 to 60.","details":"target_minutes","hint":"invalid_request"}"#);
+        assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "invalid_request", Some("target_minutes")));
+        let e = fail(410, r#"{"code":"PT410","message":"expired","details":null,"hint":"draft_expired"}"#);
+        assert_eq!((e.status, e.code.as_str()), (410, "draft_expired"));
+    }
+
+    #[test]
+    fn maps_postgrest_and_postgres_errors() {
+        assert_eq!(map_error(500, br#"{"code":"40001","message":"could not serialize"}"#), Outcome::Retry);
+        assert_eq!(map_error(500, br#"{"code":"40P01","message":"deadlock"}"#), Outcome::Retry);
+        assert_eq!(fail(503, r#"{"code":"PGRST001","message":"no connection"}"#).status, 503);
+        assert_eq!(fail(502, "<html>bad gateway</html>").status, 503);
+        assert_eq!(fail(401, r#"{"code":"PGRST301","message":"JWSError"}"#).code, "invalid_token");
+        assert_eq!(fail(403, r#"{"code":"42501","message":"permission denied"}"#).code, "forbidden");
+        assert_eq!(fail(409, r#"{"code":"23505","message":"duplicate key"}"#).status, 409);
+        assert_eq!(fail(400, r#"{"code":"P0001","message":"raw internal text"}"#).message, "The request is not valid.");
+        assert_eq!(fail(404, r#"{"code":"PGRST202","message":"Could not find the function"}"#).status, 500);
+        // A hint that is not a stable code is never passed through.
+        assert_eq!(fail(400, r#"{"code":"P0001","message":"x","hint":"Try <script>"}"#).code, "invalid_request");
+    }
+}
