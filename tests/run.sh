@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Every test, one command (`npm test`): installs what is missing, then runs
+#   1. unit:        native Rust unit tests of the workspace (cargo test)
+#   2. database:    pgTAP suites (tests/db/*.sql) on a throwaway Postgres 15 cluster
+#   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
+#                   against the real PostgREST 12 on that cluster
+# and tears everything down. Prints the count per layer and a closing `N passed, N failed` line.
+set -euo pipefail
+source "$(dirname "$0")/stack/lib.sh"
+cd "$ROOT"
+run_started=$(date +%s)
+mkdir -p .local
+logs="$ROOT/.local/test-logs"; rm -rf "$logs"; mkdir -p "$logs"
+
+bash tests/stack/install.sh
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/credits-test.XXXXXX")
+chmod 755 "$tmp"
+cleanup() {
+  [ -n "${POSTGREST_PID:-}" ] && kill "$POSTGREST_PID" 2>/dev/null
+  pg_stop "$tmp/pg"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+passed=0; failed=0
+count() { # count LAYER PASSED FAILED
+  printf '    %s: %s passed, %s failed\n' "$1" "$2" "$3" >&2
+  passed=$((passed + $2)); failed=$((failed + $3)); eval "layer_$1=\"$2 passed, $3 failed\""
+}
+
+# --- 1. unit -----------------------------------------------------------------------------------
+step "Unit tests (cargo test, native)"
+set +e; cargo test --workspace --quiet 2>&1 | tee "$logs/unit.log" | grep -E '^test result|panicked|FAILED|error(\[|:)' >&2; rc=${PIPESTATUS[0]}; set -e
+p=$(grep -oE '[0-9]+ passed' "$logs/unit.log" | awk '{s+=$1} END {print s+0}' || true)
+f=$(grep -oE '[0-9]+ failed' "$logs/unit.log" | awk '{s+=$1} END {print s+0}' || true)
+[ "$rc" = 0 ] || [ "$f" -gt 0 ] || f=1
+count unit "$p" "$f"; done_step
+
+# --- build -------------------------------------------------------------------------------------
+bash tests/stack/build.sh
+
+# --- deploy check: the deployable wrangler.toml builds and packages (no upload) ------------------
+step "wrangler deploy --dry-run (the deployable config, with its [build] command)"
+set +e
+( export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
+  export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)" WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt" ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+  node_modules/.bin/wrangler deploy --dry-run --outdir "$tmp/deploy" ) >"$logs/deploy.log" 2>&1; rc=$?
+set -e
+grep -E 'Total Upload' "$logs/deploy.log" | sed 's/^/    /' >&2 || true
+if [ "$rc" = 0 ] && [ -f "$tmp/deploy/index.js" ]; then count deploy 1 0; else tail -n 20 "$logs/deploy.log" >&2; count deploy 0 1; fi
+done_step
+
+# --- 2. database -------------------------------------------------------------------------------
+step "Database: throwaway cluster, Supabase compatibility, migrations (twice), pgTAP"
+pgport=$(free_port)
+PG_FSYNC=off pg_init "$tmp/pg" "$pgport"
+pg_apply "$pgport" 2>&1 | tee "$logs/apply1.log" >&2
+pg_apply "$pgport" 2>"$logs/apply2.log"
+grep -q 'applied now: 0' "$logs/apply2.log" || fail "re-applying the migrations was not a no-op; read $logs/apply2.log"
+echo "    re-apply: nothing to do (as expected)" >&2
+pg_psql "$pgport" -c "create extension if not exists pgtap with schema extensions" >/dev/null
+set +e
+pg_prove -h 127.0.0.1 -p "$pgport" -U postgres -d postgres --ext .sql -r tests/db >"$logs/db.log" 2>&1; rc=$?
+set -e
+grep -vE '^\s*$' "$logs/db.log" | grep -E 'Failed|not ok|Result|Tests=|\.sql \.' | tail -n 30 >&2
+p=$(grep -oE 'Tests=[0-9]+' "$logs/db.log" | grep -oE '[0-9]+' || true); p=${p:-0}
+f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$logs/db.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}' || true)
+[ "$rc" = 0 ] || [ "$f" -gt 0 ] || f=1
+count database "$((p - f))" "$f"; done_step
+
+# --- 3. end-to-end -----------------------------------------------------------------------------
+step "End-to-end: the Worker in workerd -> PostgREST 12 -> Postgres 15"
+pgrstport=$(free_port)
+postgrest_start "$pgport" "$pgrstport" "$logs/postgrest.log"
+export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E_JWT_SECRET="$LOCAL_JWT_SECRET"
+export E2E_SUPABASE_URL="http://127.0.0.1:54321"
+set +e
+node --test --test-concurrency=1 --test-reporter=spec tests/e2e/ >"$logs/e2e.log" 2>&1; rc=$?
+set -e
+grep -E '^\s*(✖|not ok)|^ℹ (tests|pass|fail)' "$logs/e2e.log" >&2 || true
+p=$(grep -oE '^ℹ pass [0-9]+' "$logs/e2e.log" | grep -oE '[0-9]+$' || true); p=${p:-0}
+f=$(grep -oE '^ℹ fail [0-9]+' "$logs/e2e.log" | grep -oE '[0-9]+$' || true); f=${f:-0}
+if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$logs/e2e.log" >&2; fi
+[ "$f" = 0 ] || sed -n '/✖ failing tests/,$p' "$logs/e2e.log" | head -n 80 >&2
+count e2e "$p" "$f"; done_step
+
+printf '\nlayers: unit %s; deploy check %s; database %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
+  "$layer_unit" "$layer_deploy" "$layer_database" "$layer_e2e" "$(( $(date +%s) - run_started ))"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
