@@ -176,12 +176,19 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
         "RS256" => Alg::RS256,
         _ => return Err(AuthError::Malformed),
     };
+    // Asymmetric keys are picked by `kid` only, from the configured JWKS: a token that does not
+    // name its key is refused rather than tried against every key.
+    if alg != Alg::HS256 && !header.kid.as_deref().is_some_and(|k| !k.is_empty() && k.len() <= crate::jwks::MAX_KID_LEN) {
+        return Err(AuthError::Malformed);
+    }
     let payload = b64::decode(p).ok_or(AuthError::Malformed)?;
     let signature = b64::decode(s).ok_or(AuthError::Malformed)?;
     let sig_ok = match alg {
         Alg::HS256 => signature.len() == 32,
+        // Raw `r || s`, as JWS (RFC 7518 section 3.4) and WebCrypto both use; never DER.
         Alg::ES256 => signature.len() == 64,
-        Alg::RS256 => signature.len() >= 256,
+        // The modulus length of a 2048- to 4096-bit key.
+        Alg::RS256 => (256..=512).contains(&signature.len()),
     };
     if !sig_ok {
         return Err(AuthError::BadSignature);
@@ -326,7 +333,7 @@ pub(crate) mod tests {
             ("alg none", format!("{}.{}.", b64::encode(br#"{"alg":"none"}"#), b64::encode(claims.as_bytes())), AuthError::Malformed),
             ("alg NoNe", sign_hs256(r#"{"alg":"NoNe"}"#, &claims, SECRET), AuthError::Malformed),
             ("wrong secret", sign_hs256(r#"{"alg":"HS256"}"#, &claims, b"another-secret-another-secret-another!!"), AuthError::BadSignature),
-            ("relabelled ES256", sign_hs256(r#"{"alg":"ES256"}"#, &claims, SECRET), AuthError::BadSignature),
+            ("relabelled ES256", sign_hs256(r#"{"alg":"ES256","kid":"k"}"#, &claims, SECRET), AuthError::BadSignature),
             ("tampered payload", format!("{}.{}.{sig}", hp.split('.').next().unwrap(), b64::encode(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes())), AuthError::BadSignature),
             ("truncated signature", good[..good.len() - 2].to_string(), AuthError::Malformed),
             ("two segments", hp.to_string(), AuthError::Malformed),
@@ -350,6 +357,110 @@ pub(crate) mod tests {
             let key = sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &json!({"iss": "supabase", "ref": "abc", "role": role, "iat": NOW - 10, "exp": NOW + 3600}).to_string(), SECRET);
             assert!(matches!(check(&key), Err(AuthError::Claim(_))), "{role} key must be refused");
         }
+    }
+
+    // ES256, as current Supabase projects sign. The Worker verifies through WebCrypto; here p256
+    // stands in for it so the parsing, key selection and claim rules are exercised natively.
+    use crate::jwks::{self, Material, PublicKey};
+    use p256::ecdsa::signature::{Signer, Verifier};
+    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+
+    pub const KID: &str = "b3d7a2c4-key-1";
+
+    pub fn es256_key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32].into()).unwrap()
+    }
+
+    /// The base64url `x` and `y` of [`es256_key`]'s public point.
+    pub fn es256_public_xy() -> (String, String) {
+        let point = es256_key().verifying_key().to_encoded_point(false);
+        (b64::encode(point.x().unwrap()), b64::encode(point.y().unwrap()))
+    }
+
+    pub fn sign_es256(header: &str, payload: &str, key: &SigningKey) -> String {
+        let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+        let sig: Signature = key.sign(input.as_bytes());
+        format!("{input}.{}", b64::encode(&sig.to_bytes()))
+    }
+
+    /// The Worker's path with p256 in place of WebCrypto: parse, pick the key by `kid` from the
+    /// configured key set only, verify, then the claims.
+    fn check_es256(token: &str, keys: &[PublicKey]) -> Result<Claims, AuthError> {
+        let rules = Rules::for_issuer(ISS.into());
+        let parsed = parse(token, &rules)?;
+        let key = keys.iter().find(|k| Some(&k.kid) == parsed.kid.as_ref() && k.alg == parsed.alg).ok_or(AuthError::BadSignature)?;
+        let Material::Ec { x, y } = &key.material else { return Err(AuthError::BadSignature) };
+        let point = p256::EncodedPoint::from_affine_coordinates(x.as_slice().into(), y.as_slice().into(), false);
+        let vk = VerifyingKey::from_encoded_point(&point).map_err(|_| AuthError::BadSignature)?;
+        let sig = Signature::from_slice(&parsed.signature).map_err(|_| AuthError::BadSignature)?;
+        vk.verify(parsed.signing_input.as_bytes(), &sig).map_err(|_| AuthError::BadSignature)?;
+        validate(&parsed, &rules, NOW)
+    }
+
+    fn project_keys() -> Vec<PublicKey> {
+        let (x, y) = es256_public_xy();
+        let doc = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": KID, "alg": "ES256", "use": "sig", "x": x, "y": y}]});
+        jwks::parse_jwks(doc.to_string().as_bytes()).unwrap()
+    }
+
+    fn es_header(extra: &str) -> String {
+        format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{KID}"{extra}}}"#)
+    }
+
+    #[test]
+    fn accepts_an_es256_token_with_a_known_kid() {
+        let token = sign_es256(&es_header(""), &good_claims().to_string(), &es256_key());
+        assert_eq!(check_es256(&token, &project_keys()).unwrap().sub, SUB);
+    }
+
+    #[test]
+    fn refuses_forged_es256_tokens() {
+        let claims = good_claims().to_string();
+        let good = sign_es256(&es_header(""), &claims, &es256_key());
+        let (hp, _) = good.rsplit_once('.').unwrap();
+        let attacker = SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+        let attacker_point = attacker.verifying_key().to_encoded_point(false);
+        let attacker_jwk = format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            b64::encode(attacker_point.x().unwrap()),
+            b64::encode(attacker_point.y().unwrap())
+        );
+        let (x, y) = es256_public_xy();
+        let public_jwk = json!({"kty": "EC", "crv": "P-256", "kid": KID, "x": x, "y": y}).to_string();
+        let cases: Vec<(&str, String, AuthError)> = vec![
+            ("unknown kid", sign_es256(r#"{"alg":"ES256","kid":"not-in-the-jwks"}"#, &claims, &es256_key()), AuthError::BadSignature),
+            ("no kid", sign_es256(r#"{"alg":"ES256"}"#, &claims, &es256_key()), AuthError::Malformed),
+            ("oversize kid", sign_es256(&format!(r#"{{"alg":"ES256","kid":"{}"}}"#, "k".repeat(200)), &claims, &es256_key()), AuthError::Malformed),
+            ("all-zero signature", format!("{hp}.{}", b64::encode(&[0u8; 64])), AuthError::BadSignature),
+            ("truncated signature", format!("{hp}.{}", b64::encode(&[1u8; 63])), AuthError::BadSignature),
+            ("DER signature", format!("{hp}.{}", b64::encode(Signer::<Signature>::sign(&es256_key(), hp.as_bytes()).to_der().as_bytes())), AuthError::BadSignature),
+            ("signed by another key", sign_es256(&es_header(""), &claims, &attacker), AuthError::BadSignature),
+            ("tampered payload", format!("{}.{}.{}", hp.split('.').next().unwrap(), b64::encode(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes()), good.rsplit_once('.').unwrap().1), AuthError::BadSignature),
+            ("relabelled RS256", sign_es256(&format!(r#"{{"alg":"RS256","kid":"{KID}"}}"#), &claims, &es256_key()), AuthError::BadSignature),
+            ("jwk header", sign_es256(&es_header(&format!(r#","jwk":{attacker_jwk}"#)), &claims, &attacker), AuthError::BadSignature),
+            ("jku header", sign_es256(&es_header(r#","jku":"https://evil.example/jwks.json""#), &claims, &attacker), AuthError::BadSignature),
+            ("x5u header", sign_es256(&es_header(r#","x5u":"https://evil.example/cert.pem""#), &claims, &attacker), AuthError::BadSignature),
+            ("x5c header", sign_es256(&es_header(r#","x5c":["MIIB"]"#), &claims, &attacker), AuthError::BadSignature),
+            ("crit", sign_es256(&es_header(r#","crit":["b64"]"#), &claims, &es256_key()), AuthError::Malformed),
+            ("alg none with kid", format!("{}.{}.", b64::encode(format!(r#"{{"alg":"none","kid":"{KID}"}}"#).as_bytes()), b64::encode(claims.as_bytes())), AuthError::Malformed),
+        ];
+        for (name, token, want) in cases {
+            assert_eq!(check_es256(&token, &project_keys()), Err(want), "{name}");
+        }
+        // HS256 signed with the public key (as JWK JSON or as raw x||y): the HMAC secret comes only
+        // from SUPABASE_JWT_SECRET, so either the legacy secret rejects it or HS256 is off.
+        let mut raw_point = b64::decode(&x).unwrap();
+        raw_point.extend(b64::decode(&y).unwrap());
+        for secret in [public_jwk.as_bytes(), raw_point.as_slice()] {
+            let forged = sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, secret);
+            assert_eq!(check(&forged), Err(AuthError::BadSignature));
+            assert_eq!(check_es256(&forged, &project_keys()), Err(AuthError::BadSignature), "no HS256 key in a JWKS");
+        }
+        // The same claims rules apply to ES256 tokens.
+        let mut expired = good_claims();
+        expired["exp"] = json!(NOW - 61);
+        assert_eq!(check_es256(&sign_es256(&es_header(""), &expired.to_string(), &es256_key()), &project_keys()), Err(AuthError::Expired));
+        assert_eq!(check_es256(&good, &[]), Err(AuthError::BadSignature), "an empty JWKS verifies nothing");
     }
 
     #[test]
