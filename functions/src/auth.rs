@@ -1,9 +1,14 @@
 //! Verifying the caller's Supabase access token at the edge.
 //!
 //! This is an early reject: PostgREST verifies the same token again and RLS decides what it may
-//! touch. The rules themselves live in `shared::jwt`; this module supplies the key and the clock.
+//! touch. The rules themselves live in `shared::jwt`; this module supplies the keys and the clock.
+//! HS256 is checked in Rust against `SUPABASE_JWT_SECRET`; ES256 and RS256 through WebCrypto
+//! against the project's JWKS ([`crate::crypto`]). Which of the two systems is on comes from the
+//! configuration only (`shared::config`): a token's header picks among the enabled ones, never
+//! enables one, and never supplies a key (`jku`, `x5u`, `jwk`, `x5c` are not read).
 
 use crate::context::Cx;
+use crate::crypto;
 use shared::jwt::{self, Alg, AuthError, Claims, Rules};
 use shared::ApiError;
 
@@ -21,19 +26,10 @@ pub enum Anonymous {
 }
 
 /// Verifies the `Authorization: Bearer` token of the request.
-pub fn authenticate(cx: &Cx, anonymous: Anonymous) -> Result<User, ApiError> {
+pub async fn authenticate(cx: &Cx, anonymous: Anonymous) -> Result<User, ApiError> {
     let header = cx.req.headers().get("authorization").ok().flatten();
     let token = jwt::bearer(header.as_deref()).map_err(AuthError::to_api)?;
-    let rules = Rules::for_issuer(cx.cfg.issuer());
-    let now = (js_sys::Date::now() / 1000.0) as i64;
-    let verified = jwt::parse(token, &rules).and_then(|parsed| {
-        match (parsed.alg, cx.cfg.jwt_secret.as_deref()) {
-            (Alg::HS256, Some(secret)) => jwt::verify_hs256(&parsed, secret)?,
-            _ => return Err(AuthError::BadSignature),
-        }
-        jwt::validate(&parsed, &rules, now)
-    });
-    let claims = verified.map_err(|e| {
+    let claims = verify(cx, token).await.map_err(|e| {
         worker::console_log!("{{\"event\":\"auth_rejected\",\"reason\":\"{}\"}}", e.reason());
         e.to_api()
     })?;
@@ -41,4 +37,25 @@ pub fn authenticate(cx: &Cx, anonymous: Anonymous) -> Result<User, ApiError> {
         return Err(AuthError::AnonymousNotAllowed.to_api());
     }
     Ok(User { claims, token: token.to_owned() })
+}
+
+/// Signature first, with the key the configuration designates for the header's `alg`; claims
+/// after, so nothing about an unsigned token's claims is revealed by the error code.
+async fn verify(cx: &Cx, token: &str) -> Result<Claims, AuthError> {
+    let rules = Rules::for_issuer(cx.cfg.issuer());
+    let parsed = jwt::parse(token, &rules)?;
+    match (parsed.alg, cx.cfg.jwt_secret.as_deref(), cx.cfg.jwks.as_ref()) {
+        (Alg::HS256, Some(secret), _) => jwt::verify_hs256(&parsed, secret)?,
+        (Alg::ES256 | Alg::RS256, _, Some(keys)) => {
+            // `parse` guarantees a bounded, non-empty kid for asymmetric algorithms.
+            let kid = parsed.kid.as_deref().ok_or(AuthError::Malformed)?;
+            let key = crypto::key_for(keys, kid, parsed.alg).await?;
+            crypto::verify(&key, parsed.alg, parsed.signing_input.as_bytes(), &parsed.signature).await?;
+        }
+        // The header names a signing system this deployment does not use.
+        _ => return Err(AuthError::BadSignature),
+    }
+    // The clock is read after any fetch, so a slow JWKS answer cannot stretch `exp`.
+    let now = (js_sys::Date::now() / 1000.0) as i64;
+    jwt::validate(&parsed, &rules, now)
 }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod context;
+mod crypto;
 mod db;
 mod handlers;
 mod respond;

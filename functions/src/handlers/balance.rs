@@ -8,7 +8,7 @@ use shared::ApiError;
 use worker::Response;
 
 pub async fn handle(cx: Cx) -> Result<Response, ApiError> {
-    let user = authenticate(&cx, Anonymous::Allowed)?;
+    let user = authenticate(&cx, Anonymous::Allowed).await?;
     let body = db::rpc(&cx.cfg, Caller::User(&user.token), "get_balance", "{}").await?;
     Ok(respond::json(200, body))
 }
