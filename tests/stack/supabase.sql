@@ -49,11 +49,19 @@ create extension if not exists "uuid-ossp" with schema extensions;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 
 -- Supabase's default grants in public: usage on the schema, and ALL on every future table, function
--- and sequence for the three API roles (plus the usual PUBLIC execute on functions).
+-- and sequence for the three API roles (plus the usual PUBLIC execute on functions). Supabase sets
+-- these once, when the project is created; so does this file (on the run that creates the auth
+-- schema), so that re-running it never undoes what the migrations revoked.
 grant usage on schema public to postgres, anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to postgres, anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to postgres, anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to postgres, anon, authenticated, service_role;
+do $$
+begin
+  if not exists (select from pg_catalog.pg_namespace where nspname = 'auth') then
+    alter default privileges in schema public grant all on tables to postgres, anon, authenticated, service_role;
+    alter default privileges in schema public grant all on functions to postgres, anon, authenticated, service_role;
+    alter default privileges in schema public grant all on sequences to postgres, anon, authenticated, service_role;
+  end if;
+end
+$$;
 
 -- The auth schema, owned by Supabase Auth (GoTrue) on a real project.
 create schema if not exists auth;

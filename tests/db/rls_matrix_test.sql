@@ -1,0 +1,150 @@
+-- The role x table x command matrix: what anon, the owner, another user, an anonymous (Supabase
+-- anonymous sign-in) user and service_role can select, insert, update and delete, table by table.
+-- Outcomes: 'denied' = 42501 (no grant or a failing WITH CHECK), 'none' = the statement ran but saw
+-- or changed no row (an RLS USING filter), 'rows' = it saw or changed the owner's rows.
+-- Every statement targets the owner's rows and is rolled back by tests.attempt.
+begin;
+\ir _setup.psql
+select plan(328);
+
+-- Fixtures: the owner has a row in every table.
+select tests.create_user('owner@example.com') as owner \gset
+select tests.create_user('other@example.com') as other \gset
+select tests.create_user(null, true) as anonymous \gset
+insert into public.models (id, name, provider, cost_per_generation) values ('test-model', 'Test', 'test', 1), ('test-model-del', 'Test', 'test', 1);
+insert into public.credit_packages (id, name, credits, price_cents) values ('test-pack', 'Test', 1, 100), ('test-pack-del', 'Test', 1, 100);
+select public.fulfill_purchase('stripe', 'pi_owner', 'evt_owner', :'owner', 'starter', 499, 'usd') is not null as fulfilled;
+select tests.authenticate_as(:'owner');
+select public.generate('matrix-1', '{"model_id": "standard-v1", "prompt": "A video", "target_minutes": 1}') -> 'response' -> 'job' ->> 'id' as job \gset
+select public.create_draft('A draft') ->> 'claim_token' as token \gset
+select public.claim_draft(:'token') is not null as claimed;
+select tests.clear_authentication();
+select public.claim_next_jobs('worker-1') is not null as claimed_job;
+select public.complete_job(:'job', 2, null, null, '[{"kind": "video", "url": "https://cdn.example.com/v.mp4"}]') is not null as completed;
+
+create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
+grant select on matrix to public;
+insert into matrix values
+  ('profiles', 'select', 'select 1 from public.profiles where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('profiles', 'insert', 'insert into public.profiles (user_id) values (:owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('profiles', 'update', 'update public.profiles set display_name = display_name where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('profiles', 'delete', 'delete from public.profiles where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_balances', 'select', 'select 1 from public.credit_balances where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('credit_balances', 'insert', 'insert into public.credit_balances (user_id) values (gen_random_uuid())', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_balances', 'update', 'update public.credit_balances set available = available + 1000 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_balances', 'delete', 'delete from public.credit_balances where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_grants', 'select', 'select 1 from public.credit_grants where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('credit_grants', 'insert', 'insert into public.credit_grants (user_id, source, kind, amount, remaining) values (:owner, ''promotion'', ''promotional'', 1000, 1000)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_grants', 'update', 'update public.credit_grants set remaining = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_grants', 'delete', 'delete from public.credit_grants where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_holds', 'select', 'select 1 from public.credit_holds where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('credit_holds', 'insert', 'insert into public.credit_holds (user_id, amount, expires_at) values (:owner, 1, now())', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_holds', 'update', 'update public.credit_holds set status = status where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_holds', 'delete', 'delete from public.credit_holds where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_hold_allocations', 'select', 'select 1 from public.credit_hold_allocations where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('credit_hold_allocations', 'insert', 'insert into public.credit_hold_allocations (hold_id, grant_id, user_id, amount) values (gen_random_uuid(), gen_random_uuid(), :owner, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_hold_allocations', 'update', 'update public.credit_hold_allocations set released = 0 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_hold_allocations', 'delete', 'delete from public.credit_hold_allocations where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_ledger', 'select', 'select 1 from public.credit_ledger where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('credit_ledger', 'insert', 'insert into public.credit_ledger (user_id, type, delta_available, delta_held, delta_debt, balance_available_after, balance_held_after, balance_debt_after) values (:owner, ''grant'', 1000, 0, 0, 1000, 0, 0)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_ledger', 'update', 'update public.credit_ledger set delta_available = 1000 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('credit_ledger', 'delete', 'delete from public.credit_ledger where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('models', 'select', 'select 1 from public.models where id = ''test-model''', 'rows', 'rows', 'rows', 'rows', 'rows'),
+  ('models', 'insert', 'insert into public.models (id, name, provider, cost_per_generation) values (''test-model-new'', ''N'', ''p'', 1)', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('models', 'update', 'update public.models set cost_per_generation = 0, cost_per_minute = 1 where id = ''test-model''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('models', 'delete', 'delete from public.models where id = ''test-model-del''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('credit_packages', 'select', 'select 1 from public.credit_packages where id = ''test-pack''', 'rows', 'rows', 'rows', 'rows', 'rows'),
+  ('credit_packages', 'insert', 'insert into public.credit_packages (id, name, credits, price_cents) values (''test-pack-new'', ''N'', 1, 1)', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('credit_packages', 'update', 'update public.credit_packages set credits = 1000000 where id = ''test-pack''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('credit_packages', 'delete', 'delete from public.credit_packages where id = ''test-pack-del''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('purchases', 'select', 'select 1 from public.purchases where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('purchases', 'insert', 'insert into public.purchases (user_id, provider, package_id, credits, amount_cents, currency) values (:owner, ''stripe'', ''starter'', 100, 0, ''usd'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('purchases', 'update', 'update public.purchases set status = ''succeeded'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('purchases', 'delete', 'delete from public.purchases where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_events', 'select', 'select 1 from public.payment_events where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('payment_events', 'insert', 'insert into public.payment_events (provider, event_id, kind, provider_payment_id) values (''stripe'', ''evt_x'', ''payment'', ''pi_x'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_events', 'update', 'update public.payment_events set outcome = null where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_events', 'delete', 'delete from public.payment_events where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('projects', 'select', 'select 1 from public.projects where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('projects', 'insert', 'insert into public.projects (title, prompt) values (''Mine'', ''A prompt'')', 'denied', 'rows', 'rows', 'rows', 'denied'),
+  ('projects', 'update', 'update public.projects set title = ''Renamed'' where user_id = :owner', 'denied', 'rows', 'none', 'none', 'denied'),
+  ('projects', 'delete', 'delete from public.projects where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('jobs', 'select', 'select 1 from public.jobs where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('jobs', 'insert', 'insert into public.jobs (user_id, project_id, model_id, target_minutes, credits_reserved) values (:owner, gen_random_uuid(), ''standard-v1'', 1, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('jobs', 'update', 'update public.jobs set credits_final = 0 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('jobs', 'delete', 'delete from public.jobs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_steps', 'select', 'select 1 from public.job_steps where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('job_steps', 'insert', 'insert into public.job_steps (job_id, user_id, name) values (gen_random_uuid(), :owner, ''PLANNING'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_steps', 'update', 'update public.job_steps set status = ''failed'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_steps', 'delete', 'delete from public.job_steps where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('assets', 'select', 'select 1 from public.assets where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('assets', 'insert', 'insert into public.assets (job_id, project_id, user_id, kind, url) values (gen_random_uuid(), gen_random_uuid(), :owner, ''video'', ''https://x'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('assets', 'update', 'update public.assets set url = ''https://evil.example.com'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('assets', 'delete', 'delete from public.assets where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('draft_prompts', 'select', 'select 1 from public.draft_prompts where claimed_by = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('draft_prompts', 'insert', 'insert into public.draft_prompts (prompt, claim_token_hash, expires_at) values (''p'', sha256(''x''), now())', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('draft_prompts', 'update', 'update public.draft_prompts set claimed_by = null, claimed_at = null where claimed_by = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('draft_prompts', 'delete', 'delete from public.draft_prompts where claimed_by = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('idempotency_keys', 'select', 'select 1 from public.idempotency_keys where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('idempotency_keys', 'insert', 'insert into public.idempotency_keys (user_id, operation, key, request_fingerprint, expires_at) values (:owner, ''generate'', ''k'', sha256(''x''), now())', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('idempotency_keys', 'update', 'update public.idempotency_keys set response = ''{}'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('idempotency_keys', 'delete', 'delete from public.idempotency_keys where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
+
+-- The matrix covers every table of the public schema and every command.
+select set_eq(
+  $$ select distinct tbl from matrix $$,
+  $$ select tablename::text from pg_tables where schemaname = 'public' $$,
+  'the matrix covers every table in public');
+select is((select count(*)::int from matrix), (select count(distinct tbl)::int * 4 from matrix),
+  'the matrix has select, insert, update and delete for every table');
+
+create function pg_temp.run_matrix(p_owner uuid, p_other uuid, p_anonymous uuid)
+returns setof text
+language plpgsql
+as $$
+declare
+  m record;
+  v_who text;
+  v_expected text;
+  v_sql text;
+begin
+  for m in select * from matrix order by tbl, array_position(array['select', 'insert', 'update', 'delete'], cmd) loop
+    v_sql := replace(m.sql, ':owner', quote_literal(p_owner));
+    foreach v_who in array array['anon', 'owner', 'other', 'anonymous', 'service'] loop
+      case v_who
+        when 'anon' then perform tests.authenticate_as_anon(); v_expected := m.anon;
+        when 'owner' then perform tests.authenticate_as(p_owner); v_expected := m.owner;
+        when 'other' then perform tests.authenticate_as(p_other); v_expected := m.other;
+        when 'anonymous' then perform tests.authenticate_as(p_anonymous); v_expected := m.anonymous;
+        else perform tests.authenticate_as_service_role(); v_expected := m.service;
+      end case;
+      return next is(tests.attempt(v_sql), v_expected, format('%s: %s on %s -> %s', v_who, m.cmd, m.tbl, v_expected));
+      perform tests.clear_authentication();
+    end loop;
+  end loop;
+end;
+$$;
+grant execute on function pg_temp.run_matrix(uuid, uuid, uuid) to public;
+
+select * from pg_temp.run_matrix(:'owner', :'other', :'anonymous');
+
+-- Direct inserts cannot name another owner, whatever the grants.
+select tests.authenticate_as(:'other');
+select is(tests.attempt(format($$ insert into public.projects (user_id, title, prompt) values (%L, 't', 'p') $$, :'owner')), 'denied',
+  'another user cannot create a project owned by the owner');
+select is(tests.attempt($$ insert into public.projects (title, prompt) values ('t', 'p') returning user_id $$), 'rows',
+  'a user can create a project for themselves');
+select tests.authenticate_as(:'owner');
+select is(tests.attempt(format($$ update public.projects set title = 'x' where user_id = %L $$, :'owner')), 'rows',
+  'the owner can rename their project');
+select throws_ok(format($$ update public.projects set user_id = %L $$, :'other'), '42501', null,
+  'the owner cannot give a project to another user');
+select throws_ok($$ update public.profiles set stripe_customer_id = 'cus_1' $$, '42501', null,
+  'a user cannot set their Stripe customer id');
+select tests.clear_authentication();
+
+-- The owner's data stays consistent through all of it.
+select is(tests.violations(), '[]'::jsonb, 'reconcile finds no violation after the matrix');
+
+select * from finish();
+rollback;
