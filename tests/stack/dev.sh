@@ -16,6 +16,7 @@ bash tests/stack/build.sh
 
 cleanup() {
   trap - EXIT INT TERM
+  set +e
   printf '\nStopping the local stack...\n' >&2
   [ -n "${WORKER_PID:-}" ] && kill "$WORKER_PID" 2>/dev/null && wait "$WORKER_PID" 2>/dev/null
   [ -n "${POSTGREST_PID:-}" ] && kill "$POSTGREST_PID" 2>/dev/null && wait "$POSTGREST_PID" 2>/dev/null
