@@ -30,3 +30,37 @@ pub fn config(env: &Env) -> Result<Rc<Config>, String> {
     CONFIG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
     Ok(cfg)
 }
+
+impl Cx {
+    /// Reads and parses the JSON body: content type, size cap (from `Content-Length` before
+    /// reading, and from the bytes read), exact shape. See `shared::input`.
+    pub async fn json_body<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, shared::ApiError> {
+        shared::input::require_json(self.header("content-type").as_deref())?;
+        let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        if declared > shared::input::MAX_BODY_BYTES {
+            return Err(shared::input::too_large());
+        }
+        let bytes = self.req.bytes().await.map_err(|_| shared::ApiError::new(400, "invalid_json", "The body could not be read."))?;
+        shared::input::parse_json(&bytes)
+    }
+
+    /// A request header's value, if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.req.headers().get(name).ok().flatten()
+    }
+
+    /// A binding that only some handlers need (payment and pipeline secrets, URLs). A missing
+    /// one is a deployment fault: logged by name, answered as a generic 500.
+    pub fn setting(&self, name: &str) -> Result<String, shared::ApiError> {
+        self.env
+            .secret(name)
+            .map(|v| v.to_string())
+            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                worker::console_error!("{{\"event\":\"config_error\",\"error\":\"binding {} is not set\"}}", name);
+                shared::ApiError::internal()
+            })
+    }
+}

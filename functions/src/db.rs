@@ -15,8 +15,10 @@ use worker::{Fetch, Headers, Method, Request, RequestInit};
 pub enum Caller<'a> {
     /// A verified user's access token, forwarded as is.
     User(&'a str),
-    /// No user: PostgREST's anon role (public reads).
+    /// No user: PostgREST's anon role (public reads, visitor drafts).
     Anon,
+    /// The service_role key: back-office RPCs only (pipeline, payments, sweepers).
+    Service,
 }
 
 /// How many times a serialization failure or deadlock is retried before answering 503.
@@ -57,8 +59,17 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
     if let Some(key) = &cfg.anon_key {
         set("apikey", key)?;
     }
-    if let Caller::User(token) = caller {
-        set("authorization", &format!("Bearer {token}"))?;
+    match caller {
+        Caller::User(token) => set("authorization", &format!("Bearer {token}"))?,
+        Caller::Service => {
+            let key = cfg.service_role_key.as_deref().ok_or_else(|| {
+                worker::console_error!("{{\"event\":\"config_error\",\"error\":\"SUPABASE_SERVICE_ROLE_KEY is not set\"}}");
+                ApiError::internal()
+            })?;
+            set("authorization", &format!("Bearer {key}"))?;
+            set("apikey", key)?;
+        }
+        Caller::Anon => {}
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(args.into()));

@@ -31,6 +31,9 @@ pub struct Config {
     pub jwt_secret: Option<Vec<u8>>,
     /// Where and how the asymmetric signing keys are fetched; `None` when they are switched off.
     pub jwks: Option<JwksConfig>,
+    /// The project's service_role key, used only for the back-office RPCs (pipeline events,
+    /// payment fulfilment, sweepers), never for a user's request.
+    pub service_role_key: Option<String>,
 }
 
 /// The asymmetric signing keys' source and cache timings.
@@ -47,6 +50,7 @@ pub mod names {
     pub const SUPABASE_URL: &str = "SUPABASE_URL";
     pub const SUPABASE_ANON_KEY: &str = "SUPABASE_ANON_KEY";
     pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
+    pub const SUPABASE_SERVICE_ROLE_KEY: &str = "SUPABASE_SERVICE_ROLE_KEY";
     pub const SUPABASE_JWT_KEYS: &str = "SUPABASE_JWT_KEYS";
     pub const SUPABASE_JWKS_URL: &str = "SUPABASE_JWKS_URL";
     pub const JWKS_CACHE_TTL_SECS: &str = "JWKS_CACHE_TTL_SECS";
@@ -113,7 +117,14 @@ impl Config {
                 names::SUPABASE_JWT_KEYS
             ));
         }
-        Ok(Config { postgrest_url, supabase_url, anon_key: optional(names::SUPABASE_ANON_KEY), jwt_secret, jwks })
+        Ok(Config {
+            postgrest_url,
+            supabase_url,
+            anon_key: optional(names::SUPABASE_ANON_KEY),
+            jwt_secret,
+            jwks,
+            service_role_key: optional(names::SUPABASE_SERVICE_ROLE_KEY),
+        })
     }
 
     /// The `iss` claim Supabase Auth puts in this project's access tokens.

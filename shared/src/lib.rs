@@ -8,6 +8,7 @@
 pub mod b64;
 pub mod config;
 pub mod error;
+pub mod input;
 pub mod jwks;
 pub mod jwt;
 pub mod postgrest;

@@ -27,7 +27,14 @@ export const stack = {
   jwtSecret: need('E2E_JWT_SECRET'),
   supabaseUrl: need('E2E_SUPABASE_URL'),
   get issuer() { return `${this.supabaseUrl}/auth/v1`; },
+  /** The project's API keys, shaped as Supabase's legacy anon and service_role keys (HS256 JWTs). */
+  get anonKey() { return apiKey('anon'); },
+  get serviceRoleKey() { return apiKey('service_role'); },
 };
+
+function apiKey(role) {
+  return mintToken({ iss: 'supabase', ref: 'local', role, iat: 1700000000, exp: 2000000000 });
+}
 
 /** The Worker's modules as worker-build writes them: the ES module entry and its compiled wasm. */
 function modules() {
@@ -43,6 +50,8 @@ export function localBindings(overrides = {}) {
     POSTGREST_URL: stack.postgrestUrl,
     SUPABASE_URL: stack.supabaseUrl,
     SUPABASE_JWT_SECRET: stack.jwtSecret,
+    SUPABASE_ANON_KEY: stack.anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
     ...overrides,
   };
   for (const k of Object.keys(b)) if (b[k] === undefined) delete b[k];
