@@ -275,8 +275,9 @@ begin
             v_prompt, v_niche, v_minutes, v_voice, coalesce(v_mode, 'captions'), coalesce(v_settings, '{}'::jsonb))
     returning * into v_project;
   end if;
-  insert into public.jobs (id, user_id, project_id, model_id, status, target_minutes, credits_reserved, idempotency_key)
-  values (v_job_id, v_user_id, v_project.id, v_model.id, 'QUEUED', v_minutes, v_price, p_idempotency_key);
+  -- created_at is on the business clock: it orders the queue (claim_next_jobs takes the oldest first).
+  insert into public.jobs (id, user_id, project_id, model_id, status, target_minutes, credits_reserved, idempotency_key, created_at)
+  values (v_job_id, v_user_id, v_project.id, v_model.id, 'QUEUED', v_minutes, v_price, p_idempotency_key, v_now);
   v_hold_id := app.create_hold(v_user_id, v_price, v_now + interval '6 hours', v_job_id, p_idempotency_key);
   update public.jobs set hold_id = v_hold_id where id = v_job_id;
 
