@@ -12,5 +12,6 @@ pub mod input;
 pub mod jwks;
 pub mod jwt;
 pub mod postgrest;
+pub mod signature;
 
 pub use error::ApiError;
