@@ -1,7 +1,7 @@
 -- Sign-up creates a profile and a balance; users see and edit only their own; get_balance.
 begin;
 \ir _setup.psql
-select plan(20);
+select plan(22);
 
 select tests.create_user('alice@example.com') as alice \gset
 select tests.create_user('bob@example.com') as bob \gset
@@ -24,6 +24,10 @@ select ok(public.get_balance() ?& array['available', 'held', 'expiring_soon'],
   'get_balance returns available, held and expiring_soon');
 select is((public.get_balance() ->> 'held')::int, 0, 'a new user holds nothing');
 select is(jsonb_typeof(public.get_balance() -> 'available'), 'number', 'available is a number');
+select is((public.get_balance() ->> 'available')::int, 10, 'a new user starts with the 10 welcome credits');
+select tests.authenticate_as(:'bob');
+select is((public.get_balance() ->> 'available')::int, 10, 'each user sees their own balance');
+select tests.authenticate_as(:'alice');
 
 select tests.clear_authentication();
 select throws_ok($$ select public.get_balance() $$, '42501', 'Sign in to use this operation.',
