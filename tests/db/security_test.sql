@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(109);
+select plan(112);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -168,6 +168,17 @@ select is(
       and exists (select 1 from unnest(p.proargnames) a where a in ('p_user_id'))
       and has_function_privilege('authenticated', f.oid, 'execute')),
   '{}'::text[], 'no function a user can execute takes the acting user id as a parameter');
+
+select is(
+  (select coalesce(array_agg(f.fn order by f.fn), '{}') from actual_functions f
+    where f.fn like 'public.%' and obj_description(f.oid, 'pg_proc') is null),
+  '{}'::text[], 'every RPC in public has a comment (PostgREST''s OpenAPI description)');
+select is(
+  (select coalesce(array_agg(c.relname::text order by c.relname), '{}') from pg_class c
+    where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' and obj_description(c.oid, 'pg_class') is null),
+  '{}'::text[], 'every table in public has a comment');
+select ok(exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = 'jobs'),
+  'jobs are in the supabase_realtime publication, so clients can watch progress');
 
 -- 5. Behaviour: anon and users are refused service functions, whatever they pass.
 select tests.create_user('alice@example.com') as alice \gset
