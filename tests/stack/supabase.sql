@@ -9,6 +9,9 @@
 --
 -- Idempotent: every statement is guarded, so the file can be applied any number of times.
 
+-- Re-runs would otherwise print a NOTICE for every object that already exists.
+set client_min_messages = warning;
+
 -- Roles. anon and authenticated are what PostgREST switches to for visitors and signed-in users;
 -- service_role bypasses RLS (back office); authenticator is the login role PostgREST connects as.
 do $$
