@@ -22,7 +22,6 @@
 use crate::b64;
 use crate::jwt::Alg;
 use serde::Deserialize;
-use std::collections::HashMap;
 
 /// A JWKS document larger than this is refused (Supabase's holds a handful of keys, < 2 KB).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -74,12 +73,15 @@ pub enum JwksError {
 
 #[derive(Deserialize)]
 struct RawSet {
-    keys: Vec<serde_json::Value>,
+    keys: Vec<RawKey>,
 }
 
+/// Every member optional so an unusable key is skipped, not fatal; a member of the wrong JSON type
+/// or a repeated member makes the whole document unusable (fail closed). Deserialized into this
+/// struct directly, not through `serde_json::Value`, which would cost ~10 KB of wasm.
 #[derive(Deserialize)]
 struct RawKey {
-    kty: String,
+    kty: Option<String>,
     kid: Option<String>,
     alg: Option<String>,
     #[serde(rename = "use")]
@@ -92,25 +94,18 @@ struct RawKey {
     e: Option<String>,
 }
 
-/// Parses a JWKS document. The document must be a JSON object with a `keys` array; each entry that
-/// is not a usable signature-verification key (symmetric `oct` keys, other curves or algorithms,
-/// encryption keys, RSA keys under 2048 bits, no `kid`) is skipped, and a `kid` that appears twice
-/// is dropped altogether rather than guessed at.
+/// Parses a JWKS document. The document must be a JSON object with a `keys` array of objects; each
+/// entry that is not a usable signature-verification key (symmetric `oct` keys, other curves or
+/// algorithms, encryption keys, RSA keys under 2048 bits, no `kid`) is skipped, and a `kid` that
+/// appears twice, usable or not, is dropped altogether rather than guessed at.
 pub fn parse_jwks(body: &[u8]) -> Result<Vec<PublicKey>, JwksError> {
     if body.len() > MAX_JWKS_BYTES {
         return Err(JwksError::TooLarge);
     }
     let set: RawSet = serde_json::from_slice(body).map_err(|_| JwksError::NotAKeySet)?;
-    let mut keys: Vec<PublicKey> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for value in set.keys {
-        let Some(kid) = value.get("kid").and_then(|k| k.as_str()) else { continue };
-        *seen.entry(kid.to_owned()).or_default() += 1;
-        if let Some(key) = serde_json::from_value::<RawKey>(value).ok().and_then(usable_key) {
-            keys.push(key);
-        }
-    }
-    keys.retain(|k| seen.get(&k.kid) == Some(&1));
+    let all_kids: Vec<Option<String>> = set.keys.iter().map(|k| k.kid.clone()).collect();
+    let mut keys: Vec<PublicKey> = set.keys.into_iter().filter_map(usable_key).collect();
+    keys.retain(|k| all_kids.iter().filter(|kid| kid.as_deref() == Some(k.kid.as_str())).count() == 1);
     if keys.len() > MAX_KEYS {
         return Err(JwksError::TooManyKeys);
     }
@@ -126,7 +121,7 @@ fn usable_key(raw: RawKey) -> Option<PublicKey> {
         return None;
     }
     let decode = |v: Option<String>| v.as_deref().and_then(b64::decode);
-    let (alg, material) = match raw.kty.as_str() {
+    let (alg, material) = match raw.kty.as_deref().unwrap_or("") {
         "EC" => {
             if raw.crv.as_deref() != Some("P-256") || raw.alg.as_deref().is_some_and(|a| a != "ES256") {
                 return None;
@@ -191,7 +186,8 @@ pub enum Lookup<'a, K> {
 #[derive(Debug)]
 pub struct KeyCache<K> {
     timings: Timings,
-    keys: HashMap<String, (Alg, K)>,
+    /// At most [`MAX_KEYS`]: a linear search is as fast as a map and smaller in wasm.
+    keys: Vec<(String, Alg, K)>,
     /// When the current key set was received.
     fetched_at: Option<u64>,
     /// Start of the last completed fetch attempt, successful or not.
@@ -204,7 +200,7 @@ pub struct KeyCache<K> {
 
 impl<K> KeyCache<K> {
     pub fn new(timings: Timings) -> Self {
-        KeyCache { timings, keys: HashMap::new(), fetched_at: None, attempted_at: None, last_failed: false, in_flight: None, tickets: 0 }
+        KeyCache { timings, keys: Vec::new(), fetched_at: None, attempted_at: None, last_failed: false, in_flight: None, tickets: 0 }
     }
 
     pub fn timings(&self) -> Timings {
@@ -215,7 +211,7 @@ impl<K> KeyCache<K> {
     pub fn lookup(&self, kid: &str, alg: Alg, now: u64) -> Lookup<'_, K> {
         let fresh = self.fetched_at.is_some_and(|t| now < t.saturating_add(self.timings.ttl_ms));
         if fresh {
-            if let Some((key_alg, key)) = self.keys.get(kid) {
+            if let Some((_, key_alg, key)) = self.keys.iter().find(|(k, _, _)| k == kid) {
                 // A known kid with another algorithm is a relabelled header: refused, no refetch.
                 return if *key_alg == alg { Lookup::Hit(key) } else { Lookup::Unknown };
             }
@@ -256,7 +252,7 @@ impl<K> KeyCache<K> {
         self.attempted_at = Some(started);
         match outcome {
             Ok(keys) => {
-                self.keys = keys.into_iter().map(|(kid, alg, key)| (kid, (alg, key))).collect();
+                self.keys = keys;
                 self.fetched_at = Some(now);
                 self.last_failed = false;
             }
@@ -448,14 +444,17 @@ mod tests {
         e_one["e"] = "AQ".into();
         let got = parse(vec![
             wrong_curve, enc, no_verify, relabelled, short_x, padded, no_kid, oct, ps256, e_one, rsa("small", 1024), rsa("huge", 8192),
-            serde_json::json!("not an object"), ec("dup"), ec("dup"), ec("ok"),
+            ec("dup"), ec("dup"), ec("ok"),
         ]);
         assert_eq!(got, vec![("ok".to_string(), Alg::ES256)]);
     }
 
     #[test]
     fn refuses_documents_that_are_not_key_sets() {
-        for bad in [&b"<html>502 Bad Gateway</html>"[..], b"", b"{}", b"[]", br#"{"keys":{}}"#, br#"{"keys":[],"keys":[]}"#, b"null"] {
+        let not_an_object = br#"{"keys":["not an object"]}"#;
+        let wrong_type = br#"{"keys":[{"kty":"EC","kid":7}]}"#;
+        let repeated_member = br#"{"keys":[{"kty":"EC","kid":"a","kid":"b"}]}"#;
+        for bad in [&b"<html>502 Bad Gateway</html>"[..], b"", b"{}", b"[]", br#"{"keys":{}}"#, br#"{"keys":[],"keys":[]}"#, b"null", not_an_object, wrong_type, repeated_member] {
             assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
         }
         let big = format!(r#"{{"keys":[],"pad":"{}"}}"#, "a".repeat(MAX_JWKS_BYTES));
