@@ -13,5 +13,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod postgrest;
 pub mod signature;
+pub mod stripe;
+pub mod appstore;
 
 pub use error::ApiError;

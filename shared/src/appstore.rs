@@ -1,0 +1,760 @@
+//! App Store signed data (StoreKit 2 transactions, Server Notifications V2), without a runtime.
+//!
+//! Apple signs with ES256 and puts the signing chain in the JWS header (`x5c`: leaf, intermediate,
+//! root). This module decides everything that is not elliptic-curve arithmetic: the JWS shape, a
+//! minimal DER walker over the three certificates (TBS bytes, names, validity, public key, signature
+//! algorithm and value, extensions), the chain rules, and the payload rules. What it cannot do
+//! without a curve implementation it returns as [`Check`]s (key, curve, hash, message, raw `r||s`
+//! signature) for the Worker to run through WebCrypto; every one of them must pass.
+//!
+//! Chain rules (as Apple's App Store Server Library applies them): exactly three certificates;
+//! the last is byte-for-byte the configured Apple root; each is issued by the next (names match and
+//! the issuer's key verifies the signature); the intermediate is a CA carrying Apple's marker
+//! extension 1.2.840.113635.100.6.2.1; the leaf carries 1.2.840.113635.100.6.11.1 and a P-256
+//! key; all three are valid at the payload's `signedDate` (transactions outlive their certificates,
+//! so the signing date is the effective date, and it may not lie in the future). The header's
+//! `alg` must be ES256; keys never come from anywhere but `x5c` checked against the root.
+
+use crate::{b64, ApiError};
+use base64::Engine;
+use serde_json::Value;
+
+/// Longest signed payload accepted (a notification embeds a signed transaction).
+pub const MAX_JWS_LEN: usize = 48 * 1024;
+
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+const OID_ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+/// 1.2.840.113635.100.6.11.1: Apple's marker on App Store receipt-signing leaf certificates.
+pub const OID_LEAF_MARKER: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x06, 0x0b, 0x01];
+/// 1.2.840.113635.100.6.2.1: Apple's marker on the WWDR intermediate certificate.
+pub const OID_INTERMEDIATE_MARKER: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x06, 0x02, 0x01];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    /// WebCrypto's `namedCurve`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+        }
+    }
+    fn scalar_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    Sha256,
+    Sha384,
+}
+
+impl Hash {
+    /// WebCrypto's hash name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hash::Sha256 => "SHA-256",
+            Hash::Sha384 => "SHA-384",
+        }
+    }
+}
+
+/// Why signed data was refused (logged; the client sees one code per endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwsError {
+    Malformed,
+    Algorithm,
+    ChainLength,
+    UnknownRoot,
+    Certificate,
+    Chain,
+    Marker,
+    NotValidAtSigningDate,
+    BadSignature,
+}
+
+// ---- DER ----------------------------------------------------------------------------------------
+
+/// Splits one DER TLV off `input`: (tag, content, whole encoding, rest). Definite, minimal lengths
+/// only, single-byte tags (all X.509 needs).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        first as usize
+    } else {
+        let n = (first & 0x7f) as usize;
+        let (bytes, r) = rest.split_at_checked(n).filter(|_| (1..=3).contains(&n))?;
+        let len = bytes.iter().fold(0usize, |a, &b| (a << 8) | b as usize);
+        if bytes[0] == 0 || len < 0x80 {
+            return None;
+        }
+        rest = r;
+        len
+    };
+    let header = input.len() - rest.len();
+    let (content, rest) = rest.split_at_checked(len)?;
+    Some((tag, content, &input[..header + len], rest))
+}
+
+/// Reads the elements of a constructed value in order.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.0.first().copied()
+    }
+    /// The next element's (content, whole encoding), which must have `tag`.
+    fn take(&mut self, tag: u8) -> Option<(&'a [u8], &'a [u8])> {
+        let (t, content, whole, rest) = tlv(self.0)?;
+        if t != tag {
+            return None;
+        }
+        self.0 = rest;
+        Some((content, whole))
+    }
+    fn next(&mut self, tag: u8) -> Option<&'a [u8]> {
+        self.take(tag).map(|(c, _)| c)
+    }
+    fn optional(&mut self, tag: u8) -> Option<Option<&'a [u8]>> {
+        if self.peek() == Some(tag) {
+            self.next(tag).map(Some)
+        } else {
+            Some(None)
+        }
+    }
+    fn end(&self) -> Option<()> {
+        self.0.is_empty().then_some(())
+    }
+}
+
+/// Parses one whole DER value of `tag` and nothing after it.
+fn only(input: &[u8], tag: u8) -> Option<&[u8]> {
+    let mut r = Reader(input);
+    let c = r.next(tag)?;
+    r.end()?;
+    Some(c)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, 0x18) as unix seconds.
+fn time(r: &mut Reader<'_>) -> Option<i64> {
+    let tag = r.peek()?;
+    let s = r.next(tag)?;
+    let (year, rest) = match (tag, s.len()) {
+        (0x17, 13) => {
+            let yy = num(&s[..2])?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
+        }
+        (0x18, 15) => (num(&s[..4])?, &s[4..]),
+        _ => return None,
+    };
+    if rest[10] != b'Z' {
+        return None;
+    }
+    let (mo, d, h, mi, se) = (num(&rest[0..2])?, num(&rest[2..4])?, num(&rest[4..6])?, num(&rest[6..8])?, num(&rest[8..10])?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, mo, d) * 86400 + h * 3600 + mi * 60 + se)
+}
+
+fn num(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |a, &b| b.is_ascii_digit().then(|| a * 10 + (b - b'0') as i64))
+}
+
+/// One X.509 certificate, reduced to what the chain rules look at.
+#[derive(Debug, Clone)]
+pub struct Cert<'a> {
+    /// The whole `TBSCertificate` encoding: what the issuer signed.
+    pub tbs: &'a [u8],
+    pub issuer: &'a [u8],
+    pub subject: &'a [u8],
+    pub not_before: i64,
+    pub not_after: i64,
+    /// The whole `SubjectPublicKeyInfo` (WebCrypto imports it as `spki`).
+    pub spki: &'a [u8],
+    pub curve: Curve,
+    /// The hash of the issuer's signature over `tbs`.
+    pub hash: Hash,
+    /// The issuer's signature, DER `Ecdsa-Sig-Value`.
+    pub signature: &'a [u8],
+    pub is_ca: bool,
+    pub extensions: Vec<&'a [u8]>,
+}
+
+fn signature_hash(alg: &[u8]) -> Option<Hash> {
+    // ecdsa-with-SHA* has no parameters.
+    match only(alg, 0x06)? {
+        OID_ECDSA_SHA256 => Some(Hash::Sha256),
+        OID_ECDSA_SHA384 => Some(Hash::Sha384),
+        _ => None,
+    }
+}
+
+/// Parses a DER certificate with an EC key and an ECDSA signature; anything else is `None`.
+pub fn parse_cert(der: &[u8]) -> Option<Cert<'_>> {
+    let mut outer = Reader(only(der, 0x30)?);
+    let (tbs_content, tbs) = outer.take(0x30)?;
+    let alg = outer.next(0x30)?;
+    let bits = outer.next(0x03)?;
+    outer.end()?;
+    let (&unused, signature) = bits.split_first()?;
+    if unused != 0 {
+        return None;
+    }
+    let hash = signature_hash(alg)?;
+
+    let mut t = Reader(tbs_content);
+    // Version: v3 (INTEGER 2) explicitly tagged [0].
+    if only(t.next(0xa0)?, 0x02)? != [2] {
+        return None;
+    }
+    t.next(0x02)?;
+    if t.next(0x30)? != alg {
+        return None;
+    }
+    let (_, issuer) = t.take(0x30)?;
+    let mut validity = Reader(t.next(0x30)?);
+    let not_before = time(&mut validity)?;
+    let not_after = time(&mut validity)?;
+    validity.end()?;
+    let (_, subject) = t.take(0x30)?;
+    let (spki_content, spki) = t.take(0x30)?;
+    t.optional(0x81)?;
+    t.optional(0x82)?;
+    let mut extensions = Vec::new();
+    let mut is_ca = false;
+    if let Some(exts) = t.optional(0xa3)? {
+        let mut list = Reader(only(exts, 0x30)?);
+        while list.peek().is_some() {
+            let mut ext = Reader(list.next(0x30)?);
+            let oid = ext.next(0x06)?;
+            ext.optional(0x01)?;
+            let value = ext.next(0x04)?;
+            ext.end()?;
+            if oid == OID_BASIC_CONSTRAINTS {
+                // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER OPTIONAL }
+                let mut bc = Reader(only(value, 0x30)?);
+                is_ca = bc.optional(0x01)? == Some(&[0xff][..]);
+            }
+            extensions.push(oid);
+        }
+    }
+    t.end()?;
+
+    let mut key = Reader(spki_content);
+    let mut key_alg = Reader(key.next(0x30)?);
+    let point = key.next(0x03)?;
+    key.end()?;
+    if key_alg.next(0x06)? != OID_EC_PUBLIC_KEY {
+        return None;
+    }
+    let curve = match key_alg.next(0x06)? {
+        OID_P256 => Curve::P256,
+        OID_P384 => Curve::P384,
+        _ => return None,
+    };
+    key_alg.end()?;
+    // An uncompressed point after the BIT STRING's unused-bits byte.
+    if point.len() != 2 + 2 * curve.scalar_len() || point[0] != 0 || point[1] != 4 {
+        return None;
+    }
+    Some(Cert { tbs, issuer, subject, not_before, not_after, spki, curve, hash, signature, is_ca, extensions })
+}
+
+/// DER `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` to the fixed-size `r || s` that
+/// WebCrypto (and JWS) use, for a curve whose scalars are `n` bytes.
+pub fn ecdsa_raw(der: &[u8], n: usize) -> Option<Vec<u8>> {
+    let mut seq = Reader(only(der, 0x30)?);
+    let mut out = vec![0u8; 2 * n];
+    for half in 0..2 {
+        let int = seq.next(0x02)?;
+        // Positive, minimally encoded: one leading zero only before a high bit.
+        if int.is_empty() || int[0] & 0x80 != 0 || (int.len() > 1 && int[0] == 0 && int[1] & 0x80 == 0) {
+            return None;
+        }
+        let digits = if int[0] == 0 { &int[1..] } else { int };
+        if digits.len() > n || digits.is_empty() {
+            return None;
+        }
+        out[half * n + n - digits.len()..(half + 1) * n].copy_from_slice(digits);
+    }
+    seq.end()?;
+    Some(out)
+}
+
+// ---- JWS ----------------------------------------------------------------------------------------
+
+/// One ECDSA verification the caller must run: `signature` (raw `r || s`) over `message` with the
+/// `spki` key on `curve`, hashing with `hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub spki: Vec<u8>,
+    pub curve: Curve,
+    pub hash: Hash,
+    pub message: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// A JWS whose structure and chain passed every rule here; trusted only after all `checks` pass.
+#[derive(Debug)]
+pub struct Signed {
+    pub payload: Value,
+    pub checks: Vec<Check>,
+}
+
+/// Parses a signed transaction or notification and applies the chain rules with `root` (the
+/// configured Apple root, DER) at the payload's signing date; `now` (unix seconds) bounds that date.
+pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError> {
+    use JwsError::*;
+    if token.len() > MAX_JWS_LEN {
+        return Err(Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(Malformed);
+    };
+    let header: Value = b64::decode(h).and_then(|b| serde_json::from_slice(&b).ok()).ok_or(Malformed)?;
+    let payload: Value = b64::decode(p).and_then(|b| serde_json::from_slice(&b).ok()).ok_or(Malformed)?;
+    let signature = b64::decode(s).ok_or(Malformed)?;
+    if header["alg"] != "ES256" {
+        return Err(Algorithm);
+    }
+    if header.get("crit").is_some() || !payload.is_object() {
+        return Err(Malformed);
+    }
+    let x5c = header["x5c"].as_array().ok_or(Malformed)?;
+    if x5c.len() != 3 {
+        return Err(ChainLength);
+    }
+    let ders = x5c
+        .iter()
+        .map(|c| c.as_str().and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok()))
+        .collect::<Option<Vec<Vec<u8>>>>()
+        .ok_or(Malformed)?;
+    if ders[2] != root {
+        return Err(UnknownRoot);
+    }
+    let certs = ders.iter().map(|d| parse_cert(d)).collect::<Option<Vec<_>>>().ok_or(Certificate)?;
+    let (leaf, intermediate, root) = (&certs[0], &certs[1], &certs[2]);
+    if leaf.issuer != intermediate.subject || intermediate.issuer != root.subject || !intermediate.is_ca || !root.is_ca || leaf.is_ca {
+        return Err(Chain);
+    }
+    if !leaf.extensions.contains(&OID_LEAF_MARKER) || !intermediate.extensions.contains(&OID_INTERMEDIATE_MARKER) {
+        return Err(Marker);
+    }
+    if leaf.curve != Curve::P256 || signature.len() != 64 {
+        return Err(Algorithm);
+    }
+    let signed_ms = payload["signedDate"].as_i64().ok_or(Malformed)?;
+    let at = signed_ms.div_euclid(1000);
+    if at > now + 300 || certs.iter().any(|c| at < c.not_before || at > c.not_after) {
+        return Err(NotValidAtSigningDate);
+    }
+    let link = |subject: &Cert<'_>, issuer: &Cert<'_>| -> Result<Check, JwsError> {
+        Ok(Check {
+            spki: issuer.spki.to_vec(),
+            curve: issuer.curve,
+            hash: subject.hash,
+            message: subject.tbs.to_vec(),
+            signature: ecdsa_raw(subject.signature, issuer.curve.scalar_len()).ok_or(Certificate)?,
+        })
+    };
+    let checks = vec![
+        link(intermediate, root)?,
+        link(leaf, intermediate)?,
+        Check { spki: leaf.spki.to_vec(), curve: Curve::P256, hash: Hash::Sha256, message: token[..h.len() + 1 + p.len()].as_bytes().to_vec(), signature },
+    ];
+    Ok(Signed { payload, checks })
+}
+
+// ---- payloads ------------------------------------------------------------------------------------
+
+/// What the App Store settings require of every payload.
+pub struct Expect<'a> {
+    pub bundle_id: &'a str,
+    pub environment: &'a str,
+}
+
+/// A verified consumable transaction, ready for `fulfill_purchase`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub transaction_id: String,
+    pub product_id: String,
+    /// The app account token, lower-cased (a UUID the app sets to the buyer's user id).
+    pub app_account_token: Option<String>,
+    /// In minor units (Apple gives milli-units); 0 when the transaction carries no price.
+    pub amount_cents: i64,
+    /// ISO 4217, lower case; `xxx` ("no currency") when the transaction carries none.
+    pub currency: String,
+    pub revoked: bool,
+}
+
+fn refuse(code: &str, message: &str) -> ApiError {
+    ApiError::new(400, code, message)
+}
+
+/// Applies the bundle, environment and shape rules to a verified transaction payload.
+pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
+    if payload["bundleId"] != expect.bundle_id {
+        return Err(refuse("wrong_bundle", "The transaction belongs to another app."));
+    }
+    if payload["environment"] != expect.environment {
+        return Err(refuse("wrong_environment", "The transaction comes from another App Store environment."));
+    }
+    let text = |k: &str, max: usize| payload[k].as_str().filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()));
+    let transaction_id = text("transactionId", 64).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
+    let product_id = text("productId", 255).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
+    if payload["type"] != "Consumable" {
+        return Err(refuse("unsupported_product_type", "Only consumable credit packages can be redeemed."));
+    }
+    let currency = text("currency", 3).filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_lowercase);
+    let price = payload["price"].as_i64().filter(|p| (0..=10_000_000_000).contains(p));
+    let (amount_cents, currency) = match (price, currency) {
+        (Some(p), Some(c)) => (p / 10, c),
+        _ => (0, "xxx".to_owned()),
+    };
+    Ok(Transaction {
+        transaction_id: transaction_id.to_owned(),
+        product_id: product_id.to_owned(),
+        app_account_token: text("appAccountToken", 36).map(str::to_ascii_lowercase),
+        amount_cents,
+        currency,
+        revoked: !payload["revocationDate"].is_null(),
+    })
+}
+
+/// A verified App Store Server Notification V2, reduced to what the ledger cares about.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Notification<'a> {
+    pub notification_type: &'a str,
+    pub notification_uuid: &'a str,
+    /// The embedded signed transaction (verified separately, like a submitted one).
+    pub signed_transaction: Option<&'a str>,
+}
+
+/// Applies the bundle, environment and shape rules to a verified notification payload.
+pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
+    let bad = || refuse("invalid_notification", "The notification is not a valid App Store Server Notification V2.");
+    let notification_type = payload["notificationType"].as_str().filter(|s| s.len() <= 64).ok_or_else(bad)?;
+    let notification_uuid = payload["notificationUUID"].as_str().filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
+    let data = &payload["data"];
+    // TEST and a few summary notifications carry no app data to check.
+    if data.is_object() {
+        if data["bundleId"] != expect.bundle_id {
+            return Err(refuse("wrong_bundle", "The notification belongs to another app."));
+        }
+        if data["environment"] != expect.environment {
+            return Err(refuse("wrong_environment", "The notification comes from another App Store environment."));
+        }
+    }
+    Ok(Notification { notification_type, notification_uuid, signed_transaction: data["signedTransactionInfo"].as_str() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_der_lengths_strictly() {
+        assert_eq!(tlv(&[0x04, 0x01, 0xaa, 0xff]).map(|t| (t.0, t.1.to_vec(), t.3.to_vec())), Some((4, vec![0xaa], vec![0xff])));
+        let mut long = vec![0x04, 0x81, 0x80];
+        long.extend([0u8; 128]);
+        assert_eq!(tlv(&long).map(|t| t.1.len()), Some(128));
+        for bad in [&[0x04, 0x81, 0x05, 0, 0, 0, 0, 0][..], &[0x04, 0x80], &[0x04, 0x82, 0x00, 0x80], &[0x04, 0x05, 0x00], &[0x1f, 0x01, 0x00], &[0x04]] {
+            assert!(tlv(bad).is_none(), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn reads_both_time_forms() {
+        let t = |tag: u8, s: &str| {
+            let mut v = vec![tag, s.len() as u8];
+            v.extend(s.as_bytes());
+            time(&mut Reader(&v))
+        };
+        assert_eq!(t(0x17, "700101000000Z"), Some(0));
+        assert_eq!(t(0x17, "490101000000Z"), Some(2493072000));
+        assert_eq!(t(0x18, "20240229120000Z"), Some(1709208000));
+        assert_eq!(t(0x17, "241301000000Z"), None);
+        assert_eq!(t(0x17, "240101000000+"), None);
+        assert_eq!(t(0x18, "240101000000Z"), None);
+    }
+
+    #[test]
+    fn converts_der_signatures_to_raw() {
+        // r = 0x80.. (needs a leading zero), s = 0x01 (short): padded to the scalar size.
+        let mut der = vec![0x30, 0x00, 0x02, 0x21, 0x00, 0x80];
+        der.extend([0x11u8; 31]);
+        der.extend([0x02, 0x01, 0x01]);
+        der[1] = (der.len() - 2) as u8;
+        let raw = ecdsa_raw(&der, 32).unwrap();
+        assert_eq!(raw.len(), 64);
+        assert_eq!(raw[0], 0x80);
+        assert_eq!(&raw[32..63], &[0u8; 31]);
+        assert_eq!(raw[63], 1);
+        assert!(ecdsa_raw(&der, 16).is_none(), "too long for the curve");
+        assert!(ecdsa_raw(&[0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01], 32).is_none(), "negative");
+        assert!(ecdsa_raw(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01], 32).is_none(), "non-minimal");
+    }
+
+    /// Builds DER for the tests: a tiny encoder, enough to make certificates.
+    pub(crate) mod der {
+        pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut v = vec![tag];
+            let n = content.len();
+            if n < 0x80 {
+                v.push(n as u8);
+            } else if n < 0x100 {
+                v.extend([0x81, n as u8]);
+            } else {
+                v.extend([0x82, (n >> 8) as u8, n as u8]);
+            }
+            v.extend(content);
+            v
+        }
+        pub fn seq(items: &[Vec<u8>]) -> Vec<u8> {
+            tlv(0x30, &items.concat())
+        }
+        pub fn oid(bytes: &[u8]) -> Vec<u8> {
+            tlv(0x06, bytes)
+        }
+        pub fn name(cn: &str) -> Vec<u8> {
+            seq(&[tlv(0x31, &seq(&[oid(&[0x55, 0x04, 0x03]), tlv(0x0c, cn.as_bytes())]))])
+        }
+    }
+
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+
+    fn spki_of(key: &SigningKey) -> Vec<u8> {
+        use der::*;
+        let point = key.verifying_key().to_encoded_point(false);
+        let mut bits = vec![0];
+        bits.extend(point.as_bytes());
+        seq(&[seq(&[oid(OID_EC_PUBLIC_KEY), oid(OID_P256)]), tlv(0x03, &bits)])
+    }
+
+    fn sig_der(sig: &Signature) -> Vec<u8> {
+        let raw = sig.to_bytes();
+        let int = |b: &[u8]| {
+            let mut d: Vec<u8> = b.iter().copied().skip_while(|&x| x == 0).collect();
+            if d.first().is_none_or(|&x| x & 0x80 != 0) {
+                d.insert(0, 0);
+            }
+            der::tlv(0x02, &d)
+        };
+        der::seq(&[int(&raw[..32]), int(&raw[32..])])
+    }
+
+    struct Ca {
+        key: SigningKey,
+        name: &'static str,
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_slice(&[seed; 32]).unwrap()
+    }
+
+    /// A P-256 certificate for `subject_key`, signed by `issuer` (ECDSA with SHA-256).
+    fn cert(subject: &str, subject_key: &SigningKey, issuer: &Ca, ca: bool, marker: Option<&[u8]>, validity: (&str, &str)) -> Vec<u8> {
+        use der::*;
+        let alg = seq(&[oid(OID_ECDSA_SHA256)]);
+        let spki = spki_of(subject_key);
+        let mut exts = vec![seq(&[oid(OID_BASIC_CONSTRAINTS), tlv(0x01, &[0xff]), tlv(0x04, &seq(&[tlv(0x01, &[if ca { 0xff } else { 0 }])]))])];
+        if let Some(m) = marker {
+            exts.push(seq(&[oid(m), tlv(0x04, &[0x05, 0x00])]));
+        }
+        let tbs = seq(&[
+            tlv(0xa0, &tlv(0x02, &[2])),
+            tlv(0x02, &[0x01, 0x23]),
+            alg.clone(),
+            name(issuer.name),
+            seq(&[tlv(0x17, validity.0.as_bytes()), tlv(0x17, validity.1.as_bytes())]),
+            name(subject),
+            spki,
+            tlv(0xa3, &seq(&exts)),
+        ]);
+        let sig: Signature = issuer.key.sign(&tbs);
+        let mut bits = vec![0];
+        bits.extend(sig_der(&sig));
+        seq(&[tbs, alg, tlv(0x03, &bits)])
+    }
+
+    const VALID: (&str, &str) = ("200101000000Z", "400101000000Z");
+    const SIGNED_MS: i64 = 1_800_000_000_000;
+
+    struct Chain {
+        certs: [Vec<u8>; 3],
+        leaf_key: SigningKey,
+    }
+
+    fn chain(tweak: impl FnOnce(&mut [Option<&[u8]>; 2], &mut [(&str, &str); 3], &mut [bool; 2])) -> Chain {
+        let root = Ca { key: key(1), name: "Test Root" };
+        let inter = Ca { key: key(2), name: "Test WWDR" };
+        let leaf_key = key(3);
+        let mut markers: [Option<&[u8]>; 2] = [Some(OID_LEAF_MARKER), Some(OID_INTERMEDIATE_MARKER)];
+        let mut validity = [VALID; 3];
+        let mut ca = [false, true];
+        tweak(&mut markers, &mut validity, &mut ca);
+        Chain {
+            certs: [
+                cert("Test Leaf", &leaf_key, &inter, ca[0], markers[0], validity[0]),
+                cert(inter.name, &inter.key, &root, ca[1], markers[1], validity[1]),
+                cert(root.name, &root.key, &root, true, None, validity[2]),
+            ],
+            leaf_key,
+        }
+    }
+
+    fn jws(c: &Chain, header: Value, payload: Value) -> String {
+        let h = b64::encode(header.to_string().as_bytes());
+        let p = b64::encode(payload.to_string().as_bytes());
+        let sig: Signature = c.leaf_key.sign(format!("{h}.{p}").as_bytes());
+        format!("{h}.{p}.{}", b64::encode(&sig.to_bytes()))
+    }
+
+    fn header(c: &Chain) -> Value {
+        let std = |d: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
+        serde_json::json!({"alg": "ES256", "x5c": c.certs.iter().map(std).collect::<Vec<_>>()})
+    }
+
+    fn payload() -> Value {
+        serde_json::json!({"transactionId": "2000000123", "productId": "com.example.credits.starter", "bundleId": "com.example.app",
+            "environment": "Sandbox", "type": "Consumable", "signedDate": SIGNED_MS, "price": 4990, "currency": "USD",
+            "appAccountToken": "0B7C3F0E-6B57-4D1E-9A4B-1C2D3E4F5A6B"})
+    }
+
+    /// Runs the checks natively, as the Worker runs them through WebCrypto.
+    fn run_checks(checks: &[Check]) -> bool {
+        use p256::ecdsa::signature::Verifier;
+        checks.iter().all(|c| {
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&c.spki[c.spki.len() - 65..]).unwrap();
+            let sig = Signature::from_slice(&c.signature).unwrap();
+            c.curve == Curve::P256 && c.hash == Hash::Sha256 && key.verify(&c.message, &sig).is_ok()
+        })
+    }
+
+    const NOW: i64 = SIGNED_MS / 1000 + 60;
+
+    #[test]
+    fn accepts_a_good_chain_and_every_check_verifies() {
+        let c = chain(|_, _, _| {});
+        let leaf = parse_cert(&c.certs[0]).unwrap();
+        assert_eq!((leaf.curve, leaf.hash, leaf.is_ca), (Curve::P256, Hash::Sha256, false));
+        assert_eq!((leaf.not_before, leaf.not_after), (1577836800, 2208988800));
+        assert!(leaf.extensions.contains(&OID_LEAF_MARKER));
+        let signed = parse_jws(&jws(&c, header(&c), payload()), &c.certs[2], NOW).unwrap();
+        assert_eq!(signed.checks.len(), 3);
+        assert!(run_checks(&signed.checks));
+        let tx = transaction(&signed.payload, &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
+        assert_eq!(tx.transaction_id, "2000000123");
+        assert_eq!((tx.amount_cents, tx.currency.as_str()), (499, "usd"));
+        assert_eq!(tx.app_account_token.as_deref(), Some("0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b"));
+        assert!(!tx.revoked);
+    }
+
+    #[test]
+    fn a_forged_signature_fails_its_check() {
+        let c = chain(|_, _, _| {});
+        let token = jws(&c, header(&c), payload());
+        let (rest, _) = token.rsplit_once('.').unwrap();
+        let other = jws(&c, header(&c), serde_json::json!({"signedDate": SIGNED_MS, "x": 1}));
+        let forged = format!("{rest}.{}", other.rsplit_once('.').unwrap().1);
+        let signed = parse_jws(&forged, &c.certs[2], NOW).unwrap();
+        assert!(!run_checks(&signed.checks));
+        // A leaf signed by a key other than the intermediate's fails the chain check.
+        let mut c2 = chain(|_, _, _| {});
+        let stranger = Ca { key: key(9), name: "Test WWDR" };
+        c2.certs[0] = cert("Test Leaf", &c2.leaf_key, &stranger, false, Some(OID_LEAF_MARKER), VALID);
+        let signed = parse_jws(&jws(&c2, header(&c2), payload()), &c2.certs[2], NOW).unwrap();
+        assert!(!run_checks(&signed.checks));
+    }
+
+    #[test]
+    fn refuses_every_broken_rule() {
+        let good = chain(|_, _, _| {});
+        let root = good.certs[2].clone();
+        let t = |c: &Chain, h: Value, p: Value| parse_jws(&jws(c, h, p), &root, NOW).map(|_| ()).unwrap_err();
+        let mut h = header(&good);
+        h["alg"] = "HS256".into();
+        assert_eq!(t(&good, h, payload()), JwsError::Algorithm);
+        let mut h = header(&good);
+        h["x5c"].as_array_mut().unwrap().pop();
+        assert_eq!(t(&good, h, payload()), JwsError::ChainLength);
+        let mut h = header(&good);
+        h["x5c"][2] = h["x5c"][1].clone();
+        assert_eq!(t(&good, h, payload()), JwsError::UnknownRoot);
+        let no_leaf_marker = chain(|m, _, _| m[0] = None);
+        assert_eq!(t(&no_leaf_marker, header(&no_leaf_marker), payload()), JwsError::Marker);
+        let swapped = chain(|m, _, _| *m = [Some(OID_INTERMEDIATE_MARKER), Some(OID_LEAF_MARKER)]);
+        assert_eq!(t(&swapped, header(&swapped), payload()), JwsError::Marker);
+        let not_ca = chain(|_, _, ca| ca[1] = false);
+        assert_eq!(t(&not_ca, header(&not_ca), payload()), JwsError::Chain);
+        let expired = chain(|_, v, _| v[0] = ("200101000000Z", "260101000000Z"));
+        assert_eq!(t(&expired, header(&expired), payload()), JwsError::NotValidAtSigningDate);
+        let mut future = payload();
+        future["signedDate"] = (NOW * 1000 + 600_000).into();
+        assert_eq!(t(&good, header(&good), future), JwsError::NotValidAtSigningDate);
+        for bad in ["", "a.b", "a.b.c.d", &"a".repeat(MAX_JWS_LEN + 1)] {
+            assert_eq!(parse_jws(bad, &root, NOW).unwrap_err(), JwsError::Malformed, "{bad:.20}");
+        }
+    }
+
+    #[test]
+    fn checks_transaction_and_notification_payloads() {
+        let expect = Expect { bundle_id: "com.example.app", environment: "Sandbox" };
+        for (field, value, code) in [
+            ("bundleId", "com.other.app", "wrong_bundle"),
+            ("environment", "Production", "wrong_environment"),
+            ("transactionId", "", "invalid_transaction"),
+            ("type", "Auto-Renewable Subscription", "unsupported_product_type"),
+        ] {
+            let mut p = payload();
+            p[field] = value.into();
+            assert_eq!(transaction(&p, &expect).unwrap_err().code, code, "{field}");
+        }
+        let mut p = payload();
+        p["revocationDate"] = SIGNED_MS.into();
+        p.as_object_mut().unwrap().remove("price");
+        let tx = transaction(&p, &expect).unwrap();
+        assert!(tx.revoked);
+        assert_eq!((tx.amount_cents, tx.currency.as_str()), (0, "xxx"));
+
+        let n = serde_json::json!({"notificationType": "REFUND", "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",
+            "data": {"bundleId": "com.example.app", "environment": "Sandbox", "signedTransactionInfo": "x.y.z"}, "signedDate": SIGNED_MS});
+        let parsed = notification(&n, &expect).unwrap();
+        assert_eq!((parsed.notification_type, parsed.signed_transaction), ("REFUND", Some("x.y.z")));
+        let mut wrong = n.clone();
+        wrong["data"]["environment"] = "Production".into();
+        assert_eq!(notification(&wrong, &expect).unwrap_err().code, "wrong_environment");
+        let mut no_uuid = n.clone();
+        no_uuid["notificationUUID"] = "nope".into();
+        assert_eq!(notification(&no_uuid, &expect).unwrap_err().code, "invalid_notification");
+    }
+}

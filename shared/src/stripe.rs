@@ -1,0 +1,297 @@
+//! Stripe, without a runtime: webhook signatures, the Checkout Session request, and what each
+//! webhook event means for the ledger.
+//!
+//! Signatures use the timestamped HMAC-SHA256 scheme of [`crate::signature`] (`Stripe-Signature:
+//! t=...,v1=...`): any `v1` matching any configured endpoint secret passes (several during secret
+//! rotation), compared in constant time, with Stripe's default tolerance of 300 seconds. Events are
+//! read with `serde_json::Value` rather than typed structs: only a handful of fields matter, and
+//! every derived type costs wasm bytes. An event type not listed in [`parse_event`] is acknowledged
+//! and ignored, as Stripe recommends.
+
+use crate::signature::{self, SignatureError};
+use crate::ApiError;
+use serde_json::{json, Value};
+
+/// Stripe's default signature tolerance (its libraries use 300 s).
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// The largest webhook body accepted. Stripe's events for the types handled here are a few KB.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Verifies `Stripe-Signature` over the raw body against the comma-separated secrets binding.
+/// Every refusal is a 400 with a stable code: a non-2xx makes Stripe retry, which is harmless for
+/// a signature that will never verify, and it shows up in the dashboard's delivery log.
+pub fn verify_signature(header: Option<&str>, body: &[u8], secrets_binding: &str, now: i64) -> Result<(), ApiError> {
+    let secrets = signature::secrets(secrets_binding);
+    if secrets.is_empty() {
+        return Err(ApiError::internal());
+    }
+    signature::verify(header, body, &secrets, now, TOLERANCE_SECS).map(|_| ()).map_err(|e| match e {
+        SignatureError::Malformed => ApiError::new(400, "invalid_signature_header", "The Stripe-Signature header is missing or malformed."),
+        SignatureError::Stale => ApiError::new(400, "signature_expired", "The Stripe-Signature timestamp is outside the tolerance."),
+        SignatureError::Mismatch => ApiError::new(400, "invalid_signature", "No Stripe-Signature v1 value matches."),
+    })
+}
+
+/// `application/x-www-form-urlencoded`, as Stripe's API takes it. Keys keep their `[` `]`
+/// (Stripe's nested-parameter syntax, as curl sends them in Stripe's reference); everything else
+/// outside the unreserved set is percent-encoded.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    fn push(out: &mut String, s: &str, brackets: bool) {
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (brackets && (b == b'[' || b == b']')) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        push(&mut out, k, true);
+        out.push('=');
+        push(&mut out, v, false);
+    }
+    out
+}
+
+/// What a Checkout Session is made from.
+pub struct Checkout<'a> {
+    pub purchase_id: &'a str,
+    pub user_id: &'a str,
+    pub package_id: &'a str,
+    pub price_id: &'a str,
+    pub success_url: &'a str,
+    pub cancel_url: &'a str,
+}
+
+impl Checkout<'_> {
+    /// The form body of `POST /v1/checkout/sessions`: one-time payment of one unit of the
+    /// package's price, tied to the purchase by `client_reference_id` and metadata (on the session
+    /// and on its PaymentIntent, so charge and dispute events carry it too).
+    pub fn form(&self) -> String {
+        form_encode(&[
+            ("mode", "payment"),
+            ("line_items[0][price]", self.price_id),
+            ("line_items[0][quantity]", "1"),
+            ("success_url", self.success_url),
+            ("cancel_url", self.cancel_url),
+            ("client_reference_id", self.purchase_id),
+            ("metadata[purchase_id]", self.purchase_id),
+            ("metadata[user_id]", self.user_id),
+            ("metadata[package_id]", self.package_id),
+            ("payment_intent_data[metadata][purchase_id]", self.purchase_id),
+        ])
+    }
+
+    /// Stripe's `Idempotency-Key`, derived from the purchase: every retry for one purchase asks
+    /// for the same session, so a lost answer never makes a second one.
+    pub fn idempotency_key(&self) -> String {
+        format!("checkout-{}", self.purchase_id)
+    }
+}
+
+/// Reads `id` and `url` from a `checkout.session` answer.
+pub fn parse_session(body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    if v["object"] != "checkout.session" {
+        return None;
+    }
+    let id = v["id"].as_str().filter(|s| s.starts_with("cs_") && s.len() <= 255)?;
+    let url = v["url"].as_str().filter(|s| s.starts_with("https://") || s.starts_with("http://"))?;
+    Some((id.to_owned(), url.to_owned()))
+}
+
+/// What an event asks of the database: one service-role RPC and its JSON arguments, or nothing.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    Rpc { name: &'static str, args: Value },
+    Ignore(&'static str),
+}
+
+fn id_of(v: &Value) -> Option<&str> {
+    // An expandable field is either an id or the expanded object.
+    v.as_str().or_else(|| v["id"].as_str()).filter(|s| !s.is_empty() && s.len() <= 255)
+}
+
+fn bad_event(what: &str) -> ApiError {
+    ApiError::new(400, "invalid_event", format!("The event is not a Stripe event this endpoint understands: {what}."))
+}
+
+/// Maps a verified event to what it does. Payment ids are PaymentIntent ids throughout, so a
+/// refund or dispute seen before the payment is matched to it when the payment arrives.
+pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
+    let event: Value = serde_json::from_slice(body).map_err(|_| bad_event("not JSON"))?;
+    let id = event["id"].as_str().filter(|s| s.starts_with("evt_") && s.len() <= 255).ok_or_else(|| bad_event("id"))?;
+    let kind = event["type"].as_str().filter(|s| s.len() <= 255).ok_or_else(|| bad_event("type"))?;
+    let object = &event["data"]["object"];
+    if !object.is_object() {
+        return Err(bad_event("data.object"));
+    }
+    let rpc = |name, args| Ok(Action::Rpc { name, args });
+    match kind {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            // `unpaid` means a delayed payment method: the async_payment_* event decides later.
+            let paid = matches!(object["payment_status"].as_str(), Some("paid" | "no_payment_required"));
+            if !paid {
+                return Ok(Action::Ignore("awaiting_payment"));
+            }
+            let meta = &object["metadata"];
+            let Some(purchase_id) = object["client_reference_id"].as_str() else {
+                return Ok(Action::Ignore("not_ours"));
+            };
+            if meta["purchase_id"].as_str() != Some(purchase_id) {
+                return Ok(Action::Ignore("not_ours"));
+            }
+            // A session with nothing to pay has no PaymentIntent; its own id is the payment then.
+            let payment = id_of(&object["payment_intent"]).or_else(|| id_of(&object["id"])).ok_or_else(|| bad_event("payment_intent"))?;
+            rpc(
+                "fulfill_purchase",
+                json!({
+                    "p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id,
+                    "p_user_id": meta["user_id"], "p_package_id": meta["package_id"],
+                    "p_amount_cents": object["amount_total"], "p_currency": object["currency"],
+                    "p_purchase_id": purchase_id, "p_event_type": kind,
+                }),
+            )
+        }
+        "checkout.session.async_payment_failed" => {
+            let Some(purchase_id) = object["client_reference_id"].as_str() else {
+                return Ok(Action::Ignore("not_ours"));
+            };
+            let payment = id_of(&object["payment_intent"]).or_else(|| id_of(&object["id"])).ok_or_else(|| bad_event("payment_intent"))?;
+            rpc(
+                "fail_purchase",
+                json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id,
+                       "p_purchase_id": purchase_id, "p_event_type": kind}),
+            )
+        }
+        "charge.refunded" => {
+            let Some(payment) = id_of(&object["payment_intent"]) else {
+                return Ok(Action::Ignore("no_payment_intent"));
+            };
+            // Cumulative: `amount_refunded` is the total refunded so far, so a repeated or
+            // reordered event never takes back more than the refunds add up to.
+            rpc(
+                "refund_purchase_amount",
+                json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id,
+                       "p_amount_refunded_cents": object["amount_refunded"], "p_amount_cents": object["amount"],
+                       "p_event_type": kind}),
+            )
+        }
+        "charge.dispute.created" | "charge.dispute.funds_withdrawn" => {
+            let Some(payment) = id_of(&object["payment_intent"]) else {
+                return Ok(Action::Ignore("no_payment_intent"));
+            };
+            rpc("clawback_purchase", json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id, "p_event_type": kind}))
+        }
+        "charge.dispute.funds_reinstated" | "charge.dispute.closed" => {
+            if kind == "charge.dispute.closed" && !matches!(object["status"].as_str(), Some("won" | "warning_closed")) {
+                return Ok(Action::Ignore("dispute_lost"));
+            }
+            let Some(payment) = id_of(&object["payment_intent"]) else {
+                return Ok(Action::Ignore("no_payment_intent"));
+            };
+            rpc("reinstate_purchase", json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id, "p_event_type": kind}))
+        }
+        _ => Ok(Action::Ignore("event_type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::sign;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn verifies_signatures_with_rotation_and_tolerance() {
+        let body = br#"{"id":"evt_1"}"#;
+        let good = format!("t={NOW},v1={}", sign(b"whsec_b", NOW, body));
+        assert!(verify_signature(Some(&good), body, "whsec_a, whsec_b", NOW).is_ok());
+        let two = format!("t={NOW},v1={},v1={}", sign(b"whsec_x", NOW, body), sign(b"whsec_a", NOW, body));
+        assert!(verify_signature(Some(&two), body, "whsec_a", NOW).is_ok());
+        let cases = [
+            (None, "invalid_signature_header"),
+            (Some("t=1,v1=zz".to_owned()), "invalid_signature_header"),
+            (Some(format!("t={},v1={}", NOW - 301, sign(b"whsec_a", NOW - 301, body))), "signature_expired"),
+            (Some(format!("t={NOW},v1={}", sign(b"whsec_c", NOW, body))), "invalid_signature"),
+        ];
+        for (h, code) in cases {
+            let e = verify_signature(h.as_deref(), body, "whsec_a,whsec_b", NOW).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, code), "{h:?}");
+        }
+        assert_eq!(verify_signature(Some(&good), body, " , ", NOW).unwrap_err().status, 500);
+    }
+
+    #[test]
+    fn encodes_the_checkout_form() {
+        assert_eq!(form_encode(&[("a[0][b]", "x y&z=é"), ("c", "https://e.test/?s={CHECKOUT_SESSION_ID}")]),
+            "a[0][b]=x%20y%26z%3D%C3%A9&c=https%3A%2F%2Fe.test%2F%3Fs%3D%7BCHECKOUT_SESSION_ID%7D");
+        let c = Checkout { purchase_id: "p1", user_id: "u1", package_id: "starter", price_id: "price_1", success_url: "https://s", cancel_url: "https://c" };
+        let form = c.form();
+        assert!(form.starts_with("mode=payment&line_items[0][price]=price_1&line_items[0][quantity]=1&"), "{form}");
+        assert!(form.contains("client_reference_id=p1") && form.contains("metadata[user_id]=u1"), "{form}");
+        assert_eq!(c.idempotency_key(), "checkout-p1");
+        assert_eq!(parse_session(br#"{"object":"checkout.session","id":"cs_test_1","url":"https://checkout.stripe.com/c/pay/cs_test_1"}"#),
+            Some(("cs_test_1".into(), "https://checkout.stripe.com/c/pay/cs_test_1".into())));
+        assert_eq!(parse_session(br#"{"object":"payment_intent","id":"pi_1"}"#), None);
+    }
+
+    fn event(kind: &str, object: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"id": "evt_1", "object": "event", "type": kind, "data": {"object": object}})).unwrap()
+    }
+
+    fn rpc_name(a: Action) -> String {
+        match a {
+            Action::Rpc { name, .. } => name.into(),
+            Action::Ignore(why) => format!("ignore:{why}"),
+        }
+    }
+
+    #[test]
+    fn maps_each_event_type() {
+        let session = json!({"id": "cs_1", "object": "checkout.session", "payment_status": "paid", "payment_intent": "pi_1",
+            "client_reference_id": "p1", "metadata": {"purchase_id": "p1", "user_id": "u1", "package_id": "starter"},
+            "amount_total": 499, "currency": "usd"});
+        match parse_event(&event("checkout.session.completed", session.clone())).unwrap() {
+            Action::Rpc { name, args } => {
+                assert_eq!(name, "fulfill_purchase");
+                assert_eq!(args["p_provider_payment_id"], "pi_1");
+                assert_eq!(args["p_purchase_id"], "p1");
+                assert_eq!(args["p_amount_cents"], 499);
+                assert_eq!(args["p_event_id"], "evt_1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut unpaid = session.clone();
+        unpaid["payment_status"] = json!("unpaid");
+        let mut foreign = session.clone();
+        foreign["metadata"] = json!({});
+        let charge = json!({"id": "ch_1", "payment_intent": "pi_1", "amount": 499, "amount_refunded": 200});
+        let dispute = |status: &str| json!({"id": "dp_1", "payment_intent": {"id": "pi_1"}, "status": status});
+        let cases = [
+            (event("checkout.session.completed", unpaid), "ignore:awaiting_payment"),
+            (event("checkout.session.completed", foreign), "ignore:not_ours"),
+            (event("checkout.session.async_payment_succeeded", session.clone()), "fulfill_purchase"),
+            (event("checkout.session.async_payment_failed", session), "fail_purchase"),
+            (event("charge.refunded", charge), "refund_purchase_amount"),
+            (event("charge.dispute.created", dispute("needs_response")), "clawback_purchase"),
+            (event("charge.dispute.funds_withdrawn", dispute("needs_response")), "clawback_purchase"),
+            (event("charge.dispute.funds_reinstated", dispute("under_review")), "reinstate_purchase"),
+            (event("charge.dispute.closed", dispute("won")), "reinstate_purchase"),
+            (event("charge.dispute.closed", dispute("lost")), "ignore:dispute_lost"),
+            (event("customer.created", json!({"id": "cus_1"})), "ignore:event_type"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(rpc_name(parse_event(&body).unwrap()), want, "{}", String::from_utf8_lossy(&body));
+        }
+        for bad in [&b"nope"[..], br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#, br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#] {
+            assert_eq!(parse_event(bad).unwrap_err().code, "invalid_event");
+        }
+    }
+}
