@@ -75,6 +75,7 @@ pgrstport=$(free_port)
 postgrest_start "$pgport" "$pgrstport" "$logs/postgrest.log"
 export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E_JWT_SECRET="$LOCAL_JWT_SECRET"
 export E2E_SUPABASE_URL="http://127.0.0.1:54321"
+rm -f .local/e2e-responses.jsonl
 set +e
 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/ >"$logs/e2e.log" 2>&1; rc=$?
 set -e

@@ -11,10 +11,17 @@ mod db;
 mod handlers;
 mod respond;
 mod routes;
+mod sweep;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(routes::handle(req, env).await)
+}
+
+/// The cron trigger (`[triggers]` in wrangler.toml): the database sweepers.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    sweep::run(&env).await;
 }

@@ -4,9 +4,13 @@
 //! handler in `Cx::params`. A path that exists with another method is a 405, an unknown path a
 //! 404, both in the JSON error shape. Every request ends with one structured log line (request
 //! id, route, status, duration), never with tokens or request bodies.
+//!
+//! CORS is answered here too: a preflight (`OPTIONS`) for a known path is a 204 listing that
+//! path's methods; every response to an allowed `Origin` (`CORS_ALLOWED_ORIGINS`) carries the
+//! CORS headers. An origin that is not allowed gets no CORS headers, so browsers refuse it.
 
 use crate::context::{self, Cx};
-use crate::handlers::{balance, health};
+use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline};
 use crate::respond;
 use shared::ApiError;
 use worker::{Env, Method, Request, Response};
@@ -15,19 +19,43 @@ use worker::{Env, Method, Request, Response};
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Health,
+    OpenApi,
     Balance,
+    Ledger,
+    Job,
+    CreateDraft,
+    ClaimDraft,
+    Generate,
+    PipelineClaim,
+    PipelineEvents,
 }
 
 /// Method, path pattern, operation.
 const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/health", Op::Health),
+    (Method::Get, "/v1/openapi.json", Op::OpenApi),
     (Method::Get, "/v1/balance", Op::Balance),
+    (Method::Get, "/v1/ledger", Op::Ledger),
+    (Method::Get, "/v1/jobs/{id}", Op::Job),
+    (Method::Post, "/v1/drafts", Op::CreateDraft),
+    (Method::Post, "/v1/drafts/claim", Op::ClaimDraft),
+    (Method::Post, "/v1/generate", Op::Generate),
+    (Method::Post, "/v1/pipeline/claim", Op::PipelineClaim),
+    (Method::Post, "/v1/pipeline/events", Op::PipelineEvents),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
     match op {
         Op::Health => health::handle(cx).await,
+        Op::OpenApi => openapi::handle(cx).await,
         Op::Balance => balance::handle(cx).await,
+        Op::Ledger => account::ledger(cx).await,
+        Op::Job => account::job(cx).await,
+        Op::CreateDraft => drafts::create(cx).await,
+        Op::ClaimDraft => drafts::claim(cx).await,
+        Op::Generate => generate::handle(cx).await,
+        Op::PipelineClaim => pipeline::claim(cx).await,
+        Op::PipelineEvents => pipeline::events(cx).await,
     }
 }
 
@@ -60,27 +88,41 @@ fn resolve(method: &Method, path: &str) -> Result<(Op, &'static str, Vec<String>
     Err(if path_known { ApiError::method_not_allowed() } else { ApiError::not_found() })
 }
 
+/// The methods a path accepts (for 405s and CORS preflights).
+fn methods_for(path: &str) -> Vec<&'static str> {
+    ROUTES.iter().filter(|(_, pattern, _)| matches(pattern, path).is_some()).map(|(m, _, _)| m.as_ref()).collect()
+}
+
 /// Handles one request end to end; never fails (every error becomes a JSON response).
 pub async fn handle(req: Request, env: Env) -> Response {
     let started = js_sys::Date::now();
     let method = req.method();
     let path = req.path();
     let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(new_request_id);
-    let (route, result) = match resolve(&method, &path) {
-        Err(e) => ("-", Err(e)),
-        Ok((op, pattern, params)) => match context::config(&env) {
-            Err(why) => {
-                worker::console_error!("{{\"event\":\"config_error\",\"error\":{:?}}}", why);
-                (pattern, Err(ApiError::internal()))
-            }
-            Ok(cfg) => (pattern, dispatch(op, Cx { req, env, cfg, params }).await),
-        },
+    let origin = req.headers().get("origin").ok().flatten();
+    let cfg = context::config(&env);
+    let (route, result) = match (&cfg, resolve(&method, &path)) {
+        (Err(why), _) => {
+            worker::console_error!("{{\"event\":\"config_error\",\"error\":{:?}}}", why);
+            ("-", Err(ApiError::internal()))
+        }
+        (Ok(_), Err(_)) if method == Method::Options && !methods_for(&path).is_empty() => ("preflight", Ok(preflight(&path))),
+        (Ok(_), Err(e)) => ("-", Err(e)),
+        (Ok(cfg), Ok((op, pattern, params))) => (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await),
     };
     let resp = match result {
         Ok(resp) => resp,
         Err(err) => respond::error(&err),
     };
-    let _ = resp.headers().set("x-request-id", &request_id);
+    let headers = resp.headers();
+    let _ = headers.set("x-request-id", &request_id);
+    if let (Ok(cfg), Some(origin)) = (&cfg, origin.as_deref()) {
+        if cfg.origin_allowed(origin) {
+            let _ = headers.set("access-control-allow-origin", origin);
+            let _ = headers.set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
+            let _ = headers.append("vary", "Origin");
+        }
+    }
     worker::console_log!(
         "{{\"request_id\":{:?},\"method\":\"{}\",\"route\":\"{}\",\"status\":{},\"duration_ms\":{}}}",
         request_id,
@@ -89,6 +131,18 @@ pub async fn handle(req: Request, env: Env) -> Response {
         resp.status_code(),
         (js_sys::Date::now() - started) as u64
     );
+    resp
+}
+
+/// A CORS preflight for a known path. The allow-origin header is added by `handle` only for an
+/// allowed origin.
+fn preflight(path: &str) -> Response {
+    let resp = respond::json(204, String::new());
+    let headers = resp.headers();
+    let _ = headers.set("access-control-allow-methods", &methods_for(path).join(", "));
+    let _ = headers.set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info");
+    let _ = headers.set("access-control-max-age", "600");
+    let _ = headers.delete("content-type");
     resp
 }
 
@@ -111,5 +165,8 @@ mod tests {
         assert!(matches!(resolve(&Method::Get, "/v1/balance"), Ok((Op::Balance, _, _))));
         assert_eq!(resolve(&Method::Post, "/v1/balance").unwrap_err().status, 405);
         assert_eq!(resolve(&Method::Get, "/nope").unwrap_err().status, 404);
+        assert!(matches!(resolve(&Method::Get, "/v1/jobs/0b6c"), Ok((Op::Job, _, p)) if p == vec!["0b6c".to_string()]));
+        assert_eq!(methods_for("/v1/drafts"), vec!["POST"]);
+        assert!(methods_for("/v1/none").is_empty());
     }
 }

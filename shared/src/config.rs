@@ -34,6 +34,8 @@ pub struct Config {
     /// The project's service_role key, used only for the back-office RPCs (pipeline events,
     /// payment fulfilment, sweepers), never for a user's request.
     pub service_role_key: Option<String>,
+    /// Browser origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; `*` for any).
+    pub cors_origins: Vec<String>,
 }
 
 /// The asymmetric signing keys' source and cache timings.
@@ -51,6 +53,7 @@ pub mod names {
     pub const SUPABASE_ANON_KEY: &str = "SUPABASE_ANON_KEY";
     pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
     pub const SUPABASE_SERVICE_ROLE_KEY: &str = "SUPABASE_SERVICE_ROLE_KEY";
+    pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
     pub const SUPABASE_JWT_KEYS: &str = "SUPABASE_JWT_KEYS";
     pub const SUPABASE_JWKS_URL: &str = "SUPABASE_JWKS_URL";
     pub const JWKS_CACHE_TTL_SECS: &str = "JWKS_CACHE_TTL_SECS";
@@ -124,7 +127,15 @@ impl Config {
             jwt_secret,
             jwks,
             service_role_key: optional(names::SUPABASE_SERVICE_ROLE_KEY),
+            cors_origins: optional(names::CORS_ALLOWED_ORIGINS)
+                .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default(),
         })
+    }
+
+    /// Whether a browser `Origin` may call the API (CORS).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.cors_origins.iter().any(|o| o == "*" || o == origin)
     }
 
     /// The `iss` claim Supabase Auth puts in this project's access tokens.
@@ -177,6 +188,21 @@ mod tests {
         let jwks = cfg.jwks.unwrap();
         assert_eq!(jwks.url, "https://abc.supabase.co/auth/v1/.well-known/jwks.json");
         assert_eq!(jwks.timings, Timings { ttl_ms: 600_000, cooldown_ms: 30_000, fetch_timeout_ms: 3000 });
+        assert!(cfg.cors_origins.is_empty(), "no CORS origin unless configured");
+    }
+
+    #[test]
+    fn cors_origins_are_an_exact_list() {
+        let cfg = Config::from_lookup(lookup(&[
+            ("POSTGREST_URL", "http://127.0.0.1:3000"),
+            ("SUPABASE_URL", "https://abc.supabase.co"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example/, http://localhost:5173"),
+        ]))
+        .unwrap();
+        assert!(cfg.origin_allowed("https://app.example"));
+        assert!(cfg.origin_allowed("http://localhost:5173"));
+        assert!(!cfg.origin_allowed("https://app.example.evil"));
+        assert!(!cfg.origin_allowed("null"));
     }
 
     const BASE: [(&str, &str); 2] = [("POSTGREST_URL", "http://127.0.0.1:3000"), ("SUPABASE_URL", "https://abc.supabase.co")];

@@ -62,6 +62,14 @@ pub fn idempotency_key(header: Option<&str>) -> Result<&str, ApiError> {
     Ok(key)
 }
 
+/// Compares two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +110,9 @@ mod tests {
         assert_eq!(require_json(Some("text/plain")).unwrap_err().status, 415);
         assert_eq!(require_json(None).unwrap_err().status, 415);
         assert_eq!(idempotency_key(Some("abc-123")), Ok("abc-123"));
+        assert!(constant_time_eq(b"key", b"key"));
+        assert!(!constant_time_eq(b"key", b"kez"));
+        assert!(!constant_time_eq(b"key", b"key2"));
         assert_eq!(idempotency_key(None).unwrap_err().code, "idempotency_key_required");
         for bad in ["", "has space", "ünïcode", &"k".repeat(256)] {
             assert_eq!(idempotency_key(Some(bad)).unwrap_err().code, "invalid_idempotency_key", "{bad:?}");

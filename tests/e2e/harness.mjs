@@ -5,10 +5,17 @@
 // with the bindings of the local stack, overridable per test), `mintToken(claims, opts)` (an
 // HS256 Supabase-shaped access token signed with the local secret), `sql(query)` (psql as the
 // superuser, for arranging and checking state), `createUser(opts)` (an auth.users row, as
-// Supabase Auth makes on sign-up, with a token for it).
+// Supabase Auth makes on sign-up, with a token for it), `signPipeline(body)` (a pipeline callback
+// signature), and each Worker's `queued` list: the messages its JOBS_QUEUE producer sent, as a
+// queue consumer (a second Worker in the same workerd) received them.
+//
+// Every response a test reads through `w.fetch` is recorded (method, route, status, body) so that
+// zz-openapi.test.mjs can check them all against the OpenAPI document.
 import { Miniflare } from 'miniflare';
 import { createHmac, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -52,32 +59,124 @@ export function localBindings(overrides = {}) {
     SUPABASE_JWT_SECRET: stack.jwtSecret,
     SUPABASE_ANON_KEY: stack.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
+    PIPELINE_SIGNING_SECRET: PIPELINE_SECRET,
+    CORS_ALLOWED_ORIGINS: 'https://app.example.test',
     ...overrides,
   };
   for (const k of Object.keys(b)) if (b[k] === undefined) delete b[k];
   return b;
 }
 
-/** Starts the built Worker in workerd on a loopback port. */
-export async function startWorker(overrides = {}, { port = 0, log = false } = {}) {
+/** The local pipeline callback secret. */
+export const PIPELINE_SECRET = 'pipeline-local-secret-0123456789abcdef';
+
+/** A `Pipeline-Signature` header for `body` (the Stripe scheme), at time `t`, with `secret`. */
+export function signPipeline(body, { t = Math.floor(Date.now() / 1000), secret = PIPELINE_SECRET } = {}) {
+  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
+}
+
+export const responsesFile = path.join(root, '.local/e2e-responses.jsonl');
+
+/** Receives what the queue consumer Worker forwards: one HTTP server per test process. */
+let sink;
+async function queueSink() {
+  if (sink) return sink;
+  const received = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      (received[msg.worker] ??= []).push(msg.body);
+      res.end('ok');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  sink = { url: `http://127.0.0.1:${server.address().port}`, received };
+  return sink;
+}
+
+// The consumer: forwards each message of the `jobs` queue to the sink, tagged with its Worker.
+const consumerScript = `export default {
+  async queue(batch, env) {
+    for (const m of batch.messages) {
+      await fetch(env.SINK_URL, { method: 'POST', body: JSON.stringify({ worker: env.WORKER_TAG, body: m.body }) });
+      m.ack();
+    }
+  },
+};`;
+
+let workers = 0;
+
+/**
+ * Starts the built Worker in workerd on a loopback port, with a JOBS_QUEUE producer (consumed by a
+ * second Worker that forwards to this process) and the drafts rate limiter (`draftsPerMinute`).
+ */
+export async function startWorker(overrides = {}, { port = 0, log = false, draftsPerMinute = 1000 } = {}) {
+  const s = await queueSink();
+  const tag = String(workers++);
   const mf = new Miniflare({
-    modules: modules(),
-    modulesRoot: buildDir,
-    compatibilityDate: '2026-04-01',
-    bindings: localBindings(overrides),
     host: '127.0.0.1',
     port,
-    cf: false,
     verbose: log,
     handleRuntimeStdio: log ? undefined : (stdout, stderr) => { stdout.resume(); stderr.resume(); },
+    workers: [
+      {
+        name: 'api',
+        modules: modules(),
+        modulesRoot: buildDir,
+        compatibilityDate: '2026-04-01',
+        bindings: localBindings(overrides),
+        queueProducers: { JOBS_QUEUE: 'jobs' },
+        ratelimits: { DRAFTS_RATE_LIMITER: { simple: { limit: draftsPerMinute, period: 60 } } },
+        cf: false,
+      },
+      {
+        name: 'pipeline-consumer',
+        modules: true,
+        script: consumerScript,
+        compatibilityDate: '2026-04-01',
+        bindings: { SINK_URL: s.url, WORKER_TAG: tag },
+        queueConsumers: { jobs: { maxBatchSize: 10, maxBatchTimeout: 0.05 } },
+      },
+    ],
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   return {
     mf,
     url,
-    fetch: (p, init) => fetch(url + p, init),
+    /** Messages the pipeline consumer received from this Worker's JOBS_QUEUE. */
+    get queued() { return s.received[tag] ?? []; },
+    fetch: async (p, init) => {
+      const res = await fetch(url + p, init);
+      record(init?.method ?? 'GET', p, res.clone());
+      return res;
+    },
     dispose: () => mf.dispose(),
   };
+}
+
+/** Appends a response to the record the OpenAPI check reads. */
+async function record(method, p, res) {
+  try {
+    const text = await res.text();
+    mkdirSync(path.dirname(responsesFile), { recursive: true });
+    appendFileSync(responsesFile, JSON.stringify({ method, path: p.split('?')[0], status: res.status, contentType: res.headers.get('content-type'), body: text }) + '\n');
+  } catch {
+    // A response whose body the test did not wait for is not recorded.
+  }
+}
+
+/** Waits until `check()` returns a truthy value (bounded), returning it. */
+export async function eventually(check, { timeoutMs = 5000, stepMs = 25 } = {}) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
 }
 
 function b64url(buf) {

@@ -1,4 +1,9 @@
 //! One module per operation. Each handler has the same signature and calls at most one RPC.
 
+pub mod account;
 pub mod balance;
+pub mod drafts;
+pub mod generate;
 pub mod health;
+pub mod openapi;
+pub mod pipeline;

@@ -1,0 +1,62 @@
+//! `POST /v1/generate`: start a generation job. The RPC validates the request, prices it from the
+//! catalog, holds the credits and creates the job and its idempotency record in one transaction;
+//! the Worker then hands the new job to the pipeline's queue.
+//!
+//! Idempotency: `Idempotency-Key` is required. A replay of a finished request answers the stored
+//! response with `Idempotent-Replayed: true`; the same key with another body is 422; the same key
+//! still in flight is 409. The queue message is sent only by the request that created the job.
+
+use crate::auth::{authenticate, Anonymous};
+use crate::context::Cx;
+use crate::db::{self, Caller};
+use crate::respond;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use shared::ApiError;
+use worker::Response;
+
+/// The queue producer binding the generation pipeline consumes.
+pub const JOBS_QUEUE: &str = "JOBS_QUEUE";
+
+#[derive(Deserialize)]
+struct Generated {
+    replayed: bool,
+    response: Value,
+}
+
+pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
+    let user = authenticate(&cx, Anonymous::Allowed).await?;
+    let key = shared::input::idempotency_key(cx.header("idempotency-key").as_deref())?.to_owned();
+    // The field rules live in the RPC (one source of truth); the edge checks the envelope.
+    let request: Map<String, Value> = cx.json_body().await?;
+    let args = json!({ "p_idempotency_key": key, "p_request": request });
+    let raw = db::rpc(&cx.cfg, Caller::User(&user.token), "generate", &args.to_string()).await?;
+    let generated: Generated = serde_json::from_str(&raw).map_err(|_| ApiError::internal())?;
+    let job_id = generated.response["job"]["id"].as_str().unwrap_or_default().to_owned();
+    if !generated.replayed {
+        enqueue(&cx, &job_id).await;
+    }
+    let resp = respond::json(202, generated.response.to_string());
+    let _ = resp.headers().set("location", &format!("/v1/jobs/{job_id}"));
+    if generated.replayed {
+        let _ = resp.headers().set("idempotent-replayed", "true");
+    }
+    Ok(resp)
+}
+
+/// Hands the job to the pipeline. The job is already durable in QUEUED state, which is the source
+/// of truth (pipeline workers also pull with `claim_next_jobs`), so a failed send is logged and the
+/// client still gets its 202.
+async fn enqueue(cx: &Cx, job_id: &str) {
+    let sent = match cx.env.queue(JOBS_QUEUE) {
+        Ok(queue) => {
+            let message = js_sys::JSON::parse(&json!({ "type": "job.created", "job_id": job_id }).to_string()).unwrap_or_default();
+            let message = worker::RawMessageBuilder::new(message).build_with_content_type(worker::QueueContentType::Json);
+            queue.send_raw(message).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        worker::console_error!("{{\"event\":\"enqueue_failed\",\"job_id\":{:?},\"error\":{:?}}}", job_id, e);
+    }
+}
