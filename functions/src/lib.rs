@@ -4,6 +4,7 @@
 //! operation lives in its own module under [`handlers`] and calls one Postgres RPC through
 //! PostgREST ([`db`]) with the caller's own token, so RLS and `auth.uid()` apply in the database.
 
+mod appstore;
 mod auth;
 mod context;
 mod crypto;
@@ -11,6 +12,7 @@ mod db;
 mod handlers;
 mod respond;
 mod routes;
+mod stripe;
 mod sweep;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};

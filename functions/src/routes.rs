@@ -10,7 +10,7 @@
 //! CORS headers. An origin that is not allowed gets no CORS headers, so browsers refuse it.
 
 use crate::context::{self, Cx};
-use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline};
+use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe};
 use crate::respond;
 use shared::ApiError;
 use worker::{Env, Method, Request, Response};
@@ -28,6 +28,12 @@ enum Op {
     Generate,
     PipelineClaim,
     PipelineEvents,
+    Checkout,
+    StripeWebhook,
+    AppStore,
+    AppStoreNotifications,
+    Purchases,
+    Packages,
 }
 
 /// Method, path pattern, operation.
@@ -42,6 +48,12 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/generate", Op::Generate),
     (Method::Post, "/v1/pipeline/claim", Op::PipelineClaim),
     (Method::Post, "/v1/pipeline/events", Op::PipelineEvents),
+    (Method::Post, "/v1/purchase/checkout", Op::Checkout),
+    (Method::Post, "/v1/purchase/stripe-webhook", Op::StripeWebhook),
+    (Method::Post, "/v1/purchase/app-store", Op::AppStore),
+    (Method::Post, "/v1/purchase/app-store/notifications", Op::AppStoreNotifications),
+    (Method::Get, "/v1/purchases", Op::Purchases),
+    (Method::Get, "/v1/packages", Op::Packages),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -56,6 +68,12 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::Generate => generate::handle(cx).await,
         Op::PipelineClaim => pipeline::claim(cx).await,
         Op::PipelineEvents => pipeline::events(cx).await,
+        Op::Checkout => purchase::checkout(cx).await,
+        Op::StripeWebhook => purchase_stripe::handle(cx).await,
+        Op::AppStore => purchase_app_store::transaction(cx).await,
+        Op::AppStoreNotifications => purchase_app_store::notification(cx).await,
+        Op::Purchases => purchase::list_purchases(cx).await,
+        Op::Packages => purchase::list_packages(cx).await,
     }
 }
 

@@ -393,6 +393,15 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     Ok(Signed { payload, checks })
 }
 
+/// Decodes the configured root (`APPLE_ROOT_CERT`: standard base64 of the DER, whitespace
+/// allowed) and checks that it is a certificate this module can use as a trust anchor.
+pub fn decode_root(binding: &str) -> Option<Vec<u8>> {
+    let compact: String = binding.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(compact).ok()?;
+    parse_cert(&der).filter(|c| c.is_ca)?;
+    Some(der)
+}
+
 // ---- payloads ------------------------------------------------------------------------------------
 
 /// What the App Store settings require of every payload.
@@ -669,6 +678,9 @@ mod tests {
         assert_eq!((leaf.curve, leaf.hash, leaf.is_ca), (Curve::P256, Hash::Sha256, false));
         assert_eq!((leaf.not_before, leaf.not_after), (1577836800, 2208988800));
         assert!(leaf.extensions.contains(&OID_LEAF_MARKER));
+        let root_b64 = base64::engine::general_purpose::STANDARD.encode(&c.certs[2]);
+        assert_eq!(decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(), Some(&c.certs[2][..]));
+        assert_eq!(decode_root(&base64::engine::general_purpose::STANDARD.encode(&c.certs[0])), None, "a leaf is no root");
         let signed = parse_jws(&jws(&c, header(&c), payload()), &c.certs[2], NOW).unwrap();
         assert_eq!(signed.checks.len(), 3);
         assert!(run_checks(&signed.checks));

@@ -7,3 +7,6 @@ pub mod generate;
 pub mod health;
 pub mod openapi;
 pub mod pipeline;
+pub mod purchase;
+pub mod purchase_app_store;
+pub mod purchase_stripe;

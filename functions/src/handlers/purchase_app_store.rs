@@ -1,0 +1,135 @@
+//! App Store purchases: StoreKit 2 signed transactions and App Store Server Notifications V2.
+//!
+//! - `POST /v1/purchase/app-store` (user; anonymous sessions allowed, because the payment has
+//!   already been taken and a Supabase anonymous user keeps its id when it links an identity):
+//!   body `{"signed_transaction"}`. The JWS is verified against `APPLE_ROOT_CERT`
+//!   (`crate::appstore`); `bundleId` must be `APPLE_BUNDLE_ID`, `environment` `APPLE_ENVIRONMENT`,
+//!   the product an App Store product of an active package, and `appAccountToken` the caller's
+//!   user id (the app sets it at purchase), so a transaction bought by user A and presented by user
+//!   B is refused (403 `transaction_not_yours`). One grant per `transactionId` (the database's
+//!   payment id and event `transaction:<id>`): any number of submissions, in parallel or not, grant
+//!   once. Answers `{"purchase", "granted", "replayed"}`.
+//! - `POST /v1/purchase/app-store/notifications` (Apple's servers; no user token): body
+//!   `{"signedPayload"}`, verified the same way, as is the transaction inside it. `REFUND` takes
+//!   the credits back (`refund_purchase`), `REVOKE` claws them back (`clawback_purchase`); the
+//!   `notificationUUID` is the event id, so a repeated notification changes nothing. Other types
+//!   are acknowledged (200) and ignored. A signature failure is 400; Apple retries non-2xx answers.
+
+use crate::auth::{authenticate, Anonymous};
+use crate::context::Cx;
+use crate::db::{self, Caller};
+use crate::{appstore, respond};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::appstore::{self as rules, Expect};
+use shared::ApiError;
+use worker::Response;
+
+/// Notifications embed a signed transaction (and for subscriptions renewal info): larger than
+/// the 16 KB of ordinary requests.
+const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionRequest {
+    signed_transaction: String,
+}
+
+struct Settings {
+    root: Vec<u8>,
+    bundle_id: String,
+    environment: String,
+}
+
+impl Settings {
+    fn read(cx: &Cx) -> Result<Settings, ApiError> {
+        let root = rules::decode_root(&cx.setting("APPLE_ROOT_CERT")?).ok_or_else(|| {
+            worker::console_error!("{{\"event\":\"config_error\",\"error\":\"APPLE_ROOT_CERT is not a base64 DER CA certificate\"}}");
+            ApiError::internal()
+        })?;
+        Ok(Settings { root, bundle_id: cx.setting("APPLE_BUNDLE_ID")?, environment: cx.setting("APPLE_ENVIRONMENT")? })
+    }
+    fn expect(&self) -> Expect<'_> {
+        Expect { bundle_id: &self.bundle_id, environment: &self.environment }
+    }
+}
+
+fn now() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+/// Verifies one signed payload; every failure is the same 400 for the client, the reason is logged.
+async fn verified(token: &str, settings: &Settings, code: &str) -> Result<Value, ApiError> {
+    appstore::verify(token, &settings.root, now()).await.map_err(|why| {
+        worker::console_log!("{{\"event\":\"app_store_jws_rejected\",\"reason\":\"{:?}\"}}", why);
+        ApiError::new(400, code, "The signed data is not a valid App Store signature for this app.")
+    })
+}
+
+pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
+    let user = authenticate(&cx, Anonymous::Allowed).await?;
+    let body: TransactionRequest = cx.json_body().await?;
+    let settings = Settings::read(&cx)?;
+    let payload = verified(&body.signed_transaction, &settings, "invalid_signed_transaction").await?;
+    let tx = rules::transaction(&payload, &settings.expect())?;
+    match tx.app_account_token.as_deref() {
+        Some(token) if token == user.claims.sub => {}
+        Some(_) => return Err(ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")),
+        None => {
+            return Err(ApiError::new(400, "app_account_token_required", "Set appAccountToken to the user's id when purchasing."))
+        }
+    }
+    if tx.revoked {
+        return Err(ApiError::new(409, "transaction_revoked", "This transaction was refunded or revoked."));
+    }
+    let packages: Value = serde_json::from_str(&db::rpc(&cx.cfg, Caller::Anon, "list_packages", "{}").await?).map_err(|_| ApiError::internal())?;
+    let package = packages["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["app_store_product_id"] == tx.product_id.as_str()))
+        .and_then(|p| p["id"].as_str())
+        .ok_or_else(|| ApiError::new(400, "unknown_product", "The product is not a credit package on sale."))?;
+    let args = json!({
+        "p_provider": "app_store", "p_provider_payment_id": tx.transaction_id,
+        "p_event_id": format!("transaction:{}", tx.transaction_id), "p_user_id": user.claims.sub,
+        "p_package_id": package, "p_amount_cents": tx.amount_cents, "p_currency": tx.currency,
+        "p_event_type": "signed_transaction",
+    });
+    let out = db::rpc(&cx.cfg, Caller::Service, "fulfill_purchase", &args.to_string()).await.map_err(|e| {
+        // The transaction id was already redeemed for another user.
+        if e.field.as_deref() == Some("user_id") {
+            ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")
+        } else {
+            e
+        }
+    })?;
+    Ok(respond::json(200, out))
+}
+
+pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
+    let settings = Settings::read(&cx)?;
+    shared::input::require_json(cx.header("content-type").as_deref())?;
+    let body = cx.req.bytes().await.map_err(|_| ApiError::new(400, "invalid_json", "The body could not be read."))?;
+    if body.len() > MAX_NOTIFICATION_BYTES {
+        return Err(ApiError::new(413, "payload_too_large", "The notification is too large."));
+    }
+    let outer: Value = serde_json::from_slice(&body).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid JSON."))?;
+    let signed = outer["signedPayload"].as_str().filter(|_| outer.as_object().is_some_and(|o| o.len() == 1));
+    let signed = signed.ok_or_else(|| ApiError::invalid_field("signedPayload", "The body must be {\"signedPayload\": \"...\"}."))?;
+    let payload = verified(signed, &settings, "invalid_notification_signature").await?;
+    let n = rules::notification(&payload, &settings.expect())?;
+    let rpc = match n.notification_type {
+        "REFUND" => "refund_purchase",
+        "REVOKE" => "clawback_purchase",
+        other => {
+            worker::console_log!("{{\"event\":\"app_store_notification_ignored\",\"type\":{:?}}}", other);
+            return Ok(respond::json(200, r#"{"received":true,"ignored":"notification_type"}"#.into()));
+        }
+    };
+    let signed_tx = n.signed_transaction.ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
+    let tx_payload = verified(signed_tx, &settings, "invalid_notification_signature").await?;
+    let tx = rules::transaction(&tx_payload, &settings.expect())?;
+    let args = json!({"p_provider": "app_store", "p_provider_payment_id": tx.transaction_id,
+                      "p_event_id": n.notification_uuid, "p_event_type": n.notification_type});
+    db::rpc(&cx.cfg, Caller::Service, rpc, &args.to_string()).await?;
+    Ok(respond::json(200, r#"{"received":true}"#.into()))
+}

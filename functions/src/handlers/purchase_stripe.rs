@@ -1,0 +1,51 @@
+//! `POST /v1/purchase/stripe-webhook`: Stripe's events, verified, applied exactly once.
+//!
+//! No user token: the proof is `Stripe-Signature` (HMAC-SHA256 over `"{t}.{raw body}"` with the
+//! endpoint secret; `STRIPE_WEBHOOK_SECRET` may list several, comma-separated, during rotation;
+//! 300 s tolerance). The raw bytes are verified before anything parses them. Status policy:
+//! - a missing, malformed, stale or non-matching signature: 400 (`invalid_signature_header`,
+//!   `signature_expired`, `invalid_signature`); nothing is read or written;
+//! - an event type this endpoint does not handle, or a session that is not one of ours: 200,
+//!   acknowledged and ignored (Stripe's advice);
+//! - a handled event: one service-role RPC (`shared::stripe::parse_event` says which), answered
+//!   200 only after it committed. The database records each `event.id` once and serialises every
+//!   change to one payment, so Stripe's retries (up to three days), duplicates and reordering grant
+//!   at most once; a retry of an event that already committed answers 200 again;
+//! - the database unreachable: 503, so Stripe retries; a signed event the database refuses (unknown
+//!   purchase, another user or package than the purchase): its 4xx, nothing recorded, so the
+//!   delivery shows as failed in Stripe's dashboard and is retried.
+
+use crate::context::Cx;
+use crate::db::{self, Caller};
+use crate::respond;
+use shared::stripe::{self, Action, MAX_EVENT_BYTES};
+use shared::ApiError;
+use worker::Response;
+
+pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
+    let secrets = cx.setting("STRIPE_WEBHOOK_SECRET")?;
+    shared::input::require_json(cx.header("content-type").as_deref())?;
+    let too_large = || ApiError::new(413, "payload_too_large", "The event is too large.");
+    if cx.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_EVENT_BYTES {
+        return Err(too_large());
+    }
+    let body = cx.req.bytes().await.map_err(|_| ApiError::new(400, "invalid_json", "The body could not be read."))?;
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(too_large());
+    }
+    let now = (js_sys::Date::now() / 1000.0) as i64;
+    stripe::verify_signature(cx.header("stripe-signature").as_deref(), &body, &secrets, now).map_err(|e| {
+        worker::console_log!("{{\"event\":\"stripe_signature_rejected\",\"reason\":\"{}\"}}", e.code);
+        e
+    })?;
+    match stripe::parse_event(&body)? {
+        Action::Ignore(why) => Ok(respond::json(200, format!(r#"{{"received":true,"ignored":"{why}"}}"#))),
+        Action::Rpc { name, args } => {
+            db::rpc(&cx.cfg, Caller::Service, name, &args.to_string()).await.map_err(|e| {
+                worker::console_error!("{{\"event\":\"stripe_event_failed\",\"rpc\":\"{}\",\"code\":\"{}\"}}", name, e.code);
+                e
+            })?;
+            Ok(respond::json(200, r#"{"received":true}"#.into()))
+        }
+    }
+}
