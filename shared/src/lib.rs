@@ -10,10 +10,9 @@ pub mod config;
 pub mod error;
 pub mod input;
 pub mod jwks;
+pub mod json;
 pub mod jwt;
 pub mod postgrest;
 pub mod signature;
-pub mod stripe;
-pub mod appstore;
 
 pub use error::ApiError;

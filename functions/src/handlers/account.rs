@@ -5,7 +5,7 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::respond;
-use serde_json::json;
+use shared::json::Obj;
 use shared::ApiError;
 use worker::Response;
 
@@ -15,7 +15,7 @@ pub async fn job(cx: Cx) -> Result<Response, ApiError> {
     if !shared::jwt::is_uuid(id) {
         return Err(ApiError::new(404, "not_found", "No such job."));
     }
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "get_job", &json!({ "p_job_id": id }).to_string()).await?;
+    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "get_job", &Obj::new().str("p_job_id", id).finish()).await?;
     Ok(respond::json(200, body))
 }
 
@@ -43,7 +43,7 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
             _ => return Err(ApiError::invalid_field("query", "Unknown query parameter; use before and limit.")),
         }
     }
-    let args = json!({ "p_before": before, "p_limit": limit });
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "list_ledger", &args.to_string()).await?;
+    let args = Obj::new().opt_int("p_before", before).int("p_limit", limit).finish();
+    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "list_ledger", &args).await?;
     Ok(respond::json(200, body))
 }

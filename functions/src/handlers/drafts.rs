@@ -6,7 +6,8 @@ use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::respond;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::value::RawValue;
+use shared::json::Obj;
 use shared::ApiError;
 use worker::Response;
 
@@ -16,8 +17,9 @@ struct NewDraft {
     prompt: String,
     #[serde(default)]
     template: Option<String>,
+    /// Passed through as JSON; the RPC checks its size, the edge that it is an object.
     #[serde(default)]
-    options: Option<serde_json::Map<String, serde_json::Value>>,
+    options: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -33,16 +35,20 @@ pub async fn create(mut cx: Cx) -> Result<Response, ApiError> {
     require_anon_key(&cx)?;
     rate_limit(&cx).await?;
     let draft: NewDraft = cx.json_body().await?;
-    let args = json!({ "p_prompt": draft.prompt, "p_template": draft.template, "p_options": draft.options.unwrap_or_default() });
-    let body = db::rpc(&cx.cfg, Caller::Anon, "create_draft", &args.to_string()).await?;
+    let options = draft.options.as_deref().map_or("{}", RawValue::get);
+    if !options.starts_with('{') {
+        return Err(ApiError::invalid_field("options", "options must be a JSON object."));
+    }
+    let args = Obj::new().str("p_prompt", &draft.prompt).opt_str("p_template", draft.template.as_deref()).raw("p_options", options).finish();
+    let body = db::rpc(&cx.cfg, Caller::Anon, "create_draft", &args).await?;
     Ok(respond::json(201, body))
 }
 
 pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
     let claim: Claim = cx.json_body().await?;
-    let args = json!({ "p_claim_token": claim.claim_token });
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "claim_draft", &args.to_string()).await?;
+    let args = Obj::new().str("p_claim_token", &claim.claim_token).finish();
+    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "claim_draft", &args).await?;
     Ok(respond::json(200, body))
 }
 

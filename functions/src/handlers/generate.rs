@@ -11,7 +11,8 @@ use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::respond;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use shared::json::Obj;
 use shared::ApiError;
 use worker::Response;
 
@@ -19,24 +20,39 @@ use worker::Response;
 pub const JOBS_QUEUE: &str = "JOBS_QUEUE";
 
 #[derive(Deserialize)]
-struct Generated {
+struct Generated<'a> {
     replayed: bool,
-    response: Value,
+    #[serde(borrow)]
+    response: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    job: JobId,
+}
+
+#[derive(Deserialize)]
+struct JobId {
+    id: String,
 }
 
 pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
     let key = shared::input::idempotency_key(cx.header("idempotency-key").as_deref())?.to_owned();
     // The field rules live in the RPC (one source of truth); the edge checks the envelope.
-    let request: Map<String, Value> = cx.json_body().await?;
-    let args = json!({ "p_idempotency_key": key, "p_request": request });
-    let raw = db::rpc(&cx.cfg, Caller::User(&user.token), "generate", &args.to_string()).await?;
+    let request: Box<RawValue> = cx.json_body().await?;
+    if !request.get().starts_with('{') {
+        return Err(ApiError::new(400, "invalid_request", "The body must be a JSON object."));
+    }
+    let args = Obj::new().str("p_idempotency_key", &key).raw("p_request", request.get()).finish();
+    let raw = db::rpc(&cx.cfg, Caller::User(&user.token), "generate", &args).await?;
     let generated: Generated = serde_json::from_str(&raw).map_err(|_| ApiError::internal())?;
-    let job_id = generated.response["job"]["id"].as_str().unwrap_or_default().to_owned();
+    let answer: Answer = serde_json::from_str(generated.response.get()).map_err(|_| ApiError::internal())?;
+    let job_id = answer.job.id;
     if !generated.replayed {
         enqueue(&cx, &job_id).await;
     }
-    let resp = respond::json(202, generated.response.to_string());
+    let resp = respond::json(202, generated.response.get().to_owned());
     let _ = resp.headers().set("location", &format!("/v1/jobs/{job_id}"));
     if generated.replayed {
         let _ = resp.headers().set("idempotent-replayed", "true");
@@ -50,7 +66,7 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
 async fn enqueue(cx: &Cx, job_id: &str) {
     let sent = match cx.env.queue(JOBS_QUEUE) {
         Ok(queue) => {
-            let message = js_sys::JSON::parse(&json!({ "type": "job.created", "job_id": job_id }).to_string()).unwrap_or_default();
+            let message = js_sys::JSON::parse(&Obj::new().str("type", "job.created").str("job_id", job_id).finish()).unwrap_or_default();
             let message = worker::RawMessageBuilder::new(message).build_with_content_type(worker::QueueContentType::Json);
             queue.send_raw(message).await.map_err(|e| e.to_string())
         }

@@ -11,7 +11,8 @@ use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::respond;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use shared::json::Obj;
 use shared::signature::{self, SignatureError};
 use shared::ApiError;
 use worker::Response;
@@ -28,102 +29,91 @@ struct ClaimRequest {
     visibility_timeout_seconds: Option<u32>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type")]
-enum Event {
-    #[serde(rename = "job.progress")]
-    Progress(Progress),
-    #[serde(rename = "job.succeeded")]
-    Succeeded(Succeeded),
-    #[serde(rename = "job.failed")]
-    Failed(Failed),
-}
-
+/// One pipeline event. A flat shape (`type` plus the fields of that type) is parsed without
+/// serde's buffering of tagged enums, and each type's required fields are checked by hand.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Progress {
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
     event_id: String,
     job_id: String,
     worker_id: String,
-    status: String,
+    // job.progress
+    #[serde(default)]
+    status: Option<String>,
     #[serde(default)]
     progress: Option<u8>,
     #[serde(default)]
     message: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Succeeded {
-    event_id: String,
-    job_id: String,
-    worker_id: String,
-    actual_cost: u32,
+    // job.succeeded
+    #[serde(default)]
+    actual_cost: Option<u32>,
     #[serde(default)]
     output_url: Option<String>,
     #[serde(default)]
-    manifest: Option<Value>,
+    manifest: Option<Box<RawValue>>,
     #[serde(default)]
-    assets: Option<Vec<Value>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Failed {
-    event_id: String,
-    job_id: String,
-    worker_id: String,
-    error_code: String,
+    assets: Option<Box<RawValue>>,
+    // job.failed
+    #[serde(default)]
+    error_code: Option<String>,
     #[serde(default)]
     error_message: Option<String>,
     #[serde(default)]
     retryable: Option<bool>,
 }
 
+fn required<T>(v: Option<T>, field: &str) -> Result<T, ApiError> {
+    v.ok_or_else(|| ApiError::invalid_field(field, format!("{field} is required for this event type.")))
+}
+
 pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
     let body = signed_body(&mut cx).await?;
     let req: ClaimRequest = shared::input::parse_json(&body)?;
-    let args = json!({
-        "p_worker_id": req.worker_id,
-        "p_limit": req.limit.unwrap_or(1),
-        "p_visibility_timeout_seconds": req.visibility_timeout_seconds.unwrap_or(300),
-    });
-    let out = db::rpc(&cx.cfg, Caller::Service, "claim_next_jobs", &args.to_string()).await?;
+    let args = Obj::new()
+        .str("p_worker_id", &req.worker_id)
+        .int("p_limit", i64::from(req.limit.unwrap_or(1)))
+        .int("p_visibility_timeout_seconds", i64::from(req.visibility_timeout_seconds.unwrap_or(300)))
+        .finish();
+    let out = db::rpc(&cx.cfg, Caller::Service, "claim_next_jobs", &args).await?;
     Ok(respond::json(200, out))
 }
 
 pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
     let body = signed_body(&mut cx).await?;
-    let event: Event = shared::input::parse_json(&body)?;
-    let (rpc, event_id, job_id, args) = match event {
-        Event::Progress(e) => (
+    let e: Event = shared::input::parse_json(&body)?;
+    let base = Obj::new().str("p_job_id", &e.job_id).str("p_worker_id", &e.worker_id);
+    let (rpc, args) = match e.kind.as_str() {
+        "job.progress" => (
             "report_job_progress",
-            e.event_id,
-            e.job_id.clone(),
-            json!({ "p_job_id": e.job_id, "p_worker_id": e.worker_id, "p_status": e.status, "p_progress": e.progress, "p_message": e.message }),
+            base.str("p_status", &required(e.status, "status")?)
+                .opt_int("p_progress", e.progress.map(i64::from))
+                .opt_str("p_message", e.message.as_deref()),
         ),
-        Event::Succeeded(e) => (
+        "job.succeeded" => (
             "complete_job",
-            e.event_id,
-            e.job_id.clone(),
-            json!({ "p_job_id": e.job_id, "p_worker_id": e.worker_id, "p_actual_cost": e.actual_cost, "p_output_url": e.output_url,
-                    "p_manifest": e.manifest, "p_assets": e.assets.unwrap_or_default() }),
+            base.int("p_actual_cost", i64::from(required(e.actual_cost, "actual_cost")?))
+                .opt_str("p_output_url", e.output_url.as_deref())
+                .raw("p_manifest", e.manifest.as_deref().map_or("null", RawValue::get))
+                .raw("p_assets", e.assets.as_deref().map_or("[]", RawValue::get)),
         ),
-        Event::Failed(e) => (
+        "job.failed" => (
             "fail_job",
-            e.event_id,
-            e.job_id.clone(),
-            json!({ "p_job_id": e.job_id, "p_worker_id": e.worker_id, "p_error_code": e.error_code,
-                    "p_error_message": e.error_message, "p_retryable": e.retryable.unwrap_or(true) }),
+            base.str("p_error_code", &required(e.error_code, "error_code")?)
+                .opt_str("p_error_message", e.error_message.as_deref())
+                .bool("p_retryable", e.retryable.unwrap_or(true)),
         ),
+        _ => return Err(ApiError::invalid_field("type", "type must be job.progress, job.succeeded or job.failed.")),
     };
+    let (event_id, job_id) = (e.event_id, e.job_id);
     if event_id.is_empty() || event_id.len() > 255 {
         return Err(ApiError::invalid_field("event_id", "event_id must be 1 to 255 characters."));
     }
     if !shared::jwt::is_uuid(&job_id) {
         return Err(ApiError::invalid_field("job_id", "job_id must be a UUID."));
     }
-    let out = db::rpc(&cx.cfg, Caller::Service, rpc, &args.to_string()).await?;
+    let out = db::rpc(&cx.cfg, Caller::Service, rpc, &args.finish()).await?;
     worker::console_log!("{{\"event\":\"pipeline_event\",\"event_id\":{:?},\"rpc\":\"{}\"}}", event_id, rpc);
     Ok(respond::json(200, out))
 }
