@@ -14,5 +14,7 @@ pub mod json;
 pub mod jwt;
 pub mod postgrest;
 pub mod signature;
+pub mod stripe;
+pub mod appstore;
 
 pub use error::ApiError;
