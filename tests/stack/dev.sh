@@ -30,8 +30,9 @@ pg_init "$ROOT/.local/pg" "$pgport"
 pg_apply "$pgport"
 done_step
 
-step "Starting PostgREST 12 on 127.0.0.1:$pgrstport"
-postgrest_start "$pgport" "$pgrstport" "$ROOT/.local/postgrest.log"
+step "Starting PostgREST 12 on 127.0.0.1:$pgrstport (accepting the local HS256 secret and ES256 key)"
+node tests/stack/keys.mjs "$ROOT/.local/keys" "$LOCAL_JWT_SECRET"
+PGRST_JWT_SECRET=$(cat "$ROOT/.local/keys/postgrest-jwks.json") postgrest_start "$pgport" "$pgrstport" "$ROOT/.local/postgrest.log"
 done_step
 
 export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E_JWT_SECRET="$LOCAL_JWT_SECRET"

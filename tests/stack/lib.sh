@@ -43,7 +43,7 @@ pg_stop() {
 # psql as the superuser against the local cluster.
 pg_psql() {
   local port=$1; shift
-  psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
+  PGOPTIONS='-c client_min_messages=warning' psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
 }
 
 # pg_apply PORT: the Supabase compatibility file, then every migration not yet recorded, in order.
