@@ -5,7 +5,11 @@
 #   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
 # and tears everything down. Prints the count per layer and a closing `N passed, N failed` line.
+# For quick iterations, `bash tests/run.sh --e2e tests/e2e/x.test.mjs ...` runs only the build, the
+# database set-up and those end-to-end files.
 set -euo pipefail
+only_e2e=()
+if [ "${1:-}" = "--e2e" ]; then shift; only_e2e=("$@"); fi
 source "$(dirname "$0")/stack/lib.sh"
 cd "$ROOT"
 run_started=$(date +%s)
@@ -30,17 +34,21 @@ count() { # count LAYER PASSED FAILED
 }
 
 # --- 1. unit -----------------------------------------------------------------------------------
+layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"
+if [ ${#only_e2e[@]} = 0 ]; then
 step "Unit tests (cargo test, native)"
 set +e; cargo test --workspace --quiet 2>&1 | tee "$logs/unit.log" | grep -E '^test result|panicked|FAILED|error(\[|:)' >&2; rc=${PIPESTATUS[0]}; set -e
 p=$(grep -oE '[0-9]+ passed' "$logs/unit.log" | awk '{s+=$1} END {print s+0}' || true)
 f=$(grep -oE '[0-9]+ failed' "$logs/unit.log" | awk '{s+=$1} END {print s+0}' || true)
 [ "$rc" = 0 ] || [ "$f" -gt 0 ] || f=1
 count unit "$p" "$f"; done_step
+fi
 
 # --- build -------------------------------------------------------------------------------------
 bash tests/stack/build.sh
 
 # --- deploy check: the deployable wrangler.toml builds and packages (no upload) ------------------
+if [ ${#only_e2e[@]} = 0 ]; then
 step "wrangler deploy --dry-run (the deployable config, with its [build] command)"
 set +e
 ( export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
@@ -50,6 +58,7 @@ set -e
 grep -E 'Total Upload' "$logs/deploy.log" | sed 's/^/    /' >&2 || true
 if [ "$rc" = 0 ] && [ -f "$tmp/deploy/index.js" ]; then count deploy 1 0; else tail -n 20 "$logs/deploy.log" >&2; count deploy 0 1; fi
 done_step
+fi
 
 # --- 2. database -------------------------------------------------------------------------------
 step "Database: throwaway cluster, Supabase compatibility, migrations (twice), pgTAP"
@@ -60,6 +69,7 @@ pg_apply "$pgport" 2>"$logs/apply2.log"
 grep -q 'applied now: 0' "$logs/apply2.log" || fail "re-applying the migrations was not a no-op; read $logs/apply2.log"
 echo "    re-apply: nothing to do (as expected)" >&2
 pg_psql "$pgport" -c "create extension if not exists pgtap with schema extensions" >/dev/null
+if [ ${#only_e2e[@]} = 0 ]; then
 set +e
 pg_prove -h 127.0.0.1 -p "$pgport" -U postgres -d postgres --ext .sql -r tests/db >"$logs/db.log" 2>&1; rc=$?
 set -e
@@ -67,7 +77,9 @@ grep -vE '^\s*$' "$logs/db.log" | grep -E 'Failed|not ok|Result|Tests=|\.sql \.'
 p=$(grep -oE 'Tests=[0-9]+' "$logs/db.log" | grep -oE '[0-9]+' || true); p=${p:-0}
 f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$logs/db.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}' || true)
 [ "$rc" = 0 ] || [ "$f" -gt 0 ] || f=1
-count database "$((p - f))" "$f"; done_step
+count database "$((p - f))" "$f"
+fi
+done_step
 
 # --- 3. end-to-end -----------------------------------------------------------------------------
 step "End-to-end: the Worker in workerd -> PostgREST 12 -> Postgres 15"
@@ -77,7 +89,8 @@ export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E
 export E2E_SUPABASE_URL="http://127.0.0.1:54321"
 rm -f .local/e2e-responses.jsonl
 set +e
-node --test --test-concurrency=1 --test-reporter=spec tests/e2e/ >"$logs/e2e.log" 2>&1; rc=$?
+if [ ${#only_e2e[@]} = 0 ]; then e2e_files=(tests/e2e/); else e2e_files=("${only_e2e[@]}"); fi
+node --test --test-concurrency=1 --test-reporter=spec "${e2e_files[@]}" >"$logs/e2e.log" 2>&1; rc=$?
 set -e
 grep -E '^\s*(✖|not ok)|^ℹ (tests|pass|fail)' "$logs/e2e.log" >&2 || true
 p=$(grep -oE '^ℹ pass [0-9]+' "$logs/e2e.log" | grep -oE '[0-9]+$' || true); p=${p:-0}

@@ -35,6 +35,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::new(400, "invalid_json", "A JSON body is required."));
     }
+    // Postgres text cannot hold NUL; refuse it here with a clear message rather than at the database.
+    if has_nul_escape(text) {
+        return Err(ApiError::new(400, "invalid_request", "Strings must not contain NUL (\\u0000) characters."));
+    }
+    // Syntax first, so a truncated body is reported as such even when an unknown field comes first.
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return Err(ApiError::new(400, "invalid_json", "The body is not valid JSON."));
+    }
     serde_json::from_str(text).map_err(|e| {
         let msg = e.to_string();
         if e.is_syntax() || e.is_eof() {
@@ -49,6 +57,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         err.field = field.map(str::to_owned);
         err
     })
+}
+
+/// Whether the JSON text has a `\u0000` escape (an odd run of backslashes before `u0000`).
+fn has_nul_escape(text: &str) -> bool {
+    text.match_indices("u0000").any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
 }
 
 /// Validates an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
@@ -86,15 +99,20 @@ mod tests {
     #[test]
     fn parses_and_names_the_field_at_fault() {
         assert!(parse_json::<Req>(br#"{"model_id":"m","target_minutes":3}"#).is_ok());
+        // A literal backslash followed by the text u0000 is fine.
+        assert!(parse_json::<Req>(br#"{"model_id":"\\u0000","target_minutes":3}"#).is_ok());
         let cases: &[(&[u8], u16, &str, Option<&str>)] = &[
             (br#"{"model_id":"m","target_minutes":3,"admin":true}"#, 400, "invalid_request", Some("admin")),
             (br#"{"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
             (br#"{"model_id":"m","target_minutes":-1}"#, 400, "invalid_request", None),
             (br#"{"model_id":"m","target_minutes":99999999999}"#, 400, "invalid_request", None),
             (br#"{"model_id":"m""#, 400, "invalid_json", None),
+            (br#"{"unknown": "#, 400, "invalid_json", None),
             (b"", 400, "invalid_json", None),
             (b"\xff\xfe", 400, "invalid_json", None),
             (br#"[1,2]"#, 400, "invalid_request", None),
+            (br#"{"model_id":"a\u0000b","target_minutes":1}"#, 400, "invalid_request", None),
+            (br#"{"model_id":"a\\\u0000b","target_minutes":1}"#, 400, "invalid_request", None),
         ];
         for (body, status, code, field) in cases {
             let e = parse_json::<Req>(body).unwrap_err();

@@ -64,7 +64,11 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
     Outcome::Fail(match code {
         "42501" => ApiError::new(403, "forbidden", "You are not allowed to do this."),
         "23505" => ApiError::new(409, "conflict", "This conflicts with an existing record."),
-        "22P02" | "22023" | "23502" | "23514" | "P0001" => ApiError::new(400, "invalid_request", "The request is not valid."),
+        // Data exceptions (class 22: bad text, numbers out of range, ...) and integrity violations
+        // (class 23) come from the client's values.
+        c if c.starts_with("22") || c.starts_with("23") || c == "P0001" => {
+            ApiError::new(400, "invalid_request", "The request is not valid.")
+        }
         _ if status >= 500 || status == 0 => ApiError::unavailable(),
         // Anything else (a missing function, a schema mismatch) is a deployment fault, not the client's.
         _ => ApiError::internal(),
@@ -102,6 +106,8 @@ mod tests {
         assert_eq!(fail(403, r#"{"code":"42501","message":"permission denied"}"#).code, "forbidden");
         assert_eq!(fail(409, r#"{"code":"23505","message":"duplicate key"}"#).status, 409);
         assert_eq!(fail(400, r#"{"code":"P0001","message":"raw internal text"}"#).message, "The request is not valid.");
+        assert_eq!(fail(400, r#"{"code":"22P05","message":"unsupported Unicode escape sequence"}"#).code, "invalid_request");
+        assert_eq!(fail(400, r#"{"code":"22003","message":"integer out of range"}"#).status, 400);
         assert_eq!(fail(404, r#"{"code":"PGRST202","message":"Could not find the function"}"#).status, 500);
         // A hint that is not a stable code is never passed through.
         assert_eq!(fail(400, r#"{"code":"P0001","message":"x","hint":"Try <script>"}"#).code, "invalid_request");

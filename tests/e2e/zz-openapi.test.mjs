@@ -74,3 +74,14 @@ test('every recorded response is declared and matches its schema', () => {
   assert.deepEqual(failures, []);
   assert.ok(checked > 50, `checked ${checked} responses`);
 });
+
+test('the README endpoint table and curl examples match the OpenAPI document', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const documented = new Set();
+  for (const [p, item] of Object.entries(doc.paths)) for (const m of Object.keys(item)) documented.add(`${m.toUpperCase()} ${p}`);
+  const rows = new Set([...readme.matchAll(/^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \|/gm)].map((m) => `${m[1]} ${m[2]}`));
+  assert.deepEqual([...rows].sort(), [...documented].sort(), 'README table rows = OpenAPI operations');
+  const curls = [...readme.matchAll(/curl -s (?:-X (POST|GET) )?(?:-H "[^"]*" )*http:\/\/127\.0\.0\.1:8787(\/[^\s?"']*)/g)];
+  assert.ok(curls.length >= 4, 'the README has curl examples');
+  for (const [, method = 'GET', p] of curls) assert.ok(documented.has(`${method} ${templateFor(p) ?? p}`), `curl ${method} ${p} is documented`);
+});

@@ -52,12 +52,14 @@ Tokens for the local user ${userId}, valid 12 hours. HS256 (legacy secret):
   export TOKEN=${token}
 ES256 (signing key, verified through ${stack.supabaseUrl}/auth/v1/.well-known/jwks.json):
   export TOKEN_ES256=${es256}
+The project's anon key (visitors send it as apikey):
+  export ANON_KEY=${stack.anonKey}
 
 Try:
   curl -s ${w.url}/health
   curl -s -H "Authorization: Bearer $TOKEN" ${w.url}/v1/balance
   curl -s -H "Authorization: Bearer $TOKEN_ES256" ${w.url}/v1/ledger
-  curl -s -X POST ${w.url}/v1/drafts -H "apikey: ${stack.anonKey}" -H 'content-type: application/json' -d '{"prompt":"A video about tide pools"}'
+  curl -s -X POST ${w.url}/v1/drafts -H "apikey: $ANON_KEY" -H 'content-type: application/json' -d '{"prompt":"A video about tide pools"}'
   curl -s -X POST ${w.url}/v1/generate -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: $(date +%s)" -H 'content-type: application/json' \\
        -d '{"model_id":"standard-v1","prompt":"A video about tide pools","target_minutes":2}'
 
