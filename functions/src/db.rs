@@ -74,11 +74,18 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(args.into()));
     let req = Request::new_with_init(url, &init).map_err(|_| ApiError::internal())?;
-    let mut resp = Fetch::Request(req).send().await.map_err(|e| {
-        worker::console_error!("{{\"event\":\"postgrest_unreachable\",\"error\":{:?}}}", e.to_string());
-        ApiError::unavailable()
-    })?;
-    let body = resp.bytes().await.map_err(|_| ApiError::unavailable())?;
+    // One deadline for the whole exchange, headers and body.
+    let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms));
+    let failed = |signal: &worker::AbortSignal| {
+        worker::console_error!("{{\"event\":\"postgrest_unreachable\",\"timeout\":{}}}", signal.aborted());
+        if signal.aborted() {
+            ApiError::timeout()
+        } else {
+            ApiError::unavailable()
+        }
+    };
+    let mut resp = Fetch::Request(req).send_with_signal(&signal).await.map_err(|_| failed(&signal))?;
+    let body = resp.bytes().await.map_err(|_| failed(&signal))?;
     Ok((resp.status_code(), body))
 }
 

@@ -36,6 +36,8 @@ pub struct Config {
     pub service_role_key: Option<String>,
     /// Browser origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; `*` for any).
     pub cors_origins: Vec<String>,
+    /// How long one PostgREST call may take before the client gets a 504 (`POSTGREST_TIMEOUT_MS`).
+    pub postgrest_timeout_ms: u32,
 }
 
 /// The asymmetric signing keys' source and cache timings.
@@ -54,6 +56,7 @@ pub mod names {
     pub const SUPABASE_JWT_SECRET: &str = "SUPABASE_JWT_SECRET";
     pub const SUPABASE_SERVICE_ROLE_KEY: &str = "SUPABASE_SERVICE_ROLE_KEY";
     pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
+    pub const POSTGREST_TIMEOUT_MS: &str = "POSTGREST_TIMEOUT_MS";
     pub const SUPABASE_JWT_KEYS: &str = "SUPABASE_JWT_KEYS";
     pub const SUPABASE_JWKS_URL: &str = "SUPABASE_JWKS_URL";
     pub const JWKS_CACHE_TTL_SECS: &str = "JWKS_CACHE_TTL_SECS";
@@ -130,6 +133,12 @@ impl Config {
             cors_origins: optional(names::CORS_ALLOWED_ORIGINS)
                 .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
+            postgrest_timeout_ms: match optional(names::POSTGREST_TIMEOUT_MS) {
+                None => 8000,
+                Some(v) => v.parse::<u32>().ok().filter(|n| (100..=30_000).contains(n)).ok_or_else(|| {
+                    format!("binding {} must be a whole number from 100 to 30000", names::POSTGREST_TIMEOUT_MS)
+                })?,
+            },
         })
     }
 
@@ -189,6 +198,7 @@ mod tests {
         assert_eq!(jwks.url, "https://abc.supabase.co/auth/v1/.well-known/jwks.json");
         assert_eq!(jwks.timings, Timings { ttl_ms: 600_000, cooldown_ms: 30_000, fetch_timeout_ms: 3000 });
         assert!(cfg.cors_origins.is_empty(), "no CORS origin unless configured");
+        assert_eq!(cfg.postgrest_timeout_ms, 8000);
     }
 
     #[test]

@@ -66,6 +66,15 @@ impl ApiError {
         }
     }
 
+    /// PostgREST did not answer in time. The call may still commit: clients retry with the same
+    /// `Idempotency-Key`, which answers the stored result instead of doing it twice.
+    pub fn timeout() -> Self {
+        ApiError {
+            retry_after: Some(2),
+            ..ApiError::new(504, "upstream_timeout", "The database did not answer in time; retry with the same Idempotency-Key.")
+        }
+    }
+
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
