@@ -113,14 +113,27 @@ let workers = 0;
  * Starts the built Worker in workerd on a loopback port, with a JOBS_QUEUE producer (consumed by a
  * second Worker that forwards to this process) and the drafts rate limiter (`draftsPerMinute`).
  */
-export async function startWorker(overrides = {}, { port = 0, log = false, draftsPerMinute = 1000 } = {}) {
+export async function startWorker(overrides = {}, { port = 0, log = false, draftsPerMinute = 1000, logLines = null } = {}) {
   const s = await queueSink();
   const tag = String(workers++);
   const mf = new Miniflare({
     host: '127.0.0.1',
     port,
     verbose: log,
-    handleRuntimeStdio: log ? undefined : (stdout, stderr) => { stdout.resume(); stderr.resume(); },
+    handleRuntimeStdio: log ? undefined : (stdout, stderr) => {
+      if (logLines) {
+        // The Worker's console lines, for tests of what it logs (and does not).
+        let rest = '';
+        stdout.on('data', (chunk) => {
+          const lines = (rest + chunk).split('\n');
+          rest = lines.pop();
+          logLines.push(...lines);
+        });
+      } else {
+        stdout.resume();
+      }
+      stderr.resume();
+    },
     workers: [
       {
         name: 'api',
