@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(112);
+select plan(121);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -74,6 +74,9 @@ insert into expected_execute values
   ('public.attach_checkout_session(uuid,text)', false, false, true),
   ('public.fulfill_purchase(text,text,text,uuid,text,integer,text,uuid,text)', false, false, true),
   ('public.refund_purchase(text,text,text,text)', false, false, true),
+  ('public.fail_purchase(text,text,text,uuid,text)', false, false, true),
+  ('public.refund_purchase_amount(text,text,text,integer,integer,text)', false, false, true),
+  ('public.reinstate_purchase(text,text,text,text)', false, false, true),
   ('public.clawback_purchase(text,text,text,text)', false, false, true),
   ('public.claim_next_jobs(text,integer,integer)', false, false, true),
   ('public.report_job_progress(uuid,text,text,integer,text,integer)', false, false, true),
@@ -158,6 +161,8 @@ select is(
     where f.fn in ('public.generate(text,jsonb)', 'public.claim_draft(text)', 'public.create_draft(text,text,jsonb)',
                    'public.begin_purchase(text,text)', 'public.fulfill_purchase(text,text,text,uuid,text,integer,text,uuid,text)',
                    'public.refund_purchase(text,text,text,text)', 'public.clawback_purchase(text,text,text,text)',
+                   'public.fail_purchase(text,text,text,uuid,text)', 'public.refund_purchase_amount(text,text,text,integer,integer,text)',
+                   'public.reinstate_purchase(text,text,text,text)',
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text)', 'public.fail_job(uuid,text,text,boolean,text)',
                    'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds()')
       and p.provolatile <> 'v'),
