@@ -11,6 +11,7 @@ pub mod error;
 pub mod input;
 pub mod jwks;
 pub mod json;
+pub mod jsonr;
 pub mod jwt;
 pub mod postgrest;
 pub mod signature;
