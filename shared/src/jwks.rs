@@ -20,8 +20,8 @@
 //!   every asymmetric token is then refused, never "decoded without verifying".
 
 use crate::b64;
+use crate::jsonr::{self, Value};
 use crate::jwt::Alg;
-use serde::Deserialize;
 
 /// A JWKS document larger than this is refused (Supabase's holds a handful of keys, < 2 KB).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -71,27 +71,49 @@ pub enum JwksError {
     TooManyKeys,
 }
 
-#[derive(Deserialize)]
-struct RawSet {
-    keys: Vec<RawKey>,
+/// One entry of `keys`, every member optional so an unusable key is skipped, not fatal; a member
+/// of the wrong JSON type, a repeated member (refused by the parser) or an entry that is not an
+/// object makes the whole document unusable (fail closed). `null` counts as absent.
+struct RawKey<'v> {
+    kty: Option<&'v str>,
+    kid: Option<&'v str>,
+    alg: Option<&'v str>,
+    use_: Option<&'v str>,
+    key_ops: Option<Vec<&'v str>>,
+    crv: Option<&'v str>,
+    x: Option<&'v str>,
+    y: Option<&'v str>,
+    n: Option<&'v str>,
+    e: Option<&'v str>,
 }
 
-/// Every member optional so an unusable key is skipped, not fatal; a member of the wrong JSON type
-/// or a repeated member makes the whole document unusable (fail closed). Deserialized into this
-/// struct directly, not through `serde_json::Value`, which would cost ~10 KB of wasm.
-#[derive(Deserialize)]
-struct RawKey {
-    kty: Option<String>,
-    kid: Option<String>,
-    alg: Option<String>,
-    #[serde(rename = "use")]
-    use_: Option<String>,
-    key_ops: Option<Vec<String>>,
-    crv: Option<String>,
-    x: Option<String>,
-    y: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
+impl<'v> RawKey<'v> {
+    fn read(v: &'v Value<'_>) -> Result<RawKey<'v>, JwksError> {
+        if !v.is_object() {
+            return Err(JwksError::NotAKeySet);
+        }
+        let present = |k: &str| v.get(k).filter(|m| !m.is_null());
+        let s = |k: &str| present(k).map(|m| m.as_str().ok_or(JwksError::NotAKeySet)).transpose();
+        let key_ops = match present("key_ops") {
+            None => None,
+            Some(m) => {
+                let items = m.as_array().ok_or(JwksError::NotAKeySet)?;
+                Some(items.iter().map(|o| o.as_str().ok_or(JwksError::NotAKeySet)).collect::<Result<_, _>>()?)
+            }
+        };
+        Ok(RawKey {
+            kty: s("kty")?,
+            kid: s("kid")?,
+            alg: s("alg")?,
+            use_: s("use")?,
+            key_ops,
+            crv: s("crv")?,
+            x: s("x")?,
+            y: s("y")?,
+            n: s("n")?,
+            e: s("e")?,
+        })
+    }
 }
 
 /// Parses a JWKS document. The document must be a JSON object with a `keys` array of objects; each
@@ -102,28 +124,34 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<PublicKey>, JwksError> {
     if body.len() > MAX_JWKS_BYTES {
         return Err(JwksError::TooLarge);
     }
-    let set: RawSet = serde_json::from_slice(body).map_err(|_| JwksError::NotAKeySet)?;
-    let all_kids: Vec<Option<String>> = set.keys.iter().map(|k| k.kid.clone()).collect();
-    let mut keys: Vec<PublicKey> = set.keys.into_iter().filter_map(usable_key).collect();
-    keys.retain(|k| all_kids.iter().filter(|kid| kid.as_deref() == Some(k.kid.as_str())).count() == 1);
+    let text = std::str::from_utf8(body).map_err(|_| JwksError::NotAKeySet)?;
+    let doc = jsonr::parse(text).map_err(|_| JwksError::NotAKeySet)?;
+    if !doc.is_object() {
+        return Err(JwksError::NotAKeySet);
+    }
+    let entries = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NotAKeySet)?;
+    let raw: Vec<RawKey<'_>> = entries.iter().map(RawKey::read).collect::<Result<_, _>>()?;
+    let all_kids: Vec<Option<&str>> = raw.iter().map(|k| k.kid).collect();
+    let mut keys: Vec<PublicKey> = raw.into_iter().filter_map(usable_key).collect();
+    keys.retain(|k| all_kids.iter().filter(|kid| **kid == Some(k.kid.as_str())).count() == 1);
     if keys.len() > MAX_KEYS {
         return Err(JwksError::TooManyKeys);
     }
     Ok(keys)
 }
 
-fn usable_key(raw: RawKey) -> Option<PublicKey> {
-    let kid = raw.kid.filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)?;
-    if raw.use_.as_deref().is_some_and(|u| u != "sig") {
+fn usable_key(raw: RawKey<'_>) -> Option<PublicKey> {
+    let kid = raw.kid.filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)?.to_owned();
+    if raw.use_.is_some_and(|u| u != "sig") {
         return None;
     }
-    if raw.key_ops.as_ref().is_some_and(|ops| !ops.iter().any(|o| o == "verify")) {
+    if raw.key_ops.as_ref().is_some_and(|ops| !ops.contains(&"verify")) {
         return None;
     }
-    let decode = |v: Option<String>| v.as_deref().and_then(b64::decode);
-    let (alg, material) = match raw.kty.as_deref().unwrap_or("") {
+    let decode = |v: Option<&str>| v.and_then(b64::decode);
+    let (alg, material) = match raw.kty.unwrap_or("") {
         "EC" => {
-            if raw.crv.as_deref() != Some("P-256") || raw.alg.as_deref().is_some_and(|a| a != "ES256") {
+            if raw.crv != Some("P-256") || raw.alg.is_some_and(|a| a != "ES256") {
                 return None;
             }
             let (x, y) = (decode(raw.x)?, decode(raw.y)?);
@@ -133,7 +161,7 @@ fn usable_key(raw: RawKey) -> Option<PublicKey> {
             (Alg::ES256, Material::Ec { x, y })
         }
         "RSA" => {
-            if raw.alg.as_deref().is_some_and(|a| a != "RS256") {
+            if raw.alg.is_some_and(|a| a != "RS256") {
                 return None;
             }
             let (n, e) = (decode(raw.n)?, decode(raw.e)?);
@@ -422,6 +450,15 @@ mod tests {
     }
 
     #[test]
+    fn null_members_are_absent() {
+        let mut k = ec("n");
+        k["use"] = serde_json::Value::Null;
+        k["key_ops"] = serde_json::Value::Null;
+        k["alg"] = serde_json::Value::Null;
+        assert_eq!(parse(vec![k]), vec![("n".to_string(), Alg::ES256)]);
+    }
+
+    #[test]
     fn skips_keys_that_must_never_verify() {
         let mut wrong_curve = ec("c");
         wrong_curve["crv"] = "P-384".into();
@@ -455,6 +492,9 @@ mod tests {
         let wrong_type = br#"{"keys":[{"kty":"EC","kid":7}]}"#;
         let repeated_member = br#"{"keys":[{"kty":"EC","kid":"a","kid":"b"}]}"#;
         for bad in [&b"<html>502 Bad Gateway</html>"[..], b"", b"{}", b"[]", br#"{"keys":{}}"#, br#"{"keys":[],"keys":[]}"#, b"null", not_an_object, wrong_type, repeated_member] {
+            assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
+        }
+        for bad in [&br#"{"keys":null}"#[..], br#"{"keys":[{"kty":"EC","key_ops":"verify"}]}"#, br#"{"keys":[{"kty":"EC","key_ops":[1]}]}"#, br#"{"keys":[null]}"#, b"{\"keys\":[],\"x\":\"\xff\"}"] {
             assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
         }
         let big = format!(r#"{{"keys":[],"pad":"{}"}}"#, "a".repeat(MAX_JWKS_BYTES));

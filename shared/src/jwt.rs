@@ -10,8 +10,8 @@
 //! Worker) on the [`Token`] this module parses.
 
 use crate::{b64, ApiError};
+use crate::jsonr;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use sha2::Sha256;
 
 /// Signature algorithms Supabase Auth uses. Anything else, including `none`, is refused.
@@ -111,37 +111,30 @@ pub struct Claims {
     pub exp: i64,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
+/// A JSON document's top-level object; anything else (or bytes that are not UTF-8 JSON) is
+/// malformed. The parser refuses a repeated member anywhere, so a token cannot carry two `sub`s.
+fn object(bytes: &[u8]) -> Result<jsonr::Value<'_>, AuthError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| AuthError::Malformed)?;
+    jsonr::parse(text).ok().filter(jsonr::Value::is_object).ok_or(AuthError::Malformed)
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
+/// An optional string member: absent or `null` is `None`, any other type is malformed.
+fn opt_str<'v>(obj: &'v jsonr::Value<'_>, key: &str) -> Result<Option<&'v str>, AuthError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => v.as_str().map(Some).ok_or(AuthError::Malformed),
+    }
 }
 
-/// Known claims; serde refuses a token that repeats any of them.
-#[derive(Deserialize)]
-struct RawClaims {
-    iss: Option<String>,
-    aud: Option<Audience>,
-    sub: Option<String>,
-    role: Option<String>,
-    exp: Option<i64>,
-    iat: Option<i64>,
-    nbf: Option<i64>,
-    session_id: Option<String>,
-    #[serde(default)]
-    is_anonymous: bool,
+/// An optional integer member (a NumericDate): absent or `null` is `None`; a string, a fraction,
+/// an exponent or a value outside `i64` is malformed.
+fn opt_int(obj: &jsonr::Value<'_>, key: &str) -> Result<Option<i64>, AuthError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or(AuthError::Malformed),
+    }
 }
 
 /// Extracts the token from an `Authorization` header value.
@@ -163,14 +156,17 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(AuthError::Malformed);
     };
-    let header: Header = b64::decode(h).and_then(|raw| serde_json::from_slice(&raw).ok()).ok_or(AuthError::Malformed)?;
-    if header.crit.is_some() {
+    let header_json = b64::decode(h).ok_or(AuthError::Malformed)?;
+    let header = object(&header_json)?;
+    // `crit` in any form, even `null` or `[]`, names extensions this code does not implement.
+    if header.get("crit").is_some() {
         return Err(AuthError::Malformed);
     }
-    if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+    if opt_str(&header, "typ")?.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
         return Err(AuthError::Malformed);
     }
-    let alg = match header.alg.as_str() {
+    let kid = opt_str(&header, "kid")?;
+    let alg = match header.get("alg").and_then(jsonr::Value::as_str).ok_or(AuthError::Malformed)? {
         "HS256" => Alg::HS256,
         "ES256" => Alg::ES256,
         "RS256" => Alg::RS256,
@@ -178,7 +174,7 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     };
     // Asymmetric keys are picked by `kid` only, from the configured JWKS: a token that does not
     // name its key is refused rather than tried against every key.
-    if alg != Alg::HS256 && !header.kid.as_deref().is_some_and(|k| !k.is_empty() && k.len() <= crate::jwks::MAX_KID_LEN) {
+    if alg != Alg::HS256 && !kid.is_some_and(|k| !k.is_empty() && k.len() <= crate::jwks::MAX_KID_LEN) {
         return Err(AuthError::Malformed);
     }
     let payload = b64::decode(p).ok_or(AuthError::Malformed)?;
@@ -193,7 +189,8 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     if !sig_ok {
         return Err(AuthError::BadSignature);
     }
-    Ok(Token { alg, kid: header.kid, signing_input: &token[..h.len() + 1 + p.len()], signature, payload })
+    let kid = kid.map(str::to_owned);
+    Ok(Token { alg, kid, signing_input: &token[..h.len() + 1 + p.len()], signature, payload })
 }
 
 /// Verifies an HS256 signature in constant time.
@@ -208,35 +205,53 @@ pub fn verify_hs256(token: &Token<'_>, secret: &[u8]) -> Result<(), AuthError> {
 
 /// Checks the claims of a token whose signature has been verified.
 pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, AuthError> {
-    let raw: RawClaims = serde_json::from_slice(&token.payload).map_err(|_| AuthError::Malformed)?;
-    let exp = raw.exp.ok_or(AuthError::Claim("exp"))?;
-    let iat = raw.iat.ok_or(AuthError::Claim("iat"))?;
+    let raw = object(&token.payload)?;
+    // Types first, so a mistyped claim is malformed whatever else is wrong.
+    let (exp, iat, nbf) = (opt_int(&raw, "exp")?, opt_int(&raw, "iat")?, opt_int(&raw, "nbf")?);
+    let (iss, role, sub, session_id) = (opt_str(&raw, "iss")?, opt_str(&raw, "role")?, opt_str(&raw, "sub")?, opt_str(&raw, "session_id")?);
+    // `aud` is a string or an array of strings (RFC 7519 section 4.1.3).
+    let aud_ok = match raw.get("aud") {
+        None => false,
+        Some(v) if v.is_null() => false,
+        Some(v) => match (v.as_str(), v.as_array()) {
+            (Some(a), _) => a == "authenticated",
+            (None, Some(list)) => {
+                let mut any = false;
+                for a in list {
+                    any |= a.as_str().ok_or(AuthError::Malformed)? == "authenticated";
+                }
+                any
+            }
+            (None, None) => return Err(AuthError::Malformed),
+        },
+    };
+    let is_anonymous = match raw.get("is_anonymous") {
+        None => false,
+        Some(v) => v.as_bool().ok_or(AuthError::Malformed)?,
+    };
+    let exp = exp.ok_or(AuthError::Claim("exp"))?;
+    let iat = iat.ok_or(AuthError::Claim("iat"))?;
     if now > exp.saturating_add(rules.leeway_secs) {
         return Err(AuthError::Expired);
     }
-    if iat > now.saturating_add(rules.leeway_secs) || raw.nbf.is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs)) {
+    if iat > now.saturating_add(rules.leeway_secs) || nbf.is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs)) {
         return Err(AuthError::NotYetValid);
     }
     if exp <= iat || exp - iat > rules.max_validity_secs {
         return Err(AuthError::Claim("validity"));
     }
-    if raw.iss.as_deref() != Some(rules.issuer.as_str()) {
+    if iss != Some(rules.issuer.as_str()) {
         return Err(AuthError::Claim("iss"));
     }
-    let aud_ok = match &raw.aud {
-        Some(Audience::One(a)) => a == "authenticated",
-        Some(Audience::Many(list)) => list.iter().any(|a| a == "authenticated"),
-        None => false,
-    };
     if !aud_ok {
         return Err(AuthError::Claim("aud"));
     }
-    if raw.role.as_deref() != Some("authenticated") {
+    if role != Some("authenticated") {
         return Err(AuthError::Claim("role"));
     }
-    let sub = raw.sub.filter(|s| is_uuid(s)).ok_or(AuthError::Claim("sub"))?;
-    let session_id = raw.session_id.filter(|s| !s.is_empty() && s.len() <= 64).ok_or(AuthError::Claim("session_id"))?;
-    Ok(Claims { sub, session_id, is_anonymous: raw.is_anonymous, exp })
+    let sub = sub.filter(|s| is_uuid(s)).ok_or(AuthError::Claim("sub"))?.to_owned();
+    let session_id = session_id.filter(|s| !s.is_empty() && s.len() <= 64).ok_or(AuthError::Claim("session_id"))?.to_owned();
+    Ok(Claims { sub, session_id, is_anonymous, exp })
 }
 
 /// `8-4-4-4-12` hexadecimal, as Postgres prints a uuid.
@@ -348,6 +363,35 @@ pub(crate) mod tests {
         for (name, token, want) in cases {
             assert_eq!(check(&token), Err(want), "{name}");
         }
+    }
+
+    #[test]
+    fn refuses_mistyped_claims_and_headers_as_malformed() {
+        // A claim's JSON text, spliced in verbatim so numbers keep their exact form.
+        let raw = |claim: &str, json: &str| {
+            let mut c = good_claims();
+            c.as_object_mut().unwrap().remove(claim);
+            let body = c.to_string().replacen('{', &format!("{{\"{claim}\":{json},"), 1);
+            sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &body, SECRET)
+        };
+        for claim in ["exp", "iat", "nbf"] {
+            for bad in ["1800003600.5", "1.8e9", "18000036e2", "9223372036854775808", "-9223372036854775809", "\"1800003600\"", "true", "[1]"] {
+                assert_eq!(check(&raw(claim, bad)), Err(AuthError::Malformed), "{claim}: {bad}");
+            }
+        }
+        assert!(check(&raw("nbf", &(NOW - 10).to_string())).is_ok());
+        assert!(check(&raw("nbf", "null")).is_ok(), "null is absent");
+        assert_eq!(check(&raw("exp", "null")), Err(AuthError::Claim("exp")));
+        for (claim, bad) in [("aud", "[\"authenticated\",7]"), ("aud", "7"), ("aud", "{}"), ("sub", "7"), ("iss", "[]"), ("is_anonymous", "null"), ("is_anonymous", "\"false\"")] {
+            assert_eq!(check(&raw(claim, bad)), Err(AuthError::Malformed), "{claim}: {bad}");
+        }
+        let claims = good_claims().to_string();
+        for header in [r#"{"alg":"HS256","crit":null}"#, r#"{"alg":"HS256","crit":[]}"#, r#"{"alg":"HS256","typ":7}"#, r#"{"alg":7}"#, r#"["HS256"]"#, r#"{"alg":"HS256","alg":"HS256"}"#] {
+            assert_eq!(check(&sign_hs256(header, &claims, SECRET)), Err(AuthError::Malformed), "{header}");
+        }
+        assert_eq!(check(&sign_hs256(r#"{"alg":"HS256"}"#, "[1]", SECRET)), Err(AuthError::Malformed), "claims not an object");
+        let nested = claims.replacen('{', &format!("{{\"x\":{}1{},", "[".repeat(40), "]".repeat(40)), 1);
+        assert_eq!(check(&sign_hs256(r#"{"alg":"HS256"}"#, &nested, SECRET)), Err(AuthError::Malformed), "nested too deep");
     }
 
     #[test]
