@@ -32,8 +32,19 @@ pub fn config(env: &Env) -> Result<Rc<Config>, String> {
 }
 
 impl Cx {
-    /// Reads and parses the JSON body: content type, size cap (from `Content-Length` before
-    /// reading, and from the bytes read), exact shape. See `shared::input`.
+    /// Reads the JSON body as text: content type, size cap (from `Content-Length` before reading,
+    /// and from the bytes read), UTF-8, no NUL. Parse it with `shared::input::parse`/`fields`.
+    pub async fn body_text(&mut self) -> Result<String, shared::ApiError> {
+        shared::input::require_json(self.header("content-type").as_deref())?;
+        let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        if declared > shared::input::MAX_BODY_BYTES {
+            return Err(shared::input::too_large());
+        }
+        let bytes = self.req.bytes().await.map_err(|_| shared::ApiError::new(400, "invalid_json", "The body could not be read."))?;
+        shared::input::body_text(bytes)
+    }
+
+    /// Reads and parses the JSON body with serde (being replaced by [`Cx::body_text`]).
     pub async fn json_body<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, shared::ApiError> {
         shared::input::require_json(self.header("content-type").as_deref())?;
         let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);

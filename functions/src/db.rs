@@ -1,15 +1,21 @@
 //! Calling Postgres RPCs through PostgREST.
 //!
-//! One function, [`rpc`], used by every handler: `POST {POSTGREST_URL}/rpc/{name}` with the
-//! caller's token, so the database sees the same user the edge verified. Serialization failures
-//! and deadlocks are retried a bounded number of times; an unreachable or failing PostgREST is a
-//! 503 with `Retry-After`, never a success. The `postgrest` crate was measured as an alternative;
-//! see ARCHITECTURE.md for why this thin client over `fetch` is used instead.
+//! Every handler makes one `POST {POSTGREST_URL}/rpc/{name}` with the caller's token, so the
+//! database sees the same user the edge verified. Serialization failures and deadlocks are retried
+//! a bounded number of times; an unreachable or failing PostgREST is a 503 with `Retry-After`, one
+//! that does not answer within `POSTGREST_TIMEOUT_MS` a 504, never a success.
+//!
+//! The subrequest is built with `web_sys` and the global `fetch` directly: the `postgrest` crate
+//! and `worker::Request` were measured (ARCHITECTURE.md) and cost wasm size and JS crossings for
+//! nothing a single POST needs. A successful answer that the handler does not need to read is
+//! streamed to the client as is ([`rpc_response`]), never copied into wasm memory.
 
 use shared::config::Config;
 use shared::postgrest::{map_error, Outcome};
 use shared::ApiError;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::Response;
 
 /// Whose authority the call carries.
 pub enum Caller<'a> {
@@ -24,15 +30,33 @@ pub enum Caller<'a> {
 /// How many times a serialization failure or deadlock is retried before answering 503.
 const MAX_ATTEMPTS: u32 = 3;
 
-/// Calls `public.<name>(args)` and returns the raw JSON body of a 2xx answer.
+/// Calls `public.<name>(args)` and returns the JSON text of a 2xx answer.
 pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Result<String, ApiError> {
+    let resp = call(cfg, &caller, name, args).await?;
+    let text = JsFuture::from(resp.text().map_err(|_| ApiError::unavailable())?).await.map_err(|_| ApiError::unavailable())?;
+    text.as_string().ok_or_else(ApiError::internal)
+}
+
+/// Calls `public.<name>(args)` and answers the client with its JSON, streamed through unchanged.
+pub async fn rpc_response(cfg: &Config, caller: Caller<'_>, name: &str, args: &str, status: u16) -> Result<Response, ApiError> {
+    let upstream = call(cfg, &caller, name, args).await?;
+    Ok(crate::respond::stream(status, upstream.body().as_ref()))
+}
+
+/// The call with its retries; returns the 2xx response with its body unread.
+async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Result<web_sys::Response, ApiError> {
     let url = format!("{}/rpc/{}", cfg.postgrest_url, name);
     for attempt in 1..=MAX_ATTEMPTS {
-        let (status, body) = send(cfg, &caller, &url, args).await?;
+        let resp = send(cfg, caller, &url, args).await?;
+        let status = resp.status();
         if (200..300).contains(&status) {
-            return Ok(String::from_utf8(body).map_err(|_| ApiError::internal())?);
+            return Ok(resp);
         }
-        match map_error(status, &body) {
+        let body = match resp.text().map(JsFuture::from) {
+            Ok(f) => f.await.ok().and_then(|v| v.as_string()).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        match map_error(status, body.as_bytes()) {
             Outcome::Retry if attempt < MAX_ATTEMPTS => continue,
             Outcome::Retry => return Err(ApiError::unavailable()),
             Outcome::Fail(err) => {
@@ -41,7 +65,7 @@ pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Re
                         "{{\"event\":\"postgrest_error\",\"rpc\":\"{}\",\"status\":{},\"body\":{:?}}}",
                         name,
                         status,
-                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                        body.get(..body.len().min(300)).unwrap_or("")
                     );
                 }
                 return Err(err);
@@ -51,8 +75,8 @@ pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Re
     Err(ApiError::unavailable())
 }
 
-async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Result<(u16, Vec<u8>), ApiError> {
-    let headers = Headers::new();
+async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Result<web_sys::Response, ApiError> {
+    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal())?;
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal());
     set("content-type", "application/json")?;
     set("accept", "application/json")?;
@@ -71,12 +95,15 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
         }
         Caller::Anon => {}
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(args.into()));
-    let req = Request::new_with_init(url, &init).map_err(|_| ApiError::internal())?;
     // One deadline for the whole exchange, headers and body.
-    let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms));
-    let failed = |signal: &worker::AbortSignal| {
+    let signal = web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms);
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(args));
+    init.set_signal(Some(&signal));
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let failed = |signal: &web_sys::AbortSignal| {
         worker::console_error!("{{\"event\":\"postgrest_unreachable\",\"timeout\":{}}}", signal.aborted());
         if signal.aborted() {
             ApiError::timeout()
@@ -84,9 +111,8 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
             ApiError::unavailable()
         }
     };
-    let mut resp = Fetch::Request(req).send_with_signal(&signal).await.map_err(|_| failed(&signal))?;
-    let body = resp.bytes().await.map_err(|_| failed(&signal))?;
-    Ok((resp.status_code(), body))
+    let resp = JsFuture::from(global.fetch_with_str_and_init(url, &init)).await.map_err(|_| failed(&signal))?;
+    resp.dyn_into::<web_sys::Response>().map_err(|_| ApiError::internal())
 }
 
 /// Whether PostgREST and the database answer (for `/health`).

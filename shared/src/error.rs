@@ -4,8 +4,6 @@
 //! that client apps can switch on, and a message a developer can act on. Internal details never
 //! reach the body; they are logged by the Worker instead.
 
-use serde::Serialize;
-
 /// A failure answered to the client as `{ "error": { "code", "message", "field"? } }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -16,19 +14,6 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds for a `Retry-After` header (503s).
     pub retry_after: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
 }
 
 impl ApiError {
@@ -82,8 +67,11 @@ impl ApiError {
 
     /// The JSON body for this error.
     pub fn body(&self) -> String {
-        let body = Body { error: Inner { code: &self.code, message: &self.message, field: self.field.as_deref() } };
-        serde_json::to_string(&body).unwrap_or_else(|_| String::from(r#"{"error":{"code":"internal_error","message":"error"}}"#))
+        let mut inner = crate::json::Obj::new().str("code", &self.code).str("message", &self.message);
+        if let Some(field) = &self.field {
+            inner = inner.str("field", field);
+        }
+        crate::json::Obj::new().raw("error", &inner.finish()).finish()
     }
 }
 

@@ -1,10 +1,11 @@
 //! Request input rules shared by every endpoint: JSON bodies and idempotency keys.
 //!
-//! A body must be `application/json`, at most a fixed size, valid UTF-8 JSON, and match the
-//! endpoint's type exactly (unknown fields are refused through `#[serde(deny_unknown_fields)]`
-//! on the request types). Failures are 4xx [`ApiError`]s naming the field where one is at fault;
-//! nothing reaches the database before these checks pass.
+//! A body must be `application/json`, at most a fixed size, valid UTF-8 JSON without NUL, and
+//! match the endpoint's fields exactly (read with [`crate::jsonr::Fields`], which refuses unknown
+//! members). Failures are 4xx [`ApiError`]s naming the field where one is at fault; nothing
+//! reaches the database before these checks pass.
 
+use crate::jsonr::{self, FieldError, Fields, Value};
 use crate::ApiError;
 use serde::de::DeserializeOwned;
 
@@ -26,7 +27,48 @@ pub fn too_large() -> ApiError {
     ApiError::new(413, "payload_too_large", format!("The body must be at most {MAX_BODY_BYTES} bytes."))
 }
 
-/// Parses a JSON body into `T`, with the size cap and a message naming the field at fault.
+/// Checks a body's size, encoding and NUL escapes and returns it as text.
+pub fn body_text(bytes: Vec<u8>) -> Result<String, ApiError> {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::new(400, "invalid_json", "A JSON body is required."));
+    }
+    // Postgres text cannot hold NUL; refuse it here with a clear message rather than at the database.
+    if has_nul_escape(&text) {
+        return Err(ApiError::new(400, "invalid_request", "Strings must not contain NUL (\\u0000) characters."));
+    }
+    Ok(text)
+}
+
+/// 400 for a body that is not JSON.
+pub fn syntax_error() -> ApiError {
+    ApiError::new(400, "invalid_json", "The body is not valid JSON (or repeats a key, or nests too deep).")
+}
+
+/// 400 naming the field at fault.
+pub fn field_error(e: FieldError) -> ApiError {
+    match e {
+        FieldError::NotObject => ApiError::new(400, "invalid_request", "The body must be a JSON object."),
+        FieldError::Unknown(k) => ApiError::invalid_field(k.clone(), format!("Unknown field {k}.")),
+        FieldError::Missing(k) => ApiError::invalid_field(k, format!("{k} is required.")),
+        FieldError::Invalid(k, want) => ApiError::invalid_field(k, format!("{k} must be {want}.")),
+    }
+}
+
+/// Parses JSON text.
+pub fn parse(text: &str) -> Result<Value<'_>, ApiError> {
+    jsonr::parse(text).map_err(|_| syntax_error())
+}
+
+/// The members of a request object, refusing any not in `allowed`.
+pub fn fields<'v, 'a>(v: &'v Value<'a>, allowed: &[&str]) -> Result<Fields<'v, 'a>, ApiError> {
+    Fields::new(v, allowed).map_err(field_error)
+}
+
+/// Parses a JSON body into `T` with serde (being replaced by [`body_text`] + [`fields`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
@@ -120,6 +162,41 @@ mod tests {
         }
         let huge = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(parse_json::<Req>(&huge).unwrap_err().status, 413);
+    }
+
+    fn read(body: &[u8], allowed: &[&str]) -> Result<(), ApiError> {
+        let text = body_text(body.to_vec())?;
+        let v = parse(&text)?;
+        let f = fields(&v, allowed)?;
+        f.str("model_id").map_err(field_error)?;
+        f.int("target_minutes", 1, 600).map_err(field_error)?;
+        Ok(())
+    }
+
+    #[test]
+    fn reads_bodies_and_names_the_field_at_fault() {
+        let allowed = &["model_id", "target_minutes"];
+        assert!(read(br#"{"model_id":"m","target_minutes":3}"#, allowed).is_ok());
+        assert!(read(br#"{"model_id":"\\u0000","target_minutes":3}"#, allowed).is_ok(), "a literal backslash then u0000");
+        let cases: &[(&[u8], u16, &str, Option<&str>)] = &[
+            (br#"{"model_id":"m","target_minutes":3,"admin":true}"#, 400, "invalid_request", Some("admin")),
+            (br#"{"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
+            (br#"{"model_id":"m","target_minutes":-1}"#, 400, "invalid_request", Some("target_minutes")),
+            (br#"{"model_id":"m","target_minutes":1.5}"#, 400, "invalid_request", Some("target_minutes")),
+            (br#"{"model_id":"m","target_minutes":"3"}"#, 400, "invalid_request", Some("target_minutes")),
+            (br#"{"model_id":"m","model_id":"n","target_minutes":3}"#, 400, "invalid_json", None),
+            (br#"{"model_id":"m""#, 400, "invalid_json", None),
+            (br#"{"unknown": "#, 400, "invalid_json", None),
+            (b"", 400, "invalid_json", None),
+            (b"\xff\xfe", 400, "invalid_json", None),
+            (br#"[1,2]"#, 400, "invalid_request", None),
+            (br#"{"model_id":"a\u0000b","target_minutes":1}"#, 400, "invalid_request", None),
+        ];
+        for (body, status, code, field) in cases {
+            let e = read(body, allowed).unwrap_err();
+            assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (*status, *code, *field), "{:?}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(body_text(vec![b' '; MAX_BODY_BYTES + 1]).unwrap_err().status, 413);
     }
 
     #[test]

@@ -6,20 +6,6 @@
 //! unique violations, serialization failures (retryable), and connection failures (503).
 
 use crate::ApiError;
-use serde::Deserialize;
-
-/// PostgREST's error body.
-#[derive(Debug, Default, Deserialize)]
-pub struct PgrstError {
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub details: Option<String>,
-    #[serde(default)]
-    pub hint: Option<String>,
-}
 
 /// What to do with a failed PostgREST call.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,10 +23,13 @@ fn stable_code(s: &str) -> bool {
 
 /// Maps a non-2xx PostgREST response (status and raw body) to an outcome.
 pub fn map_error(status: u16, body: &[u8]) -> Outcome {
-    let err: PgrstError = serde_json::from_slice(body).unwrap_or_default();
-    let code = err.code.as_deref().unwrap_or("");
-    let hint = err.hint.as_deref().filter(|h| stable_code(h));
-    let message = err.message.clone().unwrap_or_default();
+    // PostgREST's error body: {"code", "message", "details", "hint"}; anything else reads as empty.
+    let text = std::str::from_utf8(body).unwrap_or("");
+    let err = crate::jsonr::parse(text).ok();
+    let member = |k: &str| err.as_ref().and_then(|e| e.get(k)).and_then(|v| v.as_str());
+    let code = member("code").unwrap_or("");
+    let hint = member("hint").filter(|h| stable_code(h));
+    let message = member("message").unwrap_or_default().to_owned();
     match code {
         "40001" | "40P01" => return Outcome::Retry,
         // PostgREST could not reach or use the database (connection, pool, schema cache).
@@ -57,7 +46,7 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
         let status = if (400..500).contains(&status) { status } else { 400 };
         let mut e = ApiError::new(status, h, message);
         if h == "invalid_request" {
-            e.field = err.details.filter(|d| d.len() <= 64);
+            e.field = member("details").filter(|d| d.len() <= 64).map(str::to_owned);
         }
         return Outcome::Fail(e);
     }

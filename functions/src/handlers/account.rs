@@ -4,7 +4,6 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
-use crate::respond;
 use shared::json::Obj;
 use shared::ApiError;
 use worker::Response;
@@ -15,8 +14,7 @@ pub async fn job(cx: Cx) -> Result<Response, ApiError> {
     if !shared::jwt::is_uuid(id) {
         return Err(ApiError::new(404, "not_found", "No such job."));
     }
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "get_job", &Obj::new().str("p_job_id", id).finish()).await?;
-    Ok(respond::json(200, body))
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_job", &Obj::new().str("p_job_id", id).finish(), 200).await
 }
 
 pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
@@ -44,6 +42,5 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
         }
     }
     let args = Obj::new().opt_int("p_before", before).int("p_limit", limit).finish();
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "list_ledger", &args).await?;
-    Ok(respond::json(200, body))
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "list_ledger", &args, 200).await
 }

@@ -3,12 +3,10 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
-use crate::respond;
 use shared::ApiError;
 use worker::Response;
 
 pub async fn handle(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "get_balance", "{}").await?;
-    Ok(respond::json(200, body))
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_balance", "{}", 200).await
 }

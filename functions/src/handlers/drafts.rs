@@ -4,29 +4,10 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
-use crate::respond;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use shared::input::{field_error, fields, parse};
 use shared::json::Obj;
 use shared::ApiError;
 use worker::Response;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewDraft {
-    prompt: String,
-    #[serde(default)]
-    template: Option<String>,
-    /// Passed through as JSON; the RPC checks its size, the edge that it is an object.
-    #[serde(default)]
-    options: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Claim {
-    claim_token: String,
-}
 
 /// Name of the rate-limiting binding for draft creation (per client IP).
 const DRAFTS_RATE_LIMITER: &str = "DRAFTS_RATE_LIMITER";
@@ -34,22 +15,25 @@ const DRAFTS_RATE_LIMITER: &str = "DRAFTS_RATE_LIMITER";
 pub async fn create(mut cx: Cx) -> Result<Response, ApiError> {
     require_anon_key(&cx)?;
     rate_limit(&cx).await?;
-    let draft: NewDraft = cx.json_body().await?;
-    let options = draft.options.as_deref().map_or("{}", RawValue::get);
-    if !options.starts_with('{') {
-        return Err(ApiError::invalid_field("options", "options must be a JSON object."));
-    }
-    let args = Obj::new().str("p_prompt", &draft.prompt).opt_str("p_template", draft.template.as_deref()).raw("p_options", options).finish();
-    let body = db::rpc(&cx.cfg, Caller::Anon, "create_draft", &args).await?;
-    Ok(respond::json(201, body))
+    let text = cx.body_text().await?;
+    let body = parse(&text)?;
+    // `options` is passed through as JSON; the RPC checks its size, the edge that it is an object.
+    let f = fields(&body, &["prompt", "template", "options"])?;
+    let args = Obj::new()
+        .str("p_prompt", f.str("prompt").map_err(field_error)?)
+        .opt_str("p_template", f.opt_str("template").map_err(field_error)?)
+        .raw("p_options", f.opt_object("options").map_err(field_error)?.unwrap_or("{}"))
+        .finish();
+    db::rpc_response(&cx.cfg, Caller::Anon, "create_draft", &args, 201).await
 }
 
 pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
-    let claim: Claim = cx.json_body().await?;
-    let args = Obj::new().str("p_claim_token", &claim.claim_token).finish();
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "claim_draft", &args).await?;
-    Ok(respond::json(200, body))
+    let text = cx.body_text().await?;
+    let body = parse(&text)?;
+    let token = fields(&body, &["claim_token"])?.str("claim_token").map_err(field_error)?;
+    let args = Obj::new().str("p_claim_token", token).finish();
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "claim_draft", &args, 200).await
 }
 
 /// Visitors have no token; they must present the project's anon (publishable) key in `apikey`,

@@ -10,8 +10,6 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::respond;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use shared::json::Obj;
 use shared::ApiError;
 use worker::Response;
@@ -19,42 +17,28 @@ use worker::Response;
 /// The queue producer binding the generation pipeline consumes.
 pub const JOBS_QUEUE: &str = "JOBS_QUEUE";
 
-#[derive(Deserialize)]
-struct Generated<'a> {
-    replayed: bool,
-    #[serde(borrow)]
-    response: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct Answer {
-    job: JobId,
-}
-
-#[derive(Deserialize)]
-struct JobId {
-    id: String,
-}
-
 pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
     let key = shared::input::idempotency_key(cx.header("idempotency-key").as_deref())?.to_owned();
     // The field rules live in the RPC (one source of truth); the edge checks the envelope.
-    let request: Box<RawValue> = cx.json_body().await?;
-    if !request.get().starts_with('{') {
-        return Err(ApiError::new(400, "invalid_request", "The body must be a JSON object."));
+    let text = cx.body_text().await?;
+    let request = shared::input::parse(&text)?;
+    if !request.is_object() {
+        return Err(shared::input::field_error(shared::jsonr::FieldError::NotObject));
     }
-    let args = Obj::new().str("p_idempotency_key", &key).raw("p_request", request.get()).finish();
+    let args = Obj::new().str("p_idempotency_key", &key).raw("p_request", request.raw).finish();
     let raw = db::rpc(&cx.cfg, Caller::User(&user.token), "generate", &args).await?;
-    let generated: Generated = serde_json::from_str(&raw).map_err(|_| ApiError::internal())?;
-    let answer: Answer = serde_json::from_str(generated.response.get()).map_err(|_| ApiError::internal())?;
-    let job_id = answer.job.id;
-    if !generated.replayed {
+    // {"replayed": bool, "response": {"job": {"id", ...}, "balance": {...}}}
+    let generated = shared::jsonr::parse(&raw).map_err(|_| ApiError::internal())?;
+    let replayed = generated.get("replayed").and_then(|v| v.as_bool()).ok_or_else(ApiError::internal)?;
+    let response = generated.get("response").ok_or_else(ApiError::internal)?;
+    let job_id = response.get("job").and_then(|j| j.get("id")).and_then(|id| id.as_str()).ok_or_else(ApiError::internal)?.to_owned();
+    if !replayed {
         enqueue(&cx, &job_id).await;
     }
-    let resp = respond::json(202, generated.response.get().to_owned());
+    let resp = respond::json(202, response.raw.to_owned());
     let _ = resp.headers().set("location", &format!("/v1/jobs/{job_id}"));
-    if generated.replayed {
+    if replayed {
         let _ = resp.headers().set("idempotent-replayed", "true");
     }
     Ok(resp)
