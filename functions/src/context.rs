@@ -44,17 +44,6 @@ impl Cx {
         shared::input::body_text(bytes)
     }
 
-    /// Reads and parses the JSON body with serde (being replaced by [`Cx::body_text`]).
-    pub async fn json_body<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, shared::ApiError> {
-        shared::input::require_json(self.header("content-type").as_deref())?;
-        let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        if declared > shared::input::MAX_BODY_BYTES {
-            return Err(shared::input::too_large());
-        }
-        let bytes = self.req.bytes().await.map_err(|_| shared::ApiError::new(400, "invalid_json", "The body could not be read."))?;
-        shared::input::parse_json(&bytes)
-    }
-
     /// A request header's value, if present.
     pub fn header(&self, name: &str) -> Option<String> {
         self.req.headers().get(name).ok().flatten()

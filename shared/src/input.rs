@@ -7,7 +7,6 @@
 
 use crate::jsonr::{self, FieldError, Fields, Value};
 use crate::ApiError;
-use serde::de::DeserializeOwned;
 
 /// The largest request body any endpoint accepts (drafts and prompts included).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -68,39 +67,6 @@ pub fn fields<'v, 'a>(v: &'v Value<'a>, allowed: &[&str]) -> Result<Fields<'v, '
     Fields::new(v, allowed).map_err(field_error)
 }
 
-/// Parses a JSON body into `T` with serde (being replaced by [`body_text`] + [`fields`]).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
-    if text.trim().is_empty() {
-        return Err(ApiError::new(400, "invalid_json", "A JSON body is required."));
-    }
-    // Postgres text cannot hold NUL; refuse it here with a clear message rather than at the database.
-    if has_nul_escape(text) {
-        return Err(ApiError::new(400, "invalid_request", "Strings must not contain NUL (\\u0000) characters."));
-    }
-    // Syntax first, so a truncated body is reported as such even when an unknown field comes first.
-    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-        return Err(ApiError::new(400, "invalid_json", "The body is not valid JSON."));
-    }
-    serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        if e.is_syntax() || e.is_eof() {
-            return ApiError::new(400, "invalid_json", "The body is not valid JSON.");
-        }
-        // serde names the field in backticks: "unknown field `x`", "missing field `y`",
-        // "invalid type: ... at line 1 column 9" does not, so the message stays generic then.
-        let names_field = msg.starts_with("unknown field") || msg.starts_with("missing field") || msg.starts_with("duplicate field");
-        let field = msg.split('`').nth(1).filter(|_| names_field).filter(|f| f.len() <= 64 && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        let text = msg.split(" at line ").next().unwrap_or("invalid body");
-        let mut err = ApiError::new(400, "invalid_request", format!("The body does not match this endpoint: {text}."));
-        err.field = field.map(str::to_owned);
-        err
-    })
-}
-
 /// Whether the JSON text has a `\u0000` escape (an odd run of backslashes before `u0000`).
 fn has_nul_escape(text: &str) -> bool {
     text.match_indices("u0000").any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
@@ -128,41 +94,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Req {
-        model_id: String,
-        target_minutes: u32,
-    }
-
-    #[test]
-    fn parses_and_names_the_field_at_fault() {
-        assert!(parse_json::<Req>(br#"{"model_id":"m","target_minutes":3}"#).is_ok());
-        // A literal backslash followed by the text u0000 is fine.
-        assert!(parse_json::<Req>(br#"{"model_id":"\\u0000","target_minutes":3}"#).is_ok());
-        let cases: &[(&[u8], u16, &str, Option<&str>)] = &[
-            (br#"{"model_id":"m","target_minutes":3,"admin":true}"#, 400, "invalid_request", Some("admin")),
-            (br#"{"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
-            (br#"{"model_id":"m","target_minutes":-1}"#, 400, "invalid_request", None),
-            (br#"{"model_id":"m","target_minutes":99999999999}"#, 400, "invalid_request", None),
-            (br#"{"model_id":"m""#, 400, "invalid_json", None),
-            (br#"{"unknown": "#, 400, "invalid_json", None),
-            (b"", 400, "invalid_json", None),
-            (b"\xff\xfe", 400, "invalid_json", None),
-            (br#"[1,2]"#, 400, "invalid_request", None),
-            (br#"{"model_id":"a\u0000b","target_minutes":1}"#, 400, "invalid_request", None),
-            (br#"{"model_id":"a\\\u0000b","target_minutes":1}"#, 400, "invalid_request", None),
-        ];
-        for (body, status, code, field) in cases {
-            let e = parse_json::<Req>(body).unwrap_err();
-            assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (*status, *code, *field), "{:?}", String::from_utf8_lossy(body));
-        }
-        let huge = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(parse_json::<Req>(&huge).unwrap_err().status, 413);
-    }
 
     fn read(body: &[u8], allowed: &[&str]) -> Result<(), ApiError> {
         let text = body_text(body.to_vec())?;
