@@ -16,8 +16,7 @@
 //! `alg` must be ES256; keys never come from anywhere but `x5c` checked against the root.
 
 use crate::{b64, ApiError};
-use base64::Engine;
-use serde_json::Value;
+use crate::jsonr::{self, Value};
 
 /// Longest signed payload accepted (a notification embeds a signed transaction).
 pub const MAX_JWS_LEN: usize = 48 * 1024;
@@ -324,8 +323,18 @@ pub struct Check {
 /// A JWS whose structure and chain passed every rule here; trusted only after all `checks` pass.
 #[derive(Debug)]
 pub struct Signed {
-    pub payload: Value,
+    /// The payload's JSON text: an object without repeated keys (read it with [`jsonr::parse`]).
+    pub payload: String,
     pub checks: Vec<Check>,
+}
+
+/// Decodes one base64url JWS part as text.
+fn text_part(part: &str) -> Option<String> {
+    String::from_utf8(b64::decode(part)?).ok()
+}
+
+fn str_at<'v>(v: &'v Value<'_>, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
 }
 
 /// Parses a signed transaction or notification and applies the chain rules with `root` (the
@@ -339,22 +348,24 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(Malformed);
     };
-    let header: Value = b64::decode(h).and_then(|b| serde_json::from_slice(&b).ok()).ok_or(Malformed)?;
-    let payload: Value = b64::decode(p).and_then(|b| serde_json::from_slice(&b).ok()).ok_or(Malformed)?;
+    let header_text = text_part(h).ok_or(Malformed)?;
+    let payload_text = text_part(p).ok_or(Malformed)?;
+    let header = jsonr::parse(&header_text).map_err(|_| Malformed)?;
+    let payload = jsonr::parse(&payload_text).map_err(|_| Malformed)?;
     let signature = b64::decode(s).ok_or(Malformed)?;
-    if header["alg"] != "ES256" {
+    if str_at(&header, "alg") != Some("ES256") {
         return Err(Algorithm);
     }
     if header.get("crit").is_some() || !payload.is_object() {
         return Err(Malformed);
     }
-    let x5c = header["x5c"].as_array().ok_or(Malformed)?;
+    let x5c = header.get("x5c").and_then(Value::as_array).ok_or(Malformed)?;
     if x5c.len() != 3 {
         return Err(ChainLength);
     }
     let ders = x5c
         .iter()
-        .map(|c| c.as_str().and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok()))
+        .map(|c| c.as_str().and_then(b64::decode_standard))
         .collect::<Option<Vec<Vec<u8>>>>()
         .ok_or(Malformed)?;
     if ders[2] != root {
@@ -371,7 +382,7 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     if leaf.curve != Curve::P256 || signature.len() != 64 {
         return Err(Algorithm);
     }
-    let signed_ms = payload["signedDate"].as_i64().ok_or(Malformed)?;
+    let signed_ms = payload.get("signedDate").and_then(Value::as_i64).ok_or(Malformed)?;
     let at = signed_ms.div_euclid(1000);
     if at > now + 300 || certs.iter().any(|c| at < c.not_before || at > c.not_after) {
         return Err(NotValidAtSigningDate);
@@ -390,14 +401,15 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
         link(leaf, intermediate)?,
         Check { spki: leaf.spki.to_vec(), curve: Curve::P256, hash: Hash::Sha256, message: token[..h.len() + 1 + p.len()].as_bytes().to_vec(), signature },
     ];
-    Ok(Signed { payload, checks })
+    drop(payload);
+    Ok(Signed { payload: payload_text, checks })
 }
 
 /// Decodes the configured root (`APPLE_ROOT_CERT`: standard base64 of the DER, whitespace
 /// allowed) and checks that it is a certificate this module can use as a trust anchor.
 pub fn decode_root(binding: &str) -> Option<Vec<u8>> {
     let compact: String = binding.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(compact).ok()?;
+    let der = b64::decode_standard(&compact)?;
     parse_cert(&der).filter(|c| c.is_ca)?;
     Some(der)
 }
@@ -429,21 +441,21 @@ fn refuse(code: &str, message: &str) -> ApiError {
 }
 
 /// Applies the bundle, environment and shape rules to a verified transaction payload.
-pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
-    if payload["bundleId"] != expect.bundle_id {
+pub fn transaction(payload: &Value<'_>, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
+    if str_at(payload, "bundleId") != Some(expect.bundle_id) {
         return Err(refuse("wrong_bundle", "The transaction belongs to another app."));
     }
-    if payload["environment"] != expect.environment {
+    if str_at(payload, "environment") != Some(expect.environment) {
         return Err(refuse("wrong_environment", "The transaction comes from another App Store environment."));
     }
-    let text = |k: &str, max: usize| payload[k].as_str().filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()));
+    let text = |k: &str, max: usize| str_at(payload, k).filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()));
     let transaction_id = text("transactionId", 64).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
     let product_id = text("productId", 255).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
-    if payload["type"] != "Consumable" {
+    if str_at(payload, "type") != Some("Consumable") {
         return Err(refuse("unsupported_product_type", "Only consumable credit packages can be redeemed."));
     }
     let currency = text("currency", 3).filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_lowercase);
-    let price = payload["price"].as_i64().filter(|p| (0..=10_000_000_000).contains(p));
+    let price = payload.get("price").and_then(Value::as_i64).filter(|p| (0..=10_000_000_000).contains(p));
     let (amount_cents, currency) = match (price, currency) {
         (Some(p), Some(c)) => (p / 10, c),
         _ => (0, "xxx".to_owned()),
@@ -454,7 +466,7 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
         app_account_token: text("appAccountToken", 36).map(str::to_ascii_lowercase),
         amount_cents,
         currency,
-        revoked: !payload["revocationDate"].is_null(),
+        revoked: payload.get("revocationDate").is_some_and(|v| !v.is_null()),
     })
 }
 
@@ -468,26 +480,38 @@ pub struct Notification<'a> {
 }
 
 /// Applies the bundle, environment and shape rules to a verified notification payload.
-pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
+pub fn notification<'a>(payload: &'a Value<'_>, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
     let bad = || refuse("invalid_notification", "The notification is not a valid App Store Server Notification V2.");
-    let notification_type = payload["notificationType"].as_str().filter(|s| s.len() <= 64).ok_or_else(bad)?;
-    let notification_uuid = payload["notificationUUID"].as_str().filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
-    let data = &payload["data"];
+    let notification_type = str_at(payload, "notificationType").filter(|s| s.len() <= 64).ok_or_else(bad)?;
+    let notification_uuid = str_at(payload, "notificationUUID").filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
     // TEST and a few summary notifications carry no app data to check.
-    if data.is_object() {
-        if data["bundleId"] != expect.bundle_id {
-            return Err(refuse("wrong_bundle", "The notification belongs to another app."));
-        }
-        if data["environment"] != expect.environment {
-            return Err(refuse("wrong_environment", "The notification comes from another App Store environment."));
-        }
+    let Some(data) = payload.get("data").filter(|d| d.is_object()) else {
+        return Ok(Notification { notification_type, notification_uuid, signed_transaction: None });
+    };
+    if str_at(data, "bundleId") != Some(expect.bundle_id) {
+        return Err(refuse("wrong_bundle", "The notification belongs to another app."));
     }
-    Ok(Notification { notification_type, notification_uuid, signed_transaction: data["signedTransactionInfo"].as_str() })
+    if str_at(data, "environment") != Some(expect.environment) {
+        return Err(refuse("wrong_environment", "The notification comes from another App Store environment."));
+    }
+    Ok(Notification { notification_type, notification_uuid, signed_transaction: str_at(data, "signedTransactionInfo") })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    /// Runs a payload rule over a test payload, as the Worker runs it over verified JSON text.
+    fn tx(p: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
+        transaction(&jsonr::parse(&p.to_string()).unwrap(), expect)
+    }
+
+    fn notif(n: &Value, expect: &Expect<'_>) -> Result<(String, Option<String>), ApiError> {
+        let text = n.to_string();
+        let v = jsonr::parse(&text).unwrap();
+        notification(&v, expect).map(|n| (n.notification_type.to_owned(), n.signed_transaction.map(str::to_owned)))
+    }
 
     #[test]
     fn reads_der_lengths_strictly() {
@@ -649,7 +673,7 @@ mod tests {
     }
 
     fn header(c: &Chain) -> Value {
-        let std = |d: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(d);
+        let std = |d: &Vec<u8>| b64::encode_standard(d);
         serde_json::json!({"alg": "ES256", "x5c": c.certs.iter().map(std).collect::<Vec<_>>()})
     }
 
@@ -678,13 +702,13 @@ mod tests {
         assert_eq!((leaf.curve, leaf.hash, leaf.is_ca), (Curve::P256, Hash::Sha256, false));
         assert_eq!((leaf.not_before, leaf.not_after), (1577836800, 2208988800));
         assert!(leaf.extensions.contains(&OID_LEAF_MARKER));
-        let root_b64 = base64::engine::general_purpose::STANDARD.encode(&c.certs[2]);
+        let root_b64 = b64::encode_standard(&c.certs[2]);
         assert_eq!(decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(), Some(&c.certs[2][..]));
-        assert_eq!(decode_root(&base64::engine::general_purpose::STANDARD.encode(&c.certs[0])), None, "a leaf is no root");
+        assert_eq!(decode_root(&b64::encode_standard(&c.certs[0])), None, "a leaf is no root");
         let signed = parse_jws(&jws(&c, header(&c), payload()), &c.certs[2], NOW).unwrap();
         assert_eq!(signed.checks.len(), 3);
         assert!(run_checks(&signed.checks));
-        let tx = transaction(&signed.payload, &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
+        let tx = transaction(&jsonr::parse(&signed.payload).unwrap(), &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
         assert_eq!(tx.transaction_id, "2000000123");
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (499, "usd"));
         assert_eq!(tx.app_account_token.as_deref(), Some("0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b"));
@@ -733,6 +757,10 @@ mod tests {
         let mut future = payload();
         future["signedDate"] = (NOW * 1000 + 600_000).into();
         assert_eq!(t(&good, header(&good), future), JwsError::NotValidAtSigningDate);
+        // A repeated key in the payload (the reader could take either value) is refused.
+        let p = format!(r#"{{"signedDate":{SIGNED_MS},"signedDate":0}}"#);
+        let dup = format!("{}.{}.{}", b64::encode(header(&good).to_string().as_bytes()), b64::encode(p.as_bytes()), b64::encode(&[1u8; 64]));
+        assert_eq!(parse_jws(&dup, &root, NOW).unwrap_err(), JwsError::Malformed);
         for bad in ["", "a.b", "a.b.c.d", &"a".repeat(MAX_JWS_LEN + 1)] {
             assert_eq!(parse_jws(bad, &root, NOW).unwrap_err(), JwsError::Malformed, "{bad:.20}");
         }
@@ -749,24 +777,24 @@ mod tests {
         ] {
             let mut p = payload();
             p[field] = value.into();
-            assert_eq!(transaction(&p, &expect).unwrap_err().code, code, "{field}");
+            assert_eq!(tx(&p, &expect).unwrap_err().code, code, "{field}");
         }
         let mut p = payload();
         p["revocationDate"] = SIGNED_MS.into();
         p.as_object_mut().unwrap().remove("price");
-        let tx = transaction(&p, &expect).unwrap();
+        let tx = tx(&p, &expect).unwrap();
         assert!(tx.revoked);
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (0, "xxx"));
 
         let n = serde_json::json!({"notificationType": "REFUND", "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",
             "data": {"bundleId": "com.example.app", "environment": "Sandbox", "signedTransactionInfo": "x.y.z"}, "signedDate": SIGNED_MS});
-        let parsed = notification(&n, &expect).unwrap();
-        assert_eq!((parsed.notification_type, parsed.signed_transaction), ("REFUND", Some("x.y.z")));
+        let parsed = notif(&n, &expect).unwrap();
+        assert_eq!((parsed.0.as_str(), parsed.1.as_deref()), ("REFUND", Some("x.y.z")));
         let mut wrong = n.clone();
         wrong["data"]["environment"] = "Production".into();
-        assert_eq!(notification(&wrong, &expect).unwrap_err().code, "wrong_environment");
+        assert_eq!(notif(&wrong, &expect).unwrap_err().code, "wrong_environment");
         let mut no_uuid = n.clone();
         no_uuid["notificationUUID"] = "nope".into();
-        assert_eq!(notification(&no_uuid, &expect).unwrap_err().code, "invalid_notification");
+        assert_eq!(notif(&no_uuid, &expect).unwrap_err().code, "invalid_notification");
     }
 }

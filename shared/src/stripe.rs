@@ -4,13 +4,15 @@
 //! Signatures use the timestamped HMAC-SHA256 scheme of [`crate::signature`] (`Stripe-Signature:
 //! t=...,v1=...`): any `v1` matching any configured endpoint secret passes (several during secret
 //! rotation), compared in constant time, with Stripe's default tolerance of 300 seconds. Events are
-//! read with `serde_json::Value` rather than typed structs: only a handful of fields matter, and
-//! every derived type costs wasm bytes. An event type not listed in [`parse_event`] is acknowledged
+//! read with `crate::jsonr` (a repeated key anywhere refuses the event) rather than typed structs:
+//! only a handful of fields matter, and every derived type costs wasm bytes. Amounts, currency and
+//! metadata ids go to the database as the JSON text Stripe sent; the RPCs validate them. An event type not listed in [`parse_event`] is acknowledged
 //! and ignored, as Stripe recommends.
 
 use crate::signature::{self, SignatureError};
+use crate::json::Obj;
+use crate::jsonr::{self, Value};
 use crate::ApiError;
-use serde_json::{json, Value};
 
 /// Stripe's default signature tolerance (its libraries use 300 s).
 pub const TOLERANCE_SECS: i64 = 300;
@@ -96,106 +98,115 @@ impl Checkout<'_> {
 
 /// Reads `id` and `url` from a `checkout.session` answer.
 pub fn parse_session(body: &[u8]) -> Option<(String, String)> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    if v["object"] != "checkout.session" {
+    let v = jsonr::parse(std::str::from_utf8(body).ok()?).ok()?;
+    if str_at(&v, "object") != Some("checkout.session") {
         return None;
     }
-    let id = v["id"].as_str().filter(|s| s.starts_with("cs_") && s.len() <= 255)?;
-    let url = v["url"].as_str().filter(|s| s.starts_with("https://") || s.starts_with("http://"))?;
+    let id = str_at(&v, "id").filter(|s| s.starts_with("cs_") && s.len() <= 255)?;
+    let url = str_at(&v, "url").filter(|s| s.starts_with("https://") || s.starts_with("http://"))?;
     Some((id.to_owned(), url.to_owned()))
 }
 
 /// What an event asks of the database: one service-role RPC and its JSON arguments, or nothing.
 #[derive(Debug, PartialEq)]
 pub enum Action {
-    Rpc { name: &'static str, args: Value },
+    Rpc { name: &'static str, args: String },
     Ignore(&'static str),
 }
 
-fn id_of(v: &Value) -> Option<&str> {
+/// A string member of an object (`None` when absent, not a string, or `v` is not an object).
+fn str_at<'v>(v: &'v Value<'_>, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// A member's JSON text as Stripe sent it, for the database to validate, or `null`.
+fn raw_at<'a>(v: &Value<'a>, key: &str) -> &'a str {
+    v.get(key).map_or("null", |m| m.raw)
+}
+
+fn id_of<'v>(v: Option<&'v Value<'_>>) -> Option<&'v str> {
     // An expandable field is either an id or the expanded object.
-    v.as_str().or_else(|| v["id"].as_str()).filter(|s| !s.is_empty() && s.len() <= 255)
+    let v = v?;
+    v.as_str().or_else(|| str_at(v, "id")).filter(|s| !s.is_empty() && s.len() <= 255)
 }
 
 fn bad_event(what: &str) -> ApiError {
     ApiError::new(400, "invalid_event", format!("The event is not a Stripe event this endpoint understands: {what}."))
 }
 
+/// The arguments every payment RPC starts with.
+fn payment_args(payment: &str, event_id: &str, kind: &str) -> Obj {
+    Obj::new().str("p_provider", "stripe").str("p_provider_payment_id", payment).str("p_event_id", event_id).str("p_event_type", kind)
+}
+
 /// Maps a verified event to what it does. Payment ids are PaymentIntent ids throughout, so a
 /// refund or dispute seen before the payment is matched to it when the payment arrives.
 pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
-    let event: Value = serde_json::from_slice(body).map_err(|_| bad_event("not JSON"))?;
-    let id = event["id"].as_str().filter(|s| s.starts_with("evt_") && s.len() <= 255).ok_or_else(|| bad_event("id"))?;
-    let kind = event["type"].as_str().filter(|s| s.len() <= 255).ok_or_else(|| bad_event("type"))?;
-    let object = &event["data"]["object"];
-    if !object.is_object() {
-        return Err(bad_event("data.object"));
-    }
-    let rpc = |name, args| Ok(Action::Rpc { name, args });
+    let text = std::str::from_utf8(body).map_err(|_| bad_event("not JSON"))?;
+    let event = jsonr::parse(text).map_err(|_| bad_event("not JSON"))?;
+    let id = str_at(&event, "id").filter(|s| s.starts_with("evt_") && s.len() <= 255).ok_or_else(|| bad_event("id"))?;
+    let kind = str_at(&event, "type").filter(|s| s.len() <= 255).ok_or_else(|| bad_event("type"))?;
+    let object = event.get("data").and_then(|d| d.get("object")).filter(|o| o.is_object()).ok_or_else(|| bad_event("data.object"))?;
+    let rpc = |name, args: Obj| Ok(Action::Rpc { name, args: args.finish() });
     match kind {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             // `unpaid` means a delayed payment method: the async_payment_* event decides later.
-            let paid = matches!(object["payment_status"].as_str(), Some("paid" | "no_payment_required"));
+            let paid = matches!(str_at(object, "payment_status"), Some("paid" | "no_payment_required"));
             if !paid {
                 return Ok(Action::Ignore("awaiting_payment"));
             }
-            let meta = &object["metadata"];
-            let Some(purchase_id) = object["client_reference_id"].as_str() else {
+            let Some(purchase_id) = str_at(object, "client_reference_id") else {
                 return Ok(Action::Ignore("not_ours"));
             };
-            if meta["purchase_id"].as_str() != Some(purchase_id) {
+            let Some(meta) = object.get("metadata").filter(|m| str_at(m, "purchase_id") == Some(purchase_id)) else {
                 return Ok(Action::Ignore("not_ours"));
-            }
+            };
             // A session with nothing to pay has no PaymentIntent; its own id is the payment then.
-            let payment = id_of(&object["payment_intent"]).or_else(|| id_of(&object["id"])).ok_or_else(|| bad_event("payment_intent"))?;
+            let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
             rpc(
                 "fulfill_purchase",
-                json!({
-                    "p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id,
-                    "p_user_id": meta["user_id"], "p_package_id": meta["package_id"],
-                    "p_amount_cents": object["amount_total"], "p_currency": object["currency"],
-                    "p_purchase_id": purchase_id, "p_event_type": kind,
-                }),
+                payment_args(payment, id, kind)
+                    .raw("p_user_id", raw_at(meta, "user_id"))
+                    .raw("p_package_id", raw_at(meta, "package_id"))
+                    .raw("p_amount_cents", raw_at(object, "amount_total"))
+                    .raw("p_currency", raw_at(object, "currency"))
+                    .str("p_purchase_id", purchase_id),
             )
         }
         "checkout.session.async_payment_failed" => {
-            let Some(purchase_id) = object["client_reference_id"].as_str() else {
+            let Some(purchase_id) = str_at(object, "client_reference_id") else {
                 return Ok(Action::Ignore("not_ours"));
             };
-            let payment = id_of(&object["payment_intent"]).or_else(|| id_of(&object["id"])).ok_or_else(|| bad_event("payment_intent"))?;
-            rpc(
-                "fail_purchase",
-                json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id,
-                       "p_purchase_id": purchase_id, "p_event_type": kind}),
-            )
+            let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
+            rpc("fail_purchase", payment_args(payment, id, kind).str("p_purchase_id", purchase_id))
         }
         "charge.refunded" => {
-            let Some(payment) = id_of(&object["payment_intent"]) else {
+            let Some(payment) = id_of(object.get("payment_intent")) else {
                 return Ok(Action::Ignore("no_payment_intent"));
             };
             // Cumulative: `amount_refunded` is the total refunded so far, so a repeated or
             // reordered event never takes back more than the refunds add up to.
             rpc(
                 "refund_purchase_amount",
-                json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id,
-                       "p_amount_refunded_cents": object["amount_refunded"], "p_amount_cents": object["amount"],
-                       "p_event_type": kind}),
+                payment_args(payment, id, kind)
+                    .raw("p_amount_refunded_cents", raw_at(object, "amount_refunded"))
+                    .raw("p_amount_cents", raw_at(object, "amount")),
             )
         }
         "charge.dispute.created" | "charge.dispute.funds_withdrawn" => {
-            let Some(payment) = id_of(&object["payment_intent"]) else {
+            let Some(payment) = id_of(object.get("payment_intent")) else {
                 return Ok(Action::Ignore("no_payment_intent"));
             };
-            rpc("clawback_purchase", json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id, "p_event_type": kind}))
+            rpc("clawback_purchase", payment_args(payment, id, kind))
         }
         "charge.dispute.funds_reinstated" | "charge.dispute.closed" => {
-            if kind == "charge.dispute.closed" && !matches!(object["status"].as_str(), Some("won" | "warning_closed")) {
+            if kind == "charge.dispute.closed" && !matches!(str_at(object, "status"), Some("won" | "warning_closed")) {
                 return Ok(Action::Ignore("dispute_lost"));
             }
-            let Some(payment) = id_of(&object["payment_intent"]) else {
+            let Some(payment) = id_of(object.get("payment_intent")) else {
                 return Ok(Action::Ignore("no_payment_intent"));
             };
-            rpc("reinstate_purchase", json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id, "p_event_type": kind}))
+            rpc("reinstate_purchase", payment_args(payment, id, kind))
         }
         _ => Ok(Action::Ignore("event_type")),
     }
@@ -205,6 +216,7 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
 mod tests {
     use super::*;
     use crate::signature::sign;
+    use serde_json::{json, Value};
 
     const NOW: i64 = 1_800_000_000;
 
@@ -260,6 +272,7 @@ mod tests {
             "amount_total": 499, "currency": "usd"});
         match parse_event(&event("checkout.session.completed", session.clone())).unwrap() {
             Action::Rpc { name, args } => {
+                let args: Value = serde_json::from_str(&args).unwrap();
                 assert_eq!(name, "fulfill_purchase");
                 assert_eq!(args["p_provider_payment_id"], "pi_1");
                 assert_eq!(args["p_purchase_id"], "p1");
@@ -290,7 +303,8 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(rpc_name(parse_event(&body).unwrap()), want, "{}", String::from_utf8_lossy(&body));
         }
-        for bad in [&b"nope"[..], br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#, br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#] {
+        for bad in [&b"nope"[..], br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#, br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#,
+            br#"{"id":"evt_1","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","payment_intent":"pi_2"}}}"#] {
             assert_eq!(parse_event(bad).unwrap_err().code, "invalid_event");
         }
     }
