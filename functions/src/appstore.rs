@@ -8,7 +8,6 @@
 //! `shared::appstore::ecdsa_raw`. Any WebCrypto error counts as a bad signature.
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use serde_json::Value;
 use shared::appstore::{parse_jws, Check, JwsError};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -43,8 +42,8 @@ async fn run(check: &Check) -> Result<bool, JsValue> {
 }
 
 /// Verifies a signed transaction or notification against the configured root and returns its
-/// payload; `now` is unix seconds.
-pub async fn verify(token: &str, root: &[u8], now: i64) -> Result<Value, JwsError> {
+/// payload's JSON text (an object without repeated keys); `now` is unix seconds.
+pub async fn verify(token: &str, root: &[u8], now: i64) -> Result<String, JwsError> {
     let signed = parse_jws(token, root, now)?;
     for check in &signed.checks {
         if !matches!(run(check).await, Ok(true)) {

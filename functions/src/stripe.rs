@@ -7,10 +7,15 @@
 //! same key, so at most one session ever exists per purchase. Any other refusal (a wrong key, an
 //! unknown price) is a configuration fault: logged with Stripe's error type and code only, answered
 //! 502. The base URL is `STRIPE_API_BASE` so tests can use a local stand-in.
+//!
+//! The subrequest is built with `web_sys` and the global `fetch`, as `crate::db` does:
+//! `worker::Request`/`RequestInit` cost wasm size for nothing one POST needs.
 
+use shared::jsonr::{self, Value};
 use shared::stripe::{parse_session, Checkout};
 use shared::ApiError;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 const TIMEOUT_MS: u32 = 10_000;
 
@@ -18,36 +23,58 @@ fn unavailable() -> ApiError {
     ApiError { retry_after: Some(5), ..ApiError::new(503, "payment_provider_unavailable", "The payment provider is unavailable; retry with the same Idempotency-Key.") }
 }
 
+/// A string member of Stripe's `error` object as a JSON literal for the log, or `null`.
+fn error_member(err: &Option<Value<'_>>, key: &str) -> String {
+    let mut out = String::new();
+    match err.as_ref().and_then(|e| e.get("error")).and_then(|e| e.get(key)).and_then(Value::as_str) {
+        Some(s) => shared::json::escape_into(&mut out, s),
+        None => out.push_str("null"),
+    }
+    out
+}
+
 /// Creates (or, for a repeated key, finds again) the Checkout Session; returns its id and URL.
 pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Checkout<'_>) -> Result<(String, String), ApiError> {
-    let headers = Headers::new();
+    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal())?;
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal());
     set("authorization", &format!("Bearer {secret_key}"))?;
     set("content-type", "application/x-www-form-urlencoded")?;
     set("idempotency-key", &checkout.idempotency_key())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(checkout.form().into()));
+    // One deadline for the whole exchange, headers and body.
+    let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&checkout.form()));
+    init.set_signal(Some(&signal));
     let url = format!("{}/v1/checkout/sessions", base.trim_end_matches('/'));
-    let req = Request::new_with_init(&url, &init).map_err(|_| ApiError::internal())?;
-    let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS));
-    let mut resp = Fetch::Request(req).send_with_signal(&signal).await.map_err(|e| {
-        worker::console_error!("{{\"event\":\"stripe_unreachable\",\"error\":{:?}}}", e.to_string());
-        unavailable()
-    })?;
-    let status = resp.status_code();
-    let body = resp.bytes().await.map_err(|_| unavailable())?;
+    let req = web_sys::Request::new_with_str_and_init(&url, &init).map_err(|_| ApiError::internal())?;
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let resp: web_sys::Response = JsFuture::from(global.fetch_with_request(&req))
+        .await
+        .map_err(|e| {
+            let error = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+            worker::console_error!("{{\"event\":\"stripe_unreachable\",\"timeout\":{},\"error\":{:?}}}", signal.aborted(), error);
+            unavailable()
+        })?
+        .unchecked_into();
+    let status = resp.status();
+    let body = match resp.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|v| v.as_string()).ok_or_else(unavailable)?,
+        Err(_) => return Err(unavailable()),
+    };
     if status == 200 {
-        return parse_session(&body).ok_or_else(|| {
+        return parse_session(body.as_bytes()).ok_or_else(|| {
             worker::console_error!("{{\"event\":\"stripe_bad_answer\"}}");
             ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
         });
     }
-    let err: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let err = jsonr::parse(&body).ok();
     worker::console_error!(
         "{{\"event\":\"stripe_error\",\"status\":{},\"type\":{},\"code\":{}}}",
         status,
-        err["error"]["type"],
-        err["error"]["code"]
+        error_member(&err, "type"),
+        error_member(&err, "code")
     );
     if status == 429 || status >= 500 {
         return Err(unavailable());

@@ -18,22 +18,17 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
+use crate::handlers::purchase::str_at;
 use crate::{appstore, respond};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use shared::appstore::{self as rules, Expect};
+use shared::json::Obj;
+use shared::jsonr::{self, Value};
 use shared::ApiError;
 use worker::Response;
 
 /// Notifications embed a signed transaction (and for subscriptions renewal info): larger than
 /// the 16 KB of ordinary requests.
 const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TransactionRequest {
-    signed_transaction: String,
-}
 
 struct Settings {
     root: Vec<u8>,
@@ -58,8 +53,9 @@ fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
-/// Verifies one signed payload; every failure is the same 400 for the client, the reason is logged.
-async fn verified(token: &str, settings: &Settings, code: &str) -> Result<Value, ApiError> {
+/// Verifies one signed payload and returns its JSON text (an object without repeated keys, read
+/// with `jsonr::parse`); every failure is the same 400 for the client, the reason is logged.
+async fn verified(token: &str, settings: &Settings, code: &str) -> Result<String, ApiError> {
     appstore::verify(token, &settings.root, now()).await.map_err(|why| {
         worker::console_log!("{{\"event\":\"app_store_jws_rejected\",\"reason\":\"{:?}\"}}", why);
         ApiError::new(400, code, "The signed data is not a valid App Store signature for this app.")
@@ -68,10 +64,12 @@ async fn verified(token: &str, settings: &Settings, code: &str) -> Result<Value,
 
 pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
-    let body: TransactionRequest = cx.json_body().await?;
+    let text = cx.body_text().await?;
+    let body = shared::input::parse(&text)?;
+    let signed = shared::input::fields(&body, &["signed_transaction"])?.str("signed_transaction").map_err(shared::input::field_error)?;
     let settings = Settings::read(&cx)?;
-    let payload = verified(&body.signed_transaction, &settings, "invalid_signed_transaction").await?;
-    let tx = rules::transaction(&payload, &settings.expect())?;
+    let payload = verified(signed, &settings, "invalid_signed_transaction").await?;
+    let tx = rules::transaction(&jsonr::parse(&payload).map_err(|_| ApiError::internal())?, &settings.expect())?;
     match tx.app_account_token.as_deref() {
         Some(token) if token == user.claims.sub => {}
         Some(_) => return Err(ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")),
@@ -82,19 +80,25 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     if tx.revoked {
         return Err(ApiError::new(409, "transaction_revoked", "This transaction was refunded or revoked."));
     }
-    let packages: Value = serde_json::from_str(&db::rpc(&cx.cfg, Caller::Anon, "list_packages", "{}").await?).map_err(|_| ApiError::internal())?;
-    let package = packages["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|p| p["app_store_product_id"] == tx.product_id.as_str()))
-        .and_then(|p| p["id"].as_str())
+    let packages = db::rpc(&cx.cfg, Caller::Anon, "list_packages", "{}").await?;
+    let packages = jsonr::parse(&packages).map_err(|_| ApiError::internal())?;
+    let package = packages
+        .get("items")
+        .and_then(Value::as_array)
+        .and_then(|items| items.iter().find(|p| str_at(p, &["app_store_product_id"]) == Some(tx.product_id.as_str())))
+        .and_then(|p| str_at(p, &["id"]))
         .ok_or_else(|| ApiError::new(400, "unknown_product", "The product is not a credit package on sale."))?;
-    let args = json!({
-        "p_provider": "app_store", "p_provider_payment_id": tx.transaction_id,
-        "p_event_id": format!("transaction:{}", tx.transaction_id), "p_user_id": user.claims.sub,
-        "p_package_id": package, "p_amount_cents": tx.amount_cents, "p_currency": tx.currency,
-        "p_event_type": "signed_transaction",
-    });
-    let out = db::rpc(&cx.cfg, Caller::Service, "fulfill_purchase", &args.to_string()).await.map_err(|e| {
+    let args = Obj::new()
+        .str("p_provider", "app_store")
+        .str("p_provider_payment_id", &tx.transaction_id)
+        .str("p_event_id", &format!("transaction:{}", tx.transaction_id))
+        .str("p_user_id", &user.claims.sub)
+        .str("p_package_id", package)
+        .int("p_amount_cents", tx.amount_cents)
+        .str("p_currency", &tx.currency)
+        .str("p_event_type", "signed_transaction")
+        .finish();
+    let out = db::rpc(&cx.cfg, Caller::Service, "fulfill_purchase", &args).await.map_err(|e| {
         // The transaction id was already redeemed for another user.
         if e.field.as_deref() == Some("user_id") {
             ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")
@@ -112,10 +116,13 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     if body.len() > MAX_NOTIFICATION_BYTES {
         return Err(ApiError::new(413, "payload_too_large", "The notification is too large."));
     }
-    let outer: Value = serde_json::from_slice(&body).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid JSON."))?;
-    let signed = outer["signedPayload"].as_str().filter(|_| outer.as_object().is_some_and(|o| o.len() == 1));
+    let not_json = || ApiError::new(400, "invalid_json", "The body is not valid JSON.");
+    let text = std::str::from_utf8(&body).map_err(|_| not_json())?;
+    let outer = jsonr::parse(text).map_err(|_| not_json())?;
+    let signed = jsonr::Fields::new(&outer, &["signedPayload"]).and_then(|f| f.str("signedPayload")).ok();
     let signed = signed.ok_or_else(|| ApiError::invalid_field("signedPayload", "The body must be {\"signedPayload\": \"...\"}."))?;
     let payload = verified(signed, &settings, "invalid_notification_signature").await?;
+    let payload = jsonr::parse(&payload).map_err(|_| ApiError::internal())?;
     let n = rules::notification(&payload, &settings.expect())?;
     let rpc = match n.notification_type {
         "REFUND" => "refund_purchase",
@@ -127,9 +134,13 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     };
     let signed_tx = n.signed_transaction.ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
     let tx_payload = verified(signed_tx, &settings, "invalid_notification_signature").await?;
-    let tx = rules::transaction(&tx_payload, &settings.expect())?;
-    let args = json!({"p_provider": "app_store", "p_provider_payment_id": tx.transaction_id,
-                      "p_event_id": n.notification_uuid, "p_event_type": n.notification_type});
-    db::rpc(&cx.cfg, Caller::Service, rpc, &args.to_string()).await?;
+    let tx = rules::transaction(&jsonr::parse(&tx_payload).map_err(|_| ApiError::internal())?, &settings.expect())?;
+    let args = Obj::new()
+        .str("p_provider", "app_store")
+        .str("p_provider_payment_id", &tx.transaction_id)
+        .str("p_event_id", n.notification_uuid)
+        .str("p_event_type", n.notification_type)
+        .finish();
+    db::rpc(&cx.cfg, Caller::Service, rpc, &args).await?;
     Ok(respond::json(200, r#"{"received":true}"#.into()))
 }

@@ -41,7 +41,7 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     match stripe::parse_event(&body)? {
         Action::Ignore(why) => Ok(respond::json(200, format!(r#"{{"received":true,"ignored":"{why}"}}"#))),
         Action::Rpc { name, args } => {
-            db::rpc(&cx.cfg, Caller::Service, name, &args.to_string()).await.map_err(|e| {
+            db::rpc(&cx.cfg, Caller::Service, name, &args).await.map_err(|e| {
                 worker::console_error!("{{\"event\":\"stripe_event_failed\",\"rpc\":\"{}\",\"code\":\"{}\"}}", name, e.code);
                 e
             })?;
