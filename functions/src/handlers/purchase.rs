@@ -73,13 +73,11 @@ pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
 
 pub async fn list_purchases(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
-    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "list_purchases", "{}").await?;
-    Ok(respond::json(200, body))
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "list_purchases", "{}", 200).await
 }
 
 pub async fn list_packages(cx: Cx) -> Result<Response, ApiError> {
-    let body = db::rpc(&cx.cfg, Caller::Anon, "list_packages", "{}").await?;
-    let resp = respond::json(200, body);
+    let resp = db::rpc_response(&cx.cfg, Caller::Anon, "list_packages", "{}", 200).await?;
     let _ = resp.headers().set("cache-control", "public, max-age=300");
     Ok(resp)
 }

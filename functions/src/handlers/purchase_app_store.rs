@@ -98,15 +98,14 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
         .str("p_currency", &tx.currency)
         .str("p_event_type", "signed_transaction")
         .finish();
-    let out = db::rpc(&cx.cfg, Caller::Service, "fulfill_purchase", &args).await.map_err(|e| {
+    db::rpc_response(&cx.cfg, Caller::Service, "fulfill_purchase", &args, 200).await.map_err(|e| {
         // The transaction id was already redeemed for another user.
         if e.field.as_deref() == Some("user_id") {
             ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")
         } else {
             e
         }
-    })?;
-    Ok(respond::json(200, out))
+    })
 }
 
 pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
