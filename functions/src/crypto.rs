@@ -104,13 +104,13 @@ async fn fetch_keys(cfg: &JwksConfig) -> Result<Vec<(String, Alg, CryptoKey)>, (
         worker::console_error!("{{\"event\":\"jwks_fetch_failed\",\"reason\":\"{}\"}}", why);
     })?;
     let keys = jwks::parse_jwks(&body).map_err(|why| {
-        worker::console_error!("{{\"event\":\"jwks_fetch_failed\",\"reason\":\"{:?}\"}}", why);
+        crate::log::error(crate::log::event("jwks_fetch_failed").str("reason", &format!("{why:?}")));
     })?;
     let mut imported = Vec::with_capacity(keys.len());
     for key in &keys {
         match import(key).await {
             Ok(crypto_key) => imported.push((key.kid.clone(), key.alg, crypto_key)),
-            Err(_) => worker::console_error!("{{\"event\":\"jwks_key_skipped\",\"kid\":{:?}}}", key.kid),
+            Err(_) => crate::log::error(crate::log::event("jwks_key_skipped").str("kid", &key.kid)),
         }
     }
     worker::console_log!("{{\"event\":\"jwks_refreshed\",\"keys\":{}}}", imported.len());

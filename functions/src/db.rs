@@ -61,11 +61,11 @@ async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Resu
             Outcome::Retry => return Err(ApiError::unavailable()),
             Outcome::Fail(err) => {
                 if err.status >= 500 {
-                    worker::console_error!(
-                        "{{\"event\":\"postgrest_error\",\"rpc\":\"{}\",\"status\":{},\"body\":{:?}}}",
-                        name,
-                        status,
-                        body.get(..body.len().min(300)).unwrap_or("")
+                    crate::log::error(
+                        crate::log::event("postgrest_error")
+                            .str("rpc", name)
+                            .int("status", i64::from(status))
+                            .str("body", body.get(..body.len().min(300)).unwrap_or("")),
                     );
                 }
                 return Err(err);

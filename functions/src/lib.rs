@@ -6,10 +6,12 @@
 
 mod appstore;
 mod auth;
+mod bindings;
 mod context;
 mod crypto;
 mod db;
 mod handlers;
+mod log;
 mod respond;
 mod routes;
 mod stripe;

@@ -121,7 +121,7 @@ pub async fn handle(req: Request, env: Env) -> Response {
     let cfg = context::config(&env);
     let (route, result) = match (&cfg, resolve(&method, &path)) {
         (Err(why), _) => {
-            worker::console_error!("{{\"event\":\"config_error\",\"error\":{:?}}}", why);
+            crate::log::error(crate::log::event("config_error").str("error", why));
             ("-", Err(ApiError::internal()))
         }
         (Ok(_), Err(_)) if method == Method::Options && !methods_for(&path).is_empty() => ("preflight", Ok(preflight(&path))),
@@ -141,13 +141,13 @@ pub async fn handle(req: Request, env: Env) -> Response {
             let _ = headers.append("vary", "Origin");
         }
     }
-    worker::console_log!(
-        "{{\"request_id\":{:?},\"method\":\"{}\",\"route\":\"{}\",\"status\":{},\"duration_ms\":{}}}",
-        request_id,
-        method.as_ref(),
-        route,
-        resp.status_code(),
-        (js_sys::Date::now() - started) as u64
+    crate::log::info(
+        shared::json::Obj::new()
+            .str("request_id", &request_id)
+            .str("method", method.as_ref())
+            .str("route", route)
+            .int("status", i64::from(resp.status_code()))
+            .int("duration_ms", (js_sys::Date::now() - started) as i64),
     );
     resp
 }

@@ -54,7 +54,7 @@ pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Ch
         .await
         .map_err(|e| {
             let error = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
-            worker::console_error!("{{\"event\":\"stripe_unreachable\",\"timeout\":{},\"error\":{:?}}}", signal.aborted(), error);
+            crate::log::error(crate::log::event("stripe_unreachable").bool("timeout", signal.aborted()).str("error", &error));
             unavailable()
         })?
         .unchecked_into();

@@ -5,6 +5,7 @@
 //! Each sweeper is one service-role RPC; one failing does not stop the others.
 
 use crate::context;
+use crate::log;
 use crate::db::{self, Caller};
 use worker::Env;
 
@@ -18,14 +19,14 @@ pub async fn run(env: &Env) {
     let cfg = match context::config(env) {
         Ok(cfg) => cfg,
         Err(why) => {
-            worker::console_error!("{{\"event\":\"config_error\",\"error\":{:?}}}", why);
+            log::error(log::event("config_error").str("error", &why));
             return;
         }
     };
     for (rpc, args) in SWEEPERS {
         match db::rpc(&cfg, Caller::Service, rpc, args).await {
-            Ok(result) => worker::console_log!("{{\"event\":\"sweep\",\"rpc\":\"{}\",\"result\":{}}}", rpc, result),
-            Err(e) => worker::console_error!("{{\"event\":\"sweep_failed\",\"rpc\":\"{}\",\"code\":\"{}\"}}", rpc, e.code),
+            Ok(result) => log::info(log::event("sweep").str("rpc", rpc).raw("result", &result)),
+            Err(e) => log::error(log::event("sweep_failed").str("rpc", rpc).str("code", &e.code)),
         }
     }
 }

@@ -19,6 +19,17 @@ pub enum SignatureError {
     Mismatch,
 }
 
+impl SignatureError {
+    /// A short reason for the log line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SignatureError::Malformed => "malformed",
+            SignatureError::Stale => "stale",
+            SignatureError::Mismatch => "mismatch",
+        }
+    }
+}
+
 /// The hex HMAC-SHA256 of `"{t}.{body}"` with `secret` (for signing, e.g. in tests and tools).
 pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");

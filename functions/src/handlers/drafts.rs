@@ -40,7 +40,7 @@ pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
 /// as Supabase client libraries do.
 fn require_anon_key(cx: &Cx) -> Result<(), ApiError> {
     let expected = cx.cfg.anon_key.as_deref().ok_or_else(|| {
-        worker::console_error!("{{\"event\":\"config_error\",\"error\":\"SUPABASE_ANON_KEY is not set\"}}");
+        crate::log::error(crate::log::event("config_error").str("error", "SUPABASE_ANON_KEY is not set"));
         ApiError::internal()
     })?;
     let given = cx.header("apikey").unwrap_or_default();
@@ -50,21 +50,21 @@ fn require_anon_key(cx: &Cx) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Per client IP, through the Workers rate-limiting binding. Without the binding (a deployment
-/// that has not configured one) drafts are not rate limited, which is logged.
+/// Per client IP, through the Workers rate-limiting binding.
 async fn rate_limit(cx: &Cx) -> Result<(), ApiError> {
-    let Ok(limiter) = cx.env.rate_limiter(DRAFTS_RATE_LIMITER) else {
-        worker::console_log!("{{\"event\":\"rate_limiter_missing\",\"binding\":\"{}\"}}", DRAFTS_RATE_LIMITER);
-        return Ok(());
-    };
     let ip = cx.header("cf-connecting-ip").unwrap_or_else(|| "unknown".into());
-    match limiter.limit(ip).await {
-        Ok(outcome) if !outcome.success => {
+    let arg = crate::bindings::object(&Obj::new().str("key", &ip).finish());
+    match crate::bindings::call(&cx.env, DRAFTS_RATE_LIMITER, "limit", &[arg]).await {
+        Ok(outcome) if js_sys::Reflect::get(&outcome, &"success".into()).ok().and_then(|v| v.as_bool()) == Some(false) => {
             let mut err = ApiError::new(429, "rate_limited", "Too many drafts from this address; retry in a minute.");
             err.retry_after = Some(60);
             Err(err)
         }
-        // A limiter failure does not block visitors: drafts cost no credits.
-        _ => Ok(()),
+        Ok(_) => Ok(()),
+        // A missing or failing limiter does not block visitors (drafts cost no credits); it is logged.
+        Err(why) => {
+            crate::log::error(crate::log::event("rate_limiter_unavailable").str("binding", DRAFTS_RATE_LIMITER).str("reason", why));
+            Ok(())
+        }
     }
 }

@@ -7,7 +7,9 @@
 //! still in flight is 409. The queue message is sent only by the request that created the job.
 
 use crate::auth::{authenticate, Anonymous};
+use crate::bindings;
 use crate::context::Cx;
+use crate::log;
 use crate::db::{self, Caller};
 use crate::respond;
 use shared::json::Obj;
@@ -48,15 +50,9 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
 /// of truth (pipeline workers also pull with `claim_next_jobs`), so a failed send is logged and the
 /// client still gets its 202.
 async fn enqueue(cx: &Cx, job_id: &str) {
-    let sent = match cx.env.queue(JOBS_QUEUE) {
-        Ok(queue) => {
-            let message = js_sys::JSON::parse(&Obj::new().str("type", "job.created").str("job_id", job_id).finish()).unwrap_or_default();
-            let message = worker::RawMessageBuilder::new(message).build_with_content_type(worker::QueueContentType::Json);
-            queue.send_raw(message).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = sent {
-        worker::console_error!("{{\"event\":\"enqueue_failed\",\"job_id\":{:?},\"error\":{:?}}}", job_id, e);
+    let message = bindings::object(&Obj::new().str("type", "job.created").str("job_id", job_id).finish());
+    let options = bindings::object(r#"{"contentType":"json"}"#);
+    if let Err(why) = bindings::call(&cx.env, JOBS_QUEUE, "send", &[message, options]).await {
+        log::error(log::event("enqueue_failed").str("job_id", job_id).str("reason", why));
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::context::Cx;
 use crate::db::{self, Caller};
+use crate::log;
 use shared::input::{field_error, fields, parse};
 use shared::json::Obj;
 use shared::signature::{self, SignatureError};
@@ -74,7 +75,7 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
         _ => return Err(ApiError::invalid_field("type", "type must be job.progress, job.succeeded or job.failed.")),
     };
     let resp = db::rpc_response(&cx.cfg, Caller::Service, rpc, &args.finish(), 200).await?;
-    worker::console_log!("{{\"event\":\"pipeline_event\",\"event_id\":{:?},\"rpc\":\"{}\"}}", event_id, rpc);
+    log::info(log::event("pipeline_event").str("event_id", event_id).str("rpc", rpc));
     Ok(resp)
 }
 
@@ -89,7 +90,7 @@ async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
     let now = (js_sys::Date::now() / 1000.0) as i64;
     let header = cx.header("pipeline-signature");
     signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(|e| {
-        worker::console_log!("{{\"event\":\"signature_rejected\",\"reason\":\"{:?}\"}}", e);
+        log::info(log::event("signature_rejected").str("reason", e.reason()));
         match e {
             SignatureError::Stale => ApiError::unauthorized("signature_expired", "The signature timestamp is outside the 5-minute window."),
             _ => ApiError::unauthorized("invalid_signature", "The Pipeline-Signature header does not verify."),

@@ -57,7 +57,7 @@ fn now() -> i64 {
 /// with `jsonr::parse`); every failure is the same 400 for the client, the reason is logged.
 async fn verified(token: &str, settings: &Settings, code: &str) -> Result<String, ApiError> {
     appstore::verify(token, &settings.root, now()).await.map_err(|why| {
-        worker::console_log!("{{\"event\":\"app_store_jws_rejected\",\"reason\":\"{:?}\"}}", why);
+        crate::log::info(crate::log::event("app_store_jws_rejected").str("reason", &format!("{why:?}")));
         ApiError::new(400, code, "The signed data is not a valid App Store signature for this app.")
     })
 }
@@ -127,7 +127,7 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
         "REFUND" => "refund_purchase",
         "REVOKE" => "clawback_purchase",
         other => {
-            worker::console_log!("{{\"event\":\"app_store_notification_ignored\",\"type\":{:?}}}", other);
+            crate::log::info(crate::log::event("app_store_notification_ignored").str("type", other));
             return Ok(respond::json(200, r#"{"received":true,"ignored":"notification_type"}"#.into()));
         }
     };
