@@ -3,7 +3,9 @@
 use shared::config::Config;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{Env, Request};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::Request;
+use worker::Env;
 
 thread_local! {
     /// Parsed once per isolate; bindings do not change during an isolate's life.
@@ -40,8 +42,14 @@ impl Cx {
         if declared > shared::input::MAX_BODY_BYTES {
             return Err(shared::input::too_large());
         }
-        let bytes = self.req.bytes().await.map_err(|_| shared::ApiError::new(400, "invalid_json", "The body could not be read."))?;
-        shared::input::body_text(bytes)
+        shared::input::body_text(self.body_bytes().await?)
+    }
+
+    /// The raw request body.
+    pub async fn body_bytes(&mut self) -> Result<Vec<u8>, shared::ApiError> {
+        let unreadable = || shared::ApiError::new(400, "invalid_json", "The body could not be read.");
+        let buffer = JsFuture::from(self.req.array_buffer().map_err(|_| unreadable())?).await.map_err(|_| unreadable())?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
     /// A request header's value, if present.

@@ -15,7 +15,7 @@ use shared::postgrest::{map_error, Outcome};
 use shared::ApiError;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::Response;
+use web_sys::Response;
 
 /// Whose authority the call carries.
 pub enum Caller<'a> {

@@ -17,10 +17,13 @@ mod routes;
 mod stripe;
 mod sweep;
 
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, Context, Env, Result, ScheduleContext, ScheduledEvent};
 
+/// Takes and answers the runtime's own `Request`/`Response` objects: converting them to and from
+/// `worker::Request`/`worker::Response` costs a dozen wasm/JS crossings per request for nothing
+/// the handlers use (ARCHITECTURE.md, Performance).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     Ok(routes::handle(req, env).await)
 }
 

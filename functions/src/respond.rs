@@ -4,7 +4,7 @@
 //! crosses from wasm to JavaScript far fewer times than setting each part through `worker`.
 
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 /// `init` for a JSON response with `status`.
 fn init(status: u16) -> web_sys::ResponseInit {
@@ -20,12 +20,12 @@ fn init(status: u16) -> web_sys::ResponseInit {
 /// A JSON response with `body` already serialized.
 pub fn json(status: u16, body: String) -> Response {
     let body = if status == 204 { None } else { Some(body.as_str()) };
-    web_sys::Response::new_with_opt_str_and_init(body, &init(status)).map(Response::from).unwrap_or_else(|_| fallback())
+    Response::new_with_opt_str_and_init(body, &init(status)).unwrap_or_else(|_| fallback())
 }
 
 /// A JSON response whose body is streamed from elsewhere (an upstream answer), unread.
 pub fn stream(status: u16, body: Option<&web_sys::ReadableStream>) -> Response {
-    web_sys::Response::new_with_opt_readable_stream_and_init(body, &init(status)).map(Response::from).unwrap_or_else(|_| fallback())
+    Response::new_with_opt_readable_stream_and_init(body, &init(status)).unwrap_or_else(|_| fallback())
 }
 
 /// The response for an [`ApiError`].
@@ -38,5 +38,5 @@ pub fn error(err: &ApiError) -> Response {
 }
 
 fn fallback() -> Response {
-    Response::empty().map(|r| r.with_status(500)).expect("an empty response can always be built")
+    Response::new().expect("an empty response can always be built")
 }

@@ -13,7 +13,8 @@ use crate::context::{self, Cx};
 use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe};
 use crate::respond;
 use shared::ApiError;
-use worker::{Env, Method, Request, Response};
+use web_sys::{Request, Response};
+use worker::{Env, Method};
 
 /// The operations, one per handler.
 #[derive(Clone, Copy, Debug)]
@@ -114,8 +115,9 @@ fn methods_for(path: &str) -> Vec<&'static str> {
 /// Handles one request end to end; never fails (every error becomes a JSON response).
 pub async fn handle(req: Request, env: Env) -> Response {
     let started = js_sys::Date::now();
-    let method = req.method();
-    let path = req.path();
+    let method = Method::from(req.method());
+    let url = req.url();
+    let path = shared::input::path_of(&url);
     let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(new_request_id);
     let origin = req.headers().get("origin").ok().flatten();
     let cfg = context::config(&env);
@@ -146,7 +148,7 @@ pub async fn handle(req: Request, env: Env) -> Response {
             .str("request_id", &request_id)
             .str("method", method.as_ref())
             .str("route", route)
-            .int("status", i64::from(resp.status_code()))
+            .int("status", i64::from(resp.status()))
             .int("duration_ms", (js_sys::Date::now() - started) as i64),
     );
     resp

@@ -72,6 +72,15 @@ fn has_nul_escape(text: &str) -> bool {
     text.match_indices("u0000").any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
 }
 
+/// The path of a serialized WHATWG URL (`Request.url`): from the first `/` after the host up to
+/// `?` or `#`, which are always percent-encoded inside a path.
+pub fn path_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    path.split(['?', '#']).next().unwrap_or("/")
+}
+
 /// Validates an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub fn idempotency_key(header: Option<&str>) -> Result<&str, ApiError> {
     let key = header.ok_or_else(|| {
@@ -128,6 +137,14 @@ mod tests {
             assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (*status, *code, *field), "{:?}", String::from_utf8_lossy(body));
         }
         assert_eq!(body_text(vec![b' '; MAX_BODY_BYTES + 1]).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn paths_of_urls() {
+        assert_eq!(path_of("https://api.example/v1/jobs/abc?x=1#f"), "/v1/jobs/abc");
+        assert_eq!(path_of("http://127.0.0.1:8787/health"), "/health");
+        assert_eq!(path_of("http://127.0.0.1:8787"), "/");
+        assert_eq!(path_of("http://h/v1/ledger?before=3"), "/v1/ledger");
     }
 
     #[test]

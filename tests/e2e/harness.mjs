@@ -120,6 +120,8 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
     host: '127.0.0.1',
     port,
     verbose: log,
+    // Lets tests fire the cron trigger: GET /cdn-cgi/handler/scheduled.
+    unsafeTriggerHandlers: true,
     handleRuntimeStdio: log ? undefined : (stdout, stderr) => {
       if (logLines) {
         // The Worker's console lines, for tests of what it logs (and does not).

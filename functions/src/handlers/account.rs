@@ -6,7 +6,7 @@ use crate::context::Cx;
 use crate::db::{self, Caller};
 use shared::json::Obj;
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 pub async fn job(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
@@ -21,7 +21,7 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
     // The query is read from the raw URL: `Request::url()` would pull the `url` crate and its
     // IDNA tables (about 100 KB gzip) into the bundle for two numeric parameters.
-    let raw = cx.req.inner().url();
+    let raw = cx.req.url();
     let query = raw.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
     let (mut before, mut limit) = (None::<i64>, 50i64);
     for (k, v) in query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))) {

@@ -4,7 +4,7 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 pub async fn handle(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;

@@ -7,7 +7,7 @@ use crate::db::{self, Caller};
 use shared::input::{field_error, fields, parse};
 use shared::json::Obj;
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 /// Name of the rate-limiting binding for draft creation (per client IP).
 const DRAFTS_RATE_LIMITER: &str = "DRAFTS_RATE_LIMITER";

@@ -14,7 +14,7 @@ use crate::db::{self, Caller};
 use crate::respond;
 use shared::json::Obj;
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 /// The queue producer binding the generation pipeline consumes.
 pub const JOBS_QUEUE: &str = "JOBS_QUEUE";

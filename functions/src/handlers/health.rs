@@ -3,7 +3,7 @@
 use crate::context::Cx;
 use crate::{db, respond};
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 pub async fn handle(cx: Cx) -> Result<Response, ApiError> {
     let database = db::ping(&cx.cfg).await;

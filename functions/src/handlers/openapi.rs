@@ -5,7 +5,7 @@
 use crate::context::Cx;
 use crate::respond;
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 

@@ -14,7 +14,7 @@ use shared::input::{field_error, fields, parse};
 use shared::json::Obj;
 use shared::signature::{self, SignatureError};
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 const TOLERANCE_SECS: i64 = 300;
 
@@ -83,7 +83,7 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
 async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
     shared::input::require_json(cx.header("content-type").as_deref())?;
     let secrets_binding = cx.setting("PIPELINE_SIGNING_SECRET")?;
-    let body = cx.req.bytes().await.map_err(|_| ApiError::new(400, "invalid_json", "The body could not be read."))?;
+    let body = cx.body_bytes().await?;
     if body.len() > shared::input::MAX_BODY_BYTES {
         return Err(shared::input::too_large());
     }

@@ -17,7 +17,7 @@ use shared::json::Obj;
 use shared::jsonr::{self, Value};
 use shared::stripe::Checkout;
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 /// A string at `path` in a JSON document (`None` if any step is missing or not an object).
 pub(crate) fn str_at<'v>(v: &'v Value<'_>, path: &[&str]) -> Option<&'v str> {

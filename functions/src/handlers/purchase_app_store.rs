@@ -24,7 +24,7 @@ use shared::appstore::{self as rules, Expect};
 use shared::json::Obj;
 use shared::jsonr::{self, Value};
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 /// Notifications embed a signed transaction (and for subscriptions renewal info): larger than
 /// the 16 KB of ordinary requests.
@@ -111,7 +111,7 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
 pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let settings = Settings::read(&cx)?;
     shared::input::require_json(cx.header("content-type").as_deref())?;
-    let body = cx.req.bytes().await.map_err(|_| ApiError::new(400, "invalid_json", "The body could not be read."))?;
+    let body = cx.body_bytes().await?;
     if body.len() > MAX_NOTIFICATION_BYTES {
         return Err(ApiError::new(413, "payload_too_large", "The notification is too large."));
     }

@@ -20,7 +20,7 @@ use crate::db::{self, Caller};
 use crate::respond;
 use shared::stripe::{self, Action, MAX_EVENT_BYTES};
 use shared::ApiError;
-use worker::Response;
+use web_sys::Response;
 
 pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     let secrets = cx.setting("STRIPE_WEBHOOK_SECRET")?;
@@ -29,7 +29,7 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     if cx.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_EVENT_BYTES {
         return Err(too_large());
     }
-    let body = cx.req.bytes().await.map_err(|_| ApiError::new(400, "invalid_json", "The body could not be read."))?;
+    let body = cx.body_bytes().await?;
     if body.len() > MAX_EVENT_BYTES {
         return Err(too_large());
     }
