@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { startWorker, createUser, bearer, sql, sqlRows } from './harness.mjs';
+import { startWorker, createUser, bearer, sql, sqlRows, stack } from './harness.mjs';
 import { startStripeStandin, STRIPE_TEST_KEY } from './stripe-standin.mjs';
 
 const WHSEC = 'whsec_test_current_0123456789';
@@ -299,4 +299,37 @@ test('GET /v1/purchases shows the caller\'s purchases only, with status and cred
   const theirs = await (await w.fetch('/v1/purchases', { headers: bearer(other.token) })).json();
   assert.deepEqual(theirs.items, []);
   assert.equal((await w.fetch('/v1/purchases')).status, 401);
+});
+
+test('concurrent grants, spends and claims on one user: no lost update, invariants hold', async () => {
+  const user = createUser();
+  const pending = [];
+  for (let i = 0; i < 3; i++) {
+    const { res, body } = await checkout(user);
+    assert.equal(res.status, 200, JSON.stringify(body));
+    pending.push(body.purchase_id);
+  }
+  const drafts = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await w.fetch('/v1/drafts', { method: 'POST', headers: json({ apikey: stack.anonKey }), body: JSON.stringify({ prompt: `idea ${i}` }) });
+    drafts.push((await r.json()).claim_token);
+  }
+  const events = pending.map((id) => completed(user, id));
+  const generate = () => w.fetch('/v1/generate', {
+    method: 'POST', headers: json({ ...bearer(user.token), 'idempotency-key': randomUUID() }),
+    body: JSON.stringify({ model_id: 'draft-v1', prompt: 'in the crowd', target_minutes: 1 }),
+  });
+  const claim = (token) => w.fetch('/v1/drafts/claim', { method: 'POST', headers: json(bearer(user.token)), body: JSON.stringify({ claim_token: token }) });
+  // Every webhook is delivered twice, interleaved with six generations and two claims.
+  const all = await Promise.all([
+    ...events.flatMap((e) => [deliver(e), deliver(e)]),
+    ...Array.from({ length: 6 }, generate),
+    ...drafts.map(claim),
+  ]);
+  for (const r of all) assert.ok([200, 202].includes(r.status), `status ${r.status}: ${await r.text()}`);
+  // 10 welcome + 3 x 100 purchased, 6 x 1 held by the generations.
+  assert.deepEqual(sqlRows(`select available, held from public.credit_balances where user_id = '${user.id}'`)[0], { available: 304, held: 6 });
+  assert.deepEqual(purchases(user.id).map((p) => [p.status, p.credits_granted]), [['succeeded', 100], ['succeeded', 100], ['succeeded', 100]]);
+  assert.equal(Number(sql(`select count(*) from public.projects where user_id = '${user.id}'`)), 8, 'two claimed drafts and six generations');
+  assert.deepEqual(reconcile(), []);
 });
