@@ -34,22 +34,28 @@ pub fn config(env: &Env) -> Result<Rc<Config>, String> {
 }
 
 impl Cx {
-    /// Reads the JSON body as text: content type, size cap (from `Content-Length` before reading,
-    /// and from the bytes read), UTF-8, no NUL. Parse it with `shared::input::parse`/`fields`.
+    /// Reads the JSON body as text: content type, size cap, UTF-8, no NUL. Parse it with
+    /// `shared::input::parse`/`fields`.
     pub async fn body_text(&mut self) -> Result<String, shared::ApiError> {
         shared::input::require_json(self.header("content-type").as_deref())?;
-        let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        if declared > shared::input::MAX_BODY_BYTES {
-            return Err(shared::input::too_large());
-        }
-        shared::input::body_text(self.body_bytes().await?)
+        shared::input::body_text(self.body_bytes(shared::input::MAX_BODY_BYTES).await?)
     }
 
-    /// The raw request body.
-    pub async fn body_bytes(&mut self) -> Result<Vec<u8>, shared::ApiError> {
+    /// The raw request body, at most `max` bytes: a declared `Content-Length` over the cap is
+    /// refused before reading, and a body without one (chunked) is measured on the JavaScript side
+    /// before anything is copied into wasm memory, which never shrinks once grown.
+    pub async fn body_bytes(&mut self, max: usize) -> Result<Vec<u8>, shared::ApiError> {
+        let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        if declared > max {
+            return Err(shared::input::too_large_for(max));
+        }
         let unreadable = || shared::ApiError::new(400, "invalid_json", "The body could not be read.");
         let buffer = JsFuture::from(self.req.array_buffer().map_err(|_| unreadable())?).await.map_err(|_| unreadable())?;
-        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+        let bytes = js_sys::Uint8Array::new(&buffer);
+        if bytes.length() as usize > max {
+            return Err(shared::input::too_large_for(max));
+        }
+        Ok(bytes.to_vec())
     }
 
     /// A request header's value, if present.

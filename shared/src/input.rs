@@ -23,7 +23,12 @@ pub fn require_json(content_type: Option<&str>) -> Result<(), ApiError> {
 
 /// 413 for a body over [`MAX_BODY_BYTES`].
 pub fn too_large() -> ApiError {
-    ApiError::new(413, "payload_too_large", format!("The body must be at most {MAX_BODY_BYTES} bytes."))
+    too_large_for(MAX_BODY_BYTES)
+}
+
+/// 413 for a body over `max` bytes.
+pub fn too_large_for(max: usize) -> ApiError {
+    ApiError::new(413, "payload_too_large", format!("The body must be at most {max} bytes."))
 }
 
 /// Checks a body's size, encoding and NUL escapes and returns it as text.

@@ -4,8 +4,8 @@
 //! is read field by field, so a tree of borrowed values is enough. Compared with serde's derive,
 //! it costs a fraction of the wasm size (no per-type visitors, no float parsing or formatting:
 //! numbers stay as their text until a field asks for an integer), and it is stricter where the
-//! bundle needs it: a repeated key anywhere is an error (JWT claims, webhook events), nesting is
-//! capped, and [`Fields`] names the unknown, missing or mistyped field for the client.
+//! bundle needs it: a repeated key anywhere is an error (JWT claims, webhook events), nesting and
+//! members per object are capped, and [`Fields`] names the unknown, missing or mistyped field for the client.
 //!
 //! Grammar: RFC 8259. Strings are unescaped (surrogate pairs joined; lone surrogates refused).
 
@@ -13,6 +13,9 @@ use std::borrow::Cow;
 
 /// Deepest nesting accepted.
 const MAX_DEPTH: usize = 32;
+/// Most members in one object: repeated keys are found by comparing each new key with the earlier
+/// ones, so this bounds the work an unauthenticated body can cause (bodies are small anyway).
+const MAX_MEMBERS: usize = 256;
 
 /// A parsed value and the exact text it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +122,7 @@ impl<'a> Parser<'a> {
                             return Err(SyntaxError);
                         }
                         let key = self.string()?;
-                        if members.iter().any(|(k, _)| *k == key) {
+                        if members.len() >= MAX_MEMBERS || members.iter().any(|(k, _)| *k == key) {
                             return Err(SyntaxError);
                         }
                         self.ws();
@@ -394,10 +397,12 @@ mod tests {
     #[test]
     fn refuses_what_json_does_not_allow() {
         let deep = "[".repeat(40) + &"]".repeat(40);
+        let wide = format!("{{{}}}", (0..257).map(|i| format!("\"k{i}\":0")).collect::<Vec<_>>().join(","));
+        assert!(parse(&wide.replace(",\"k256\":0", "")).is_ok(), "256 members are fine");
         for bad in [
             "", " ", "{", "[1,]", "{\"a\":1,}", "{'a':1}", "{\"a\" 1}", "01", "1.", "-", "1e", "+1", ".5", "nul", "truex",
             "\"unterminated", "\"tab\there\"", "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "{\"a\":1}{}", "NaN", "[1 2]",
-            r#"{"a":1,"a":2}"#, r#"{"x":{"a":1,"a":1}}"#, &deep,
+            r#"{"a":1,"a":2}"#, r#"{"x":{"a":1,"a":1}}"#, &deep, &wide,
         ] {
             assert_eq!(parse(bad), Err(SyntaxError), "{bad:?}");
         }

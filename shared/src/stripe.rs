@@ -177,6 +177,11 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
             let Some(purchase_id) = str_at(object, "client_reference_id") else {
                 return Ok(Action::Ignore("not_ours"));
             };
+            // As for a completion: `client_reference_id` can be set by anyone (Payment Links), so the
+            // purchase must also be named in the metadata our own Checkout Session carries.
+            if object.get("metadata").and_then(|m| str_at(m, "purchase_id")) != Some(purchase_id) {
+                return Ok(Action::Ignore("not_ours"));
+            }
             let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
             rpc("fail_purchase", payment_args(payment, id, kind).str("p_purchase_id", purchase_id))
         }
@@ -289,9 +294,10 @@ mod tests {
         let dispute = |status: &str| json!({"id": "dp_1", "payment_intent": {"id": "pi_1"}, "status": status});
         let cases = [
             (event("checkout.session.completed", unpaid), "ignore:awaiting_payment"),
-            (event("checkout.session.completed", foreign), "ignore:not_ours"),
+            (event("checkout.session.completed", foreign.clone()), "ignore:not_ours"),
             (event("checkout.session.async_payment_succeeded", session.clone()), "fulfill_purchase"),
             (event("checkout.session.async_payment_failed", session), "fail_purchase"),
+            (event("checkout.session.async_payment_failed", foreign.clone()), "ignore:not_ours"),
             (event("charge.refunded", charge), "refund_purchase_amount"),
             (event("charge.dispute.created", dispute("needs_response")), "clawback_purchase"),
             (event("charge.dispute.funds_withdrawn", dispute("needs_response")), "clawback_purchase"),

@@ -68,11 +68,13 @@ test('the whole journey: draft, sign-in, claim, generate, queue, pipeline, READY
   assert.equal(claimed.status, 200);
   assert.ok(claimed.body.jobs.some((j) => j.id === job.id), 'the new job is claimable');
   for (const [status, progress] of [['SCRIPTING', 20], ['VOICING', 40], ['RENDERING', 80]]) {
-    const r = await pipeline('/v1/pipeline/events', { type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', status, progress, message: `${status} started` });
+    // The heartbeat carries the lease it extends to (a long render asks for an hour).
+    const r = await pipeline('/v1/pipeline/events', { type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', status, progress, message: `${status} started`, visibility_timeout_seconds: 3600 });
     assert.equal(r.status, 200);
     assert.equal(r.body.applied, true);
     assert.equal(r.body.job.status, status);
   }
+  assert.equal(sql(`select locked_until > now() + interval '50 minutes' from public.jobs where id = '${job.id}'`), 't', 'the lease the worker asked for');
   const done = await pipeline('/v1/pipeline/events', {
     type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', actual_cost: 3,
     output_url: 'https://cdn.example.test/v/1.mp4', manifest: { scenes: 4 },

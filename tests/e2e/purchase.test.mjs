@@ -333,3 +333,17 @@ test('concurrent grants, spends and claims on one user: no lost update, invarian
   assert.equal(Number(sql(`select count(*) from public.projects where user_id = '${user.id}'`)), 8, 'two claimed drafts and six generations');
   assert.deepEqual(reconcile(), []);
 });
+
+test('a package without a Stripe price is refused at checkout and leaves no pending purchase', async () => {
+  sql(`insert into public.credit_packages (id, name, credits, bonus_credits, price_cents, currency, stripe_price_id, app_store_product_id, active, sort_order)
+       values ('ios-only', 'iOS only', 50, 0, 299, 'usd', null, 'com.example.credits.iosonly', true, 99) on conflict (id) do nothing`);
+  try {
+    const user = createUser();
+    const { res, body } = await checkout(user, 'ios-only');
+    assert.equal(res.status, 409);
+    assert.equal(body.error.code, 'not_sold_on_stripe');
+    assert.equal(purchases(user.id).length, 0);
+  } finally {
+    sql(`delete from public.credit_packages where id = 'ios-only'`);
+  }
+});

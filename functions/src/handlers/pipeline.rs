@@ -21,7 +21,7 @@ const TOLERANCE_SECS: i64 = 300;
 /// The members every event has, and those of each type.
 const EVENT_FIELDS: &[&str] = &[
     "type", "event_id", "job_id", "worker_id", // every event
-    "status", "progress", "message", // job.progress
+    "status", "progress", "message", "visibility_timeout_seconds", // job.progress
     "actual_cost", "output_url", "manifest", "assets", // job.succeeded
     "error_code", "error_message", "retryable", // job.failed
 ];
@@ -33,7 +33,7 @@ pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
     let args = Obj::new()
         .str("p_worker_id", f.str("worker_id").map_err(field_error)?)
         .int("p_limit", f.opt_int("limit", 1, 100).map_err(field_error)?.unwrap_or(1))
-        .int("p_visibility_timeout_seconds", f.opt_int("visibility_timeout_seconds", 0, 86_400).map_err(field_error)?.unwrap_or(300))
+        .int("p_visibility_timeout_seconds", f.opt_int("visibility_timeout_seconds", 10, 86_400).map_err(field_error)?.unwrap_or(300))
         .finish();
     db::rpc_response(&cx.cfg, Caller::Service, "claim_next_jobs", &args, 200).await
 }
@@ -53,12 +53,18 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
     let base = Obj::new().str("p_job_id", job_id).str("p_worker_id", f.str("worker_id").map_err(field_error)?);
     let kind = f.str("type").map_err(field_error)?;
     let (rpc, args) = match kind {
-        "job.progress" => (
-            "report_job_progress",
-            base.str("p_status", f.str("status").map_err(field_error)?)
+        "job.progress" => {
+            let args = base
+                .str("p_status", f.str("status").map_err(field_error)?)
                 .opt_int("p_progress", f.opt_int("progress", 0, 100).map_err(field_error)?)
-                .opt_str("p_message", f.opt_str("message").map_err(field_error)?),
-        ),
+                .opt_str("p_message", f.opt_str("message").map_err(field_error)?);
+            // The lease a heartbeat extends to; absent, the database's default (300 s) applies.
+            let args = match f.opt_int("visibility_timeout_seconds", 10, 86_400).map_err(field_error)? {
+                Some(secs) => args.int("p_visibility_timeout_seconds", secs),
+                None => args,
+            };
+            ("report_job_progress", args)
+        }
         "job.succeeded" => (
             "complete_job",
             base.int("p_actual_cost", f.int("actual_cost", 0, i64::from(i32::MAX)).map_err(field_error)?)
@@ -83,10 +89,7 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
 async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
     shared::input::require_json(cx.header("content-type").as_deref())?;
     let secrets_binding = cx.setting("PIPELINE_SIGNING_SECRET")?;
-    let body = cx.body_bytes().await?;
-    if body.len() > shared::input::MAX_BODY_BYTES {
-        return Err(shared::input::too_large());
-    }
+    let body = cx.body_bytes(shared::input::MAX_BODY_BYTES).await?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     let header = cx.header("pipeline-signature");
     signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(|e| {

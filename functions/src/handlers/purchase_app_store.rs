@@ -111,10 +111,7 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
 pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let settings = Settings::read(&cx)?;
     shared::input::require_json(cx.header("content-type").as_deref())?;
-    let body = cx.body_bytes().await?;
-    if body.len() > MAX_NOTIFICATION_BYTES {
-        return Err(ApiError::new(413, "payload_too_large", "The notification is too large."));
-    }
+    let body = cx.body_bytes(MAX_NOTIFICATION_BYTES).await?;
     let not_json = || ApiError::new(400, "invalid_json", "The body is not valid JSON.");
     let text = std::str::from_utf8(&body).map_err(|_| not_json())?;
     let outer = jsonr::parse(text).map_err(|_| not_json())?;

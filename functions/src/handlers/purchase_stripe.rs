@@ -25,17 +25,10 @@ use web_sys::Response;
 pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     let secrets = cx.setting("STRIPE_WEBHOOK_SECRET")?;
     shared::input::require_json(cx.header("content-type").as_deref())?;
-    let too_large = || ApiError::new(413, "payload_too_large", "The event is too large.");
-    if cx.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) > MAX_EVENT_BYTES {
-        return Err(too_large());
-    }
-    let body = cx.body_bytes().await?;
-    if body.len() > MAX_EVENT_BYTES {
-        return Err(too_large());
-    }
+    let body = cx.body_bytes(MAX_EVENT_BYTES).await?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     stripe::verify_signature(cx.header("stripe-signature").as_deref(), &body, &secrets, now).map_err(|e| {
-        worker::console_log!("{{\"event\":\"stripe_signature_rejected\",\"reason\":\"{}\"}}", e.code);
+        crate::log::info(crate::log::event("stripe_signature_rejected").str("reason", &e.code));
         e
     })?;
     match stripe::parse_event(&body)? {
