@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(121);
+select plan(124);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -75,6 +75,7 @@ insert into expected_execute values
   ('public.fulfill_purchase(text,text,text,uuid,text,integer,text,uuid,text)', false, false, true),
   ('public.refund_purchase(text,text,text,text)', false, false, true),
   ('public.fail_purchase(text,text,text,uuid,text)', false, false, true),
+  ('public.app_store_package(text)', false, false, true),
   ('public.refund_purchase_amount(text,text,text,integer,integer,text)', false, false, true),
   ('public.reinstate_purchase(text,text,text,text)', false, false, true),
   ('public.clawback_purchase(text,text,text,text)', false, false, true),

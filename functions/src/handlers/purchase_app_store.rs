@@ -80,14 +80,17 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     if tx.revoked {
         return Err(ApiError::new(409, "transaction_revoked", "This transaction was refunded or revoked."));
     }
-    let packages = db::rpc(&cx.cfg, Caller::Anon, "list_packages", "{}").await?;
-    let packages = jsonr::parse(&packages).map_err(|_| ApiError::internal())?;
-    let package = packages
-        .get("items")
-        .and_then(Value::as_array)
-        .and_then(|items| items.iter().find(|p| str_at(p, &["app_store_product_id"]) == Some(tx.product_id.as_str())))
-        .and_then(|p| str_at(p, &["id"]))
-        .ok_or_else(|| ApiError::new(400, "unknown_product", "The product is not a credit package on sale."))?;
+    // The product's package whether or not it is still on sale: the money was already taken.
+    let lookup = Obj::new().str("p_product_id", &tx.product_id).finish();
+    let package = db::rpc(&cx.cfg, Caller::Service, "app_store_package", &lookup).await.map_err(|e| {
+        if e.code == "unknown_product" {
+            ApiError::new(400, "unknown_product", "The product is not a credit package.")
+        } else {
+            e
+        }
+    })?;
+    let package = jsonr::parse(&package).map_err(|_| ApiError::internal())?;
+    let package = str_at(&package, &["id"]).ok_or_else(ApiError::internal)?;
     let args = Obj::new()
         .str("p_provider", "app_store")
         .str("p_provider_payment_id", &tx.transaction_id)
