@@ -11,12 +11,7 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use shared::appstore::{parse_jws, Check, JwsError};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{CryptoKey, SubtleCrypto};
-
-fn subtle() -> Result<SubtleCrypto, JsValue> {
-    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
-    Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
-}
+use web_sys::CryptoKey;
 
 fn ecdsa(second: (&str, &str)) -> Object {
     let o = Object::new();
@@ -26,7 +21,7 @@ fn ecdsa(second: (&str, &str)) -> Object {
 }
 
 async fn run(check: &Check) -> Result<bool, JsValue> {
-    let subtle = subtle()?;
+    let subtle = crate::crypto::subtle()?;
     let usages = Array::of1(&JsValue::from_str("verify"));
     let spki = Uint8Array::from(&check.spki[..]);
     let key: CryptoKey =

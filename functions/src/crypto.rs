@@ -39,7 +39,8 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-fn subtle() -> Result<SubtleCrypto, JsValue> {
+/// The runtime's `crypto.subtle` (BoringSSL in workerd).
+pub(crate) fn subtle() -> Result<SubtleCrypto, JsValue> {
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
     Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
 }

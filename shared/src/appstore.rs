@@ -16,7 +16,7 @@
 //! `alg` must be ES256; keys never come from anywhere but `x5c` checked against the root.
 
 use crate::{b64, ApiError};
-use crate::jsonr::{self, Value};
+use crate::jsonr::{self, str_at, Value};
 
 /// Longest signed payload accepted (a notification embeds a signed transaction).
 pub const MAX_JWS_LEN: usize = 48 * 1024;
@@ -333,9 +333,6 @@ fn text_part(part: &str) -> Option<String> {
     String::from_utf8(b64::decode(part)?).ok()
 }
 
-fn str_at<'v>(v: &'v Value<'_>, key: &str) -> Option<&'v str> {
-    v.get(key).and_then(Value::as_str)
-}
 
 /// Parses a signed transaction or notification and applies the chain rules with `root` (the
 /// configured Apple root, DER) at the payload's signing date; `now` (unix seconds) bounds that date.

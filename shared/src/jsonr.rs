@@ -268,6 +268,11 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// The string at a path of object members (`&["job", "id"]`).
+    pub fn str_at(&self, path: &[&str]) -> Option<&str> {
+        path.iter().try_fold(self, |v, k| v.get(k)).and_then(Value::as_str)
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             Kind::Str(s) => Some(s),
@@ -311,6 +316,11 @@ impl<'a> Value<'a> {
             _ => &[],
         }
     }
+}
+
+/// The string member `key` of an object.
+pub fn str_at<'v>(v: &'v Value<'_>, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
 }
 
 /// Why a field of a request object was refused.
@@ -388,6 +398,8 @@ mod tests {
         assert_eq!(v.get("a").unwrap().as_array().unwrap()[0].as_i64(), Some(1));
         assert_eq!(v.get("a").unwrap().as_array().unwrap()[1].as_i64(), None, "not a whole number");
         assert_eq!(v.get("b").unwrap().get("c").unwrap().as_str(), Some("x\"yé🎬"));
+        assert_eq!(v.str_at(&["b", "c"]), Some("x\"yé🎬"));
+        assert_eq!(v.str_at(&["b", "nope"]), None);
         assert_eq!(v.get("d").unwrap().as_i64(), Some(0));
         assert_eq!(parse("\"\\u0041\\n\"").unwrap().as_str(), Some("A\n"));
         assert_eq!(parse("[]").unwrap().as_array().map(<[_]>::len), Some(0));

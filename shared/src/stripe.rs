@@ -11,7 +11,7 @@
 
 use crate::signature::{self, SignatureError};
 use crate::json::Obj;
-use crate::jsonr::{self, Value};
+use crate::jsonr::{self, str_at, Value};
 use crate::ApiError;
 
 /// Stripe's default signature tolerance (its libraries use 300 s).
@@ -115,9 +115,6 @@ pub enum Action {
 }
 
 /// A string member of an object (`None` when absent, not a string, or `v` is not an object).
-fn str_at<'v>(v: &'v Value<'_>, key: &str) -> Option<&'v str> {
-    v.get(key).and_then(Value::as_str)
-}
 
 /// A member's JSON text as Stripe sent it, for the database to validate, or `null`.
 fn raw_at<'a>(v: &Value<'a>, key: &str) -> &'a str {

@@ -14,16 +14,12 @@ use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::{respond, stripe};
 use shared::json::Obj;
-use shared::jsonr::{self, Value};
+use shared::jsonr;
 use shared::stripe::Checkout;
 use shared::ApiError;
 use web_sys::Response;
 
 /// A string at `path` in a JSON document (`None` if any step is missing or not an object).
-pub(crate) fn str_at<'v>(v: &'v Value<'_>, path: &[&str]) -> Option<&'v str> {
-    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str)
-}
-
 /// A setting with a default (`Cx::setting` is for required ones).
 pub fn setting_or(cx: &Cx, name: &str, default: &str) -> String {
     cx.env
@@ -52,8 +48,8 @@ pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
     let args = Obj::new().str("p_package_id", id).str("p_idempotency_key", &key).finish();
     let begun = db::rpc(&cx.cfg, Caller::User(&user.token), "begin_purchase", &args).await?;
     let begun = jsonr::parse(&begun).map_err(|_| ApiError::internal())?;
-    let purchase_id = str_at(&begun, &["purchase", "id"]).ok_or_else(ApiError::internal)?;
-    let Some(price_id) = str_at(&begun, &["package", "stripe_price_id"]) else {
+    let purchase_id = begun.str_at(&["purchase", "id"]).ok_or_else(ApiError::internal)?;
+    let Some(price_id) = begun.str_at(&["package", "stripe_price_id"]) else {
         return Err(ApiError::new(409, "not_sold_on_stripe", "This package is not sold through Stripe.").with_field("package_id"));
     };
     let checkout = Checkout {

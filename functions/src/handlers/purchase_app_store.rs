@@ -18,11 +18,10 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
-use crate::handlers::purchase::str_at;
 use crate::{appstore, respond};
 use shared::appstore::{self as rules, Expect};
 use shared::json::Obj;
-use shared::jsonr::{self, Value};
+use shared::jsonr;
 use shared::ApiError;
 use web_sys::Response;
 
@@ -90,7 +89,7 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
         }
     })?;
     let package = jsonr::parse(&package).map_err(|_| ApiError::internal())?;
-    let package = str_at(&package, &["id"]).ok_or_else(ApiError::internal)?;
+    let package = package.str_at(&["id"]).ok_or_else(ApiError::internal)?;
     let args = Obj::new()
         .str("p_provider", "app_store")
         .str("p_provider_payment_id", &tx.transaction_id)
