@@ -121,12 +121,12 @@ pub async fn handle(req: Request, env: Env) -> Response {
     let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(new_request_id);
     let origin = req.headers().get("origin").ok().flatten();
     let cfg = context::config(&env);
-    let (route, result) = match (&cfg, resolve(&method, &path)) {
+    let (route, result) = match (&cfg, resolve(&method, path)) {
         (Err(why), _) => {
             crate::log::error(crate::log::event("config_error").str("error", why));
             ("-", Err(ApiError::internal()))
         }
-        (Ok(_), Err(_)) if method == Method::Options && !methods_for(&path).is_empty() => ("preflight", Ok(preflight(&path))),
+        (Ok(_), Err(_)) if method == Method::Options && !methods_for(path).is_empty() => ("preflight", Ok(preflight(path))),
         (Ok(_), Err(e)) => ("-", Err(e)),
         (Ok(cfg), Ok((op, pattern, params))) => (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await),
     };

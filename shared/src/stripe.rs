@@ -114,8 +114,6 @@ pub enum Action {
     Ignore(&'static str),
 }
 
-/// A string member of an object (`None` when absent, not a string, or `v` is not an object).
-
 /// A member's JSON text as Stripe sent it, for the database to validate, or `null`.
 fn raw_at<'a>(v: &Value<'a>, key: &str) -> &'a str {
     v.get(key).map_or("null", |m| m.raw)
