@@ -41,21 +41,37 @@ impl Cx {
         shared::input::body_text(self.body_bytes(shared::input::MAX_BODY_BYTES).await?)
     }
 
-    /// The raw request body, at most `max` bytes: a declared `Content-Length` over the cap is
-    /// refused before reading, and a body without one (chunked) is measured on the JavaScript side
-    /// before anything is copied into wasm memory, which never shrinks once grown.
+    /// The raw request body, at most `max` bytes. A declared `Content-Length` over the cap is
+    /// refused before reading; a body without one (chunked) is read chunk by chunk and the read is
+    /// cancelled as soon as it passes the cap, so an oversized body is never held whole, neither in
+    /// JavaScript nor in wasm memory (which never shrinks once grown).
     pub async fn body_bytes(&mut self, max: usize) -> Result<Vec<u8>, shared::ApiError> {
         let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         if declared > max {
             return Err(shared::input::too_large_for(max));
         }
         let unreadable = || shared::ApiError::new(400, "invalid_json", "The body could not be read.");
-        let buffer = JsFuture::from(self.req.array_buffer().map_err(|_| unreadable())?).await.map_err(|_| unreadable())?;
-        let bytes = js_sys::Uint8Array::new(&buffer);
-        if bytes.length() as usize > max {
-            return Err(shared::input::too_large_for(max));
+        let Some(stream) = self.req.body() else { return Ok(Vec::new()) };
+        let reader = stream.get_reader();
+        let read = js_sys::Function::from(js_sys::Reflect::get(&reader, &"read".into()).map_err(|_| unreadable())?);
+        let mut out = Vec::new();
+        loop {
+            let promise = js_sys::Promise::from(read.call0(&reader).map_err(|_| unreadable())?);
+            let step = JsFuture::from(promise).await.map_err(|_| unreadable())?;
+            if js_sys::Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()) == Some(true) {
+                return Ok(out);
+            }
+            let chunk = js_sys::Uint8Array::new(&js_sys::Reflect::get(&step, &"value".into()).map_err(|_| unreadable())?);
+            if out.len() + chunk.length() as usize > max {
+                if let Ok(cancel) = js_sys::Reflect::get(&reader, &"cancel".into()) {
+                    let _ = js_sys::Function::from(cancel).call0(&reader);
+                }
+                return Err(shared::input::too_large_for(max));
+            }
+            let at = out.len();
+            out.resize(at + chunk.length() as usize, 0);
+            chunk.copy_to(&mut out[at..]);
         }
-        Ok(bytes.to_vec())
     }
 
     /// A request header's value, if present.

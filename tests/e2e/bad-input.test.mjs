@@ -155,3 +155,27 @@ test('a huge Content-Length is refused before the body is read', async () => {
   const res = await w.fetch('/v1/drafts', { method: 'POST', headers: { 'content-type': 'application/json', apikey: stack.anonKey }, body: JSON.stringify({ prompt: 'z'.repeat(200 * 1024) }) });
   await expectError(res, 413, 'payload_too_large', 'drafts 200 KB');
 });
+
+test('a chunked body without Content-Length over the cap is refused (413); a small one is read whole', async () => {
+  const chunked = (total) => new ReadableStream({
+    start(controller) {
+      const chunk = new TextEncoder().encode(`{"prompt":"${'c'.repeat(1000)}`);
+      for (let sent = 0; sent < total; sent += chunk.length) controller.enqueue(chunk);
+      controller.close();
+    },
+  });
+  const before = counts();
+  for (const [path, headers] of [
+    ['/v1/drafts', { apikey: stack.anonKey }],
+    ['/v1/pipeline/events', {}],
+    ['/v1/generate', { ...bearer(user.token), 'idempotency-key': randomUUID() }],
+  ]) {
+    const res = await w.fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: chunked(64 * 1024), duplex: 'half' });
+    await expectError(res, 413, 'payload_too_large', `${path} chunked 64 KiB`);
+  }
+  // A small chunked body is read whole.
+  const ok = await w.fetch('/v1/drafts', { method: 'POST', headers: { 'content-type': 'application/json', apikey: stack.anonKey }, body: new Blob(['{"prompt":"chunked but small"}']).stream(), duplex: 'half' });
+  assert.equal(ok.status, 201);
+  const after = counts();
+  assert.equal(after.draft_prompts, before.draft_prompts + 1);
+});
