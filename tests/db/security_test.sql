@@ -80,9 +80,9 @@ insert into expected_execute values
   ('public.reinstate_purchase(text,text,text,text)', false, false, true),
   ('public.clawback_purchase(text,text,text,text)', false, false, true),
   ('public.claim_next_jobs(text,integer,integer)', false, false, true),
-  ('public.report_job_progress(uuid,text,text,integer,text,integer)', false, false, true),
-  ('public.complete_job(uuid,integer,text,jsonb,jsonb,text)', false, false, true),
-  ('public.fail_job(uuid,text,text,boolean,text)', false, false, true),
+  ('public.report_job_progress(uuid,text,text,integer,text,integer,integer)', false, false, true),
+  ('public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', false, false, true),
+  ('public.fail_job(uuid,text,text,boolean,text,integer)', false, false, true),
   ('public.expire_stale_holds()', false, false, true),
   ('public.expire_credits(integer)', false, false, true),
   ('public.reconcile()', false, false, true),
@@ -164,7 +164,7 @@ select is(
                    'public.refund_purchase(text,text,text,text)', 'public.clawback_purchase(text,text,text,text)',
                    'public.fail_purchase(text,text,text,uuid,text)', 'public.refund_purchase_amount(text,text,text,integer,integer,text)',
                    'public.reinstate_purchase(text,text,text,text)',
-                   'public.complete_job(uuid,integer,text,jsonb,jsonb,text)', 'public.fail_job(uuid,text,text,boolean,text)',
+                   'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
                    'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds()')
       and p.provolatile <> 'v'),
   '{}'::text[], 'money-moving RPCs are VOLATILE (PostgREST refuses them over GET)');

@@ -69,14 +69,14 @@ test('the whole journey: draft, sign-in, claim, generate, queue, pipeline, READY
   assert.ok(claimed.body.jobs.some((j) => j.id === job.id), 'the new job is claimable');
   for (const [status, progress] of [['SCRIPTING', 20], ['VOICING', 40], ['RENDERING', 80]]) {
     // The heartbeat carries the lease it extends to (a long render asks for an hour).
-    const r = await pipeline('/v1/pipeline/events', { type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', status, progress, message: `${status} started`, visibility_timeout_seconds: 3600 });
+    const r = await pipeline('/v1/pipeline/events', { type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', attempt: 1, status, progress, message: `${status} started`, visibility_timeout_seconds: 3600 });
     assert.equal(r.status, 200);
     assert.equal(r.body.applied, true);
     assert.equal(r.body.job.status, status);
   }
   assert.equal(sql(`select locked_until > now() + interval '50 minutes' from public.jobs where id = '${job.id}'`), 't', 'the lease the worker asked for');
   const done = await pipeline('/v1/pipeline/events', {
-    type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', actual_cost: 3,
+    type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', attempt: 1, actual_cost: 3,
     output_url: 'https://cdn.example.test/v/1.mp4', manifest: { scenes: 4 },
     assets: [{ kind: 'video', url: 'https://cdn.example.test/v/1.mp4' }, { kind: 'audio', url: 'https://cdn.example.test/v/1.mp3' }],
   });
@@ -84,9 +84,9 @@ test('the whole journey: draft, sign-in, claim, generate, queue, pipeline, READY
   assert.equal(done.body.applied, true);
 
   // A late progress report and a duplicate success change nothing.
-  const late = await pipeline('/v1/pipeline/events', { type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', status: 'UPLOADING', progress: 90 });
+  const late = await pipeline('/v1/pipeline/events', { type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', attempt: 1, status: 'UPLOADING', progress: 90 });
   assert.equal(late.body.applied, false);
-  const again = await pipeline('/v1/pipeline/events', { type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', actual_cost: 4 });
+  const again = await pipeline('/v1/pipeline/events', { type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: 'gpu-1', attempt: 1, actual_cost: 4 });
   assert.equal(again.body.applied, false);
 
   const view = await (await w.fetch(`/v1/jobs/${job.id}`, { headers: bearer(user.token) })).json();
@@ -124,7 +124,14 @@ test('the failure twin: retryable failures, then dead letter, credits released',
     sql(`update public.jobs set next_retry_at = now() - interval '1 second' where id = '${id}'`);
     const claimed = await pipeline('/v1/pipeline/claim', { worker_id: 'gpu-2', limit: 50 });
     assert.ok(claimed.body.jobs.some((j) => j.id === id), `attempt ${attempt} claims the job`);
-    const failed = await pipeline('/v1/pipeline/events', { type: 'job.failed', event_id: randomUUID(), job_id: id, worker_id: 'gpu-2', error_code: 'render_crashed', error_message: 'GPU lost', retryable: true });
+    if (attempt > 1) {
+      // A late success of the previous attempt, from the same worker id, changes nothing.
+      const stale = await pipeline('/v1/pipeline/events', { type: 'job.succeeded', event_id: randomUUID(), job_id: id, worker_id: 'gpu-2', attempt: attempt - 1, actual_cost: 1 });
+      assert.equal(stale.status, 200);
+      assert.equal(stale.body.applied, false, 'an event of an earlier attempt');
+      assert.equal(stale.body.job.status, 'PLANNING');
+    }
+    const failed = await pipeline('/v1/pipeline/events', { type: 'job.failed', event_id: randomUUID(), job_id: id, worker_id: 'gpu-2', attempt, error_code: 'render_crashed', error_message: 'GPU lost', retryable: true });
     assert.equal(failed.status, 200);
     assert.equal(failed.body.job.status, attempt < attempts ? 'QUEUED' : 'FAILED');
   }
@@ -251,7 +258,7 @@ test('pipeline signatures: valid, wrong secret, stale, future, changed byte, mis
   const user = createUser();
   const { body } = await generate(user, { model_id: 'draft-v1', prompt: 'Twice', target_minutes: 1 });
   await pipeline('/v1/pipeline/claim', { worker_id: 'gpu-3', limit: 50 });
-  const event = JSON.stringify({ type: 'job.succeeded', event_id: randomUUID(), job_id: body.job.id, worker_id: 'gpu-3', actual_cost: 1 });
+  const event = JSON.stringify({ type: 'job.succeeded', event_id: randomUUID(), job_id: body.job.id, worker_id: 'gpu-3', attempt: 1, actual_cost: 1 });
   const headers = { 'content-type': 'application/json', 'pipeline-signature': signPipeline(event) };
   const one = await (await w.fetch('/v1/pipeline/events', { method: 'POST', headers, body: event })).json();
   const two = await (await w.fetch('/v1/pipeline/events', { method: 'POST', headers, body: event })).json();

@@ -20,7 +20,7 @@ const TOLERANCE_SECS: i64 = 300;
 
 /// The members every event has, and those of each type.
 const EVENT_FIELDS: &[&str] = &[
-    "type", "event_id", "job_id", "worker_id", // every event
+    "type", "event_id", "job_id", "worker_id", "attempt", // every event
     "status", "progress", "message", "visibility_timeout_seconds", // job.progress
     "actual_cost", "output_url", "manifest", "assets", // job.succeeded
     "error_code", "error_message", "retryable", // job.failed
@@ -50,7 +50,12 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
     if !shared::jwt::is_uuid(job_id) {
         return Err(ApiError::invalid_field("job_id", "job_id must be a UUID."));
     }
-    let base = Obj::new().str("p_job_id", job_id).str("p_worker_id", f.str("worker_id").map_err(field_error)?);
+    // `attempt` is the job's `attempts` as claim_next_jobs returned it: an event of an earlier
+    // attempt changes nothing, even from a worker that reuses its worker_id.
+    let base = Obj::new()
+        .str("p_job_id", job_id)
+        .str("p_worker_id", f.str("worker_id").map_err(field_error)?)
+        .int("p_attempt", f.int("attempt", 1, 1000).map_err(field_error)?);
     let kind = f.str("type").map_err(field_error)?;
     let (rpc, args) = match kind {
         "job.progress" => {
