@@ -118,7 +118,14 @@ pub async fn handle(req: Request, env: Env) -> Response {
     let method = Method::from(req.method());
     let url = req.url();
     let path = shared::input::path_of(&url);
-    let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(new_request_id);
+    // Cloudflare's ray id when it is one (the edge sets it; a client-sent one is only trusted in shape).
+    let request_id = req
+        .headers()
+        .get("cf-ray")
+        .ok()
+        .flatten()
+        .filter(|r| !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or_else(new_request_id);
     let origin = req.headers().get("origin").ok().flatten();
     let cfg = context::config(&env);
     let (route, result) = match (&cfg, resolve(&method, path)) {
@@ -136,11 +143,14 @@ pub async fn handle(req: Request, env: Env) -> Response {
     };
     let headers = resp.headers();
     let _ = headers.set("x-request-id", &request_id);
-    if let (Ok(cfg), Some(origin)) = (&cfg, origin.as_deref()) {
-        if cfg.origin_allowed(origin) {
+    if let Ok(cfg) = &cfg {
+        if !cfg.cors_origins.is_empty() {
+            // Answers differ by origin, so caches must key on it, allowed or not.
+            let _ = headers.append("vary", "Origin");
+        }
+        if let Some(origin) = origin.as_deref().filter(|o| cfg.origin_allowed(o)) {
             let _ = headers.set("access-control-allow-origin", origin);
             let _ = headers.set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
-            let _ = headers.append("vary", "Origin");
         }
     }
     crate::log::info(

@@ -275,6 +275,7 @@ test('CORS: preflight for an allowed origin, none for another', async () => {
   assert.match(ok.headers.get('access-control-allow-headers'), /idempotency-key/);
   const evil = await w.fetch('/v1/generate', { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
   assert.equal(evil.headers.get('access-control-allow-origin'), null);
+  assert.match(evil.headers.get('vary') ?? '', /Origin/, 'caches key on the origin, allowed or not');
   const user = createUser();
   const real = await w.fetch('/v1/balance', { headers: { ...bearer(user.token), origin: 'https://app.example.test' } });
   assert.equal(real.headers.get('access-control-allow-origin'), 'https://app.example.test');

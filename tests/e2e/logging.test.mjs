@@ -23,6 +23,11 @@ test('each request logs one JSON line; tokens and prompts never appear', async (
     assert.equal(bad.status, 401);
     const requestId = gen.headers.get('x-request-id');
     assert.match(requestId, /^[0-9a-f]{16}$/);
+    // A ray id is taken as the request id only when it has the shape of one.
+    const ray = await w.fetch('/health', { headers: { 'cf-ray': '8f1c2a3b4c5d6e7f-AMS' } });
+    assert.equal(ray.headers.get('x-request-id'), '8f1c2a3b4c5d6e7f-AMS');
+    const junk = await w.fetch('/health', { headers: { 'cf-ray': 'x'.repeat(100) } });
+    assert.match(junk.headers.get('x-request-id'), /^[0-9a-f]{16}$/);
 
     const access = await eventually(() => {
       const parsed = lines.filter((l) => l.includes('"request_id"')).map((l) => JSON.parse(l.slice(l.indexOf('{'))));
