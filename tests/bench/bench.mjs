@@ -180,7 +180,7 @@ async function authOverhead(user) {
   // First requests on fresh isolates: the first HS256 verification (lazy wasm function compile
   // included) against the first request of a route without auth.
   const first = { nope: [], badSig: [] };
-  for (let i = 0; i < (quick ? 2 : 4); i++) {
+  for (let i = 0; i < (quick ? 2 : 12); i++) {
     for (const [k, p, h] of [['nope', '/nope', {}], ['badSig', '/v1/balance', { authorization: `Bearer ${badSig}` }]]) {
       const fw = await startRust();
       const t0 = performance.now();
