@@ -290,6 +290,23 @@ test('a dispute claws back, and winning it after the claw-back gives the credits
   assert.deepEqual(reconcile(), []);
 });
 
+test('a dispute opened and won before the payment event arrives: the payment is granted once', async () => {
+  const { user, purchaseId } = await pendingPurchase();
+  const pi = `pi_${randomUUID().replaceAll('-', '')}`;
+  for (const e of [evt('charge.dispute.created', dispute(pi)), evt('charge.dispute.closed', dispute(pi, 'won'))]) {
+    assert.equal((await deliver(e)).status, 200);
+  }
+  await deliver(completed(user, purchaseId, { pi }));
+  assert.deepEqual([purchases(user.id)[0].status, purchases(user.id)[0].credits_granted, balance(user.id).available], ['succeeded', 100, 110]);
+  // A dispute opened before the payment and not won still wins over the payment.
+  const other = await pendingPurchase();
+  const pi2 = `pi_${randomUUID().replaceAll('-', '')}`;
+  await deliver(evt('charge.dispute.created', dispute(pi2)));
+  await deliver(completed(other.user, other.purchaseId, { pi: pi2 }));
+  assert.deepEqual([purchases(other.user.id)[0].status, balance(other.user.id).available], ['disputed', 10]);
+  assert.deepEqual(reconcile(), []);
+});
+
 test('GET /v1/purchases shows the caller\'s purchases only, with status and credits granted', async () => {
   const { user, purchaseId } = await pendingPurchase();
   await deliver(completed(user, purchaseId));
