@@ -30,7 +30,7 @@ pub async fn authenticate(cx: &Cx, anonymous: Anonymous) -> Result<User, ApiErro
     let header = cx.req.headers().get("authorization").ok().flatten();
     let token = jwt::bearer(header.as_deref()).map_err(AuthError::to_api)?;
     let claims = verify(cx, token).await.map_err(|e| {
-        worker::console_log!("{{\"event\":\"auth_rejected\",\"reason\":\"{}\"}}", e.reason());
+        crate::log::info(crate::log::event("auth_rejected").str("reason", e.reason()));
         e.to_api()
     })?;
     if claims.is_anonymous && anonymous == Anonymous::Refused {

@@ -89,7 +89,7 @@ impl Cx {
             .ok()
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| {
-                worker::console_error!("{{\"event\":\"config_error\",\"error\":\"binding {} is not set\"}}", name);
+                crate::log::error(crate::log::event("config_error").str("error", "binding is not set").str("binding", name));
                 shared::ApiError::internal()
             })
     }

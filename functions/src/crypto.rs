@@ -102,7 +102,7 @@ pub async fn key_for(cfg: &JwksConfig, kid: &str, alg: Alg) -> Result<CryptoKey,
 /// Fetches, parses and imports the key set. Every failure is logged and fails closed.
 async fn fetch_keys(cfg: &JwksConfig) -> Result<Vec<(String, Alg, CryptoKey)>, ()> {
     let body = fetch_document(cfg).await.map_err(|why| {
-        worker::console_error!("{{\"event\":\"jwks_fetch_failed\",\"reason\":\"{}\"}}", why);
+        crate::log::error(crate::log::event("jwks_fetch_failed").str("reason", why));
     })?;
     let keys = jwks::parse_jwks(&body).map_err(|why| {
         crate::log::error(crate::log::event("jwks_fetch_failed").str("reason", &format!("{why:?}")));
@@ -114,7 +114,7 @@ async fn fetch_keys(cfg: &JwksConfig) -> Result<Vec<(String, Alg, CryptoKey)>, (
             Err(_) => crate::log::error(crate::log::event("jwks_key_skipped").str("kid", &key.kid)),
         }
     }
-    worker::console_log!("{{\"event\":\"jwks_refreshed\",\"keys\":{}}}", imported.len());
+    crate::log::info(crate::log::event("jwks_refreshed").int("keys", imported.len() as i64));
     Ok(imported)
 }
 

@@ -87,7 +87,7 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
         Caller::User(token) => set("authorization", &format!("Bearer {token}"))?,
         Caller::Service => {
             let key = cfg.service_role_key.as_deref().ok_or_else(|| {
-                worker::console_error!("{{\"event\":\"config_error\",\"error\":\"SUPABASE_SERVICE_ROLE_KEY is not set\"}}");
+                crate::log::error(crate::log::event("config_error").str("error", "SUPABASE_SERVICE_ROLE_KEY is not set"));
                 ApiError::internal()
             })?;
             set("authorization", &format!("Bearer {key}"))?;
@@ -104,7 +104,7 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
     init.set_signal(Some(&signal));
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let failed = |signal: &web_sys::AbortSignal| {
-        worker::console_error!("{{\"event\":\"postgrest_unreachable\",\"timeout\":{}}}", signal.aborted());
+        crate::log::error(crate::log::event("postgrest_unreachable").bool("timeout", signal.aborted()));
         if signal.aborted() {
             ApiError::timeout()
         } else {

@@ -65,16 +65,16 @@ pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Ch
     };
     if status == 200 {
         return parse_session(body.as_bytes()).ok_or_else(|| {
-            worker::console_error!("{{\"event\":\"stripe_bad_answer\"}}");
+            crate::log::error(crate::log::event("stripe_bad_answer"));
             ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
         });
     }
     let err = jsonr::parse(&body).ok();
-    worker::console_error!(
-        "{{\"event\":\"stripe_error\",\"status\":{},\"type\":{},\"code\":{}}}",
-        status,
-        error_member(&err, "type"),
-        error_member(&err, "code")
+    crate::log::error(
+        crate::log::event("stripe_error")
+            .int("status", i64::from(status))
+            .raw("type", &error_member(&err, "type"))
+            .raw("code", &error_member(&err, "code")),
     );
     if status == 429 || status >= 500 {
         return Err(unavailable());

@@ -38,7 +38,7 @@ struct Settings {
 impl Settings {
     fn read(cx: &Cx) -> Result<Settings, ApiError> {
         let root = rules::decode_root(&cx.setting("APPLE_ROOT_CERT")?).ok_or_else(|| {
-            worker::console_error!("{{\"event\":\"config_error\",\"error\":\"APPLE_ROOT_CERT is not a base64 DER CA certificate\"}}");
+            crate::log::error(crate::log::event("config_error").str("error", "APPLE_ROOT_CERT is not a base64 DER CA certificate"));
             ApiError::internal()
         })?;
         Ok(Settings { root, bundle_id: cx.setting("APPLE_BUNDLE_ID")?, environment: cx.setting("APPLE_ENVIRONMENT")? })

@@ -27,16 +27,14 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     shared::input::require_json(cx.header("content-type").as_deref())?;
     let body = cx.body_bytes(MAX_EVENT_BYTES).await?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
-    stripe::verify_signature(cx.header("stripe-signature").as_deref(), &body, &secrets, now).map_err(|e| {
+    stripe::verify_signature(cx.header("stripe-signature").as_deref(), &body, &secrets, now).inspect_err(|e| {
         crate::log::info(crate::log::event("stripe_signature_rejected").str("reason", &e.code));
-        e
     })?;
     match stripe::parse_event(&body)? {
         Action::Ignore(why) => Ok(respond::json(200, format!(r#"{{"received":true,"ignored":"{why}"}}"#))),
         Action::Rpc { name, args } => {
-            db::rpc(&cx.cfg, Caller::Service, name, &args).await.map_err(|e| {
-                worker::console_error!("{{\"event\":\"stripe_event_failed\",\"rpc\":\"{}\",\"code\":\"{}\"}}", name, e.code);
-                e
+            db::rpc(&cx.cfg, Caller::Service, name, &args).await.inspect_err(|e| {
+                crate::log::error(crate::log::event("stripe_event_failed").str("rpc", name).str("code", &e.code));
             })?;
             Ok(respond::json(200, r#"{"received":true}"#.into()))
         }
