@@ -34,7 +34,7 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     let generated = shared::jsonr::parse(&raw).map_err(|_| ApiError::internal())?;
     let replayed = generated.get("replayed").and_then(|v| v.as_bool()).ok_or_else(ApiError::internal)?;
     let response = generated.get("response").ok_or_else(ApiError::internal)?;
-    let job_id = response.get("job").and_then(|j| j.get("id")).and_then(|id| id.as_str()).ok_or_else(ApiError::internal)?.to_owned();
+    let job_id = response.str_at(&["job", "id"]).ok_or_else(ApiError::internal)?.to_owned();
     if !replayed {
         enqueue(&cx, &job_id).await;
     }
