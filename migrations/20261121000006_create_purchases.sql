@@ -190,6 +190,12 @@ begin
   if not found then
     raise exception using errcode = 'PT404', message = 'No such credit package.', hint = 'not_found', detail = 'package_id';
   end if;
+  -- A package sold only in the App Store has no Stripe price: refuse before anything is written,
+  -- so a checkout attempt never leaves a pending purchase that can never be paid.
+  if v_package.stripe_price_id is null then
+    raise exception using errcode = 'PT409', message = 'This package is not sold through Stripe.',
+      hint = 'not_sold_on_stripe', detail = 'package_id';
+  end if;
   insert into public.purchases (user_id, provider, package_id, credits, amount_cents, currency, idempotency_key)
   values (v_user_id, 'stripe', v_package.id, v_package.credits + v_package.bonus_credits,
           v_package.price_cents, v_package.currency, p_idempotency_key)
@@ -357,10 +363,16 @@ begin
     returning * into v_purchase;
   end if;
 
-  -- A refund or dispute that arrived before the payment wins: nothing is granted.
-  select kind into v_reversal from public.payment_events
-   where provider = p_provider and provider_payment_id = p_provider_payment_id and kind in ('refund', 'dispute')
-   order by id limit 1;
+  -- A refund or dispute that arrived before the payment wins: nothing is granted. A dispute that
+  -- was also won before the payment arrived (a reinstatement recorded before the payment, in any
+  -- order) reverses nothing.
+  select e.kind into v_reversal from public.payment_events e
+   where e.provider = p_provider and e.provider_payment_id = p_provider_payment_id and e.kind in ('refund', 'dispute')
+     and not (e.kind = 'dispute' and exists (
+       select 1 from public.payment_events r
+        where r.provider = e.provider and r.provider_payment_id = e.provider_payment_id
+          and r.kind = 'payment' and r.outcome = 'recorded_before_payment'))
+   order by e.id limit 1;
 
   if v_purchase.status = 'succeeded' then
     v_outcome := 'already_granted';

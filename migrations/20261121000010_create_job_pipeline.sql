@@ -7,6 +7,9 @@
 --   * progress never moves a job back to an earlier state, and progress never decreases;
 --   * a worker whose visibility timeout lapsed and whose job was claimed by another worker is
 --     ignored (applied = false) when it reports progress, completes or fails.
+-- Every event may name the attempt it belongs to (p_attempt, the job's attempts as
+-- claim_next_jobs returned it): an event of another attempt changes nothing (applied = false),
+-- even from a worker that reuses its worker_id. Null skips the check; the Worker requires it.
 -- Retry: fail_job with retryable = true puts the job back in QUEUED after 30 s * 2^(attempts-1)
 -- (capped at one hour) until max_attempts; then the job is dead-lettered (FAILED, dead_lettered_at)
 -- and its hold released. A job whose worker vanished is claimable again once locked_until passes,
@@ -134,7 +137,7 @@ comment on function public.claim_next_jobs(text, integer, integer) is 'Service r
 
 create or replace function public.report_job_progress(
   p_job_id uuid, p_worker_id text, p_status text, p_progress integer default null, p_message text default null,
-  p_visibility_timeout_seconds integer default 300)
+  p_visibility_timeout_seconds integer default 300, p_attempt integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -161,7 +164,8 @@ begin
       hint = 'invalid_request', detail = 'visibility_timeout_seconds';
   end if;
   v_job := app.require_job_event(p_job_id);
-  if v_job.status in ('READY', 'FAILED', 'PENDING', 'QUEUED') or v_job.worker_id is distinct from p_worker_id then
+  if v_job.status in ('READY', 'FAILED', 'PENDING', 'QUEUED') or v_job.worker_id is distinct from p_worker_id
+     or (p_attempt is not null and v_job.attempts is distinct from p_attempt) then
     return jsonb_build_object('job', app.job_json(p_job_id), 'applied', false);
   end if;
   v_status := case when app.job_status_rank(p_status) > app.job_status_rank(v_job.status) then p_status else v_job.status end;
@@ -185,11 +189,11 @@ begin
   return jsonb_build_object('job', app.job_json(p_job_id), 'applied', true);
 end;
 $$;
-comment on function public.report_job_progress(uuid, text, text, integer, text, integer) is 'Service role: a worker''s heartbeat and progress (status PLANNING .. UPLOADING, progress 0-100): extends the visibility timeout; never moves a job backwards; ignored (applied = false) on terminal jobs and for a worker that no longer owns the job. {"job", "applied"}.';
+comment on function public.report_job_progress(uuid, text, text, integer, text, integer, integer) is 'Service role: a worker''s heartbeat and progress (status PLANNING .. UPLOADING, progress 0-100): extends the visibility timeout; never moves a job backwards; ignored (applied = false) on terminal jobs, for a worker that no longer owns the job, and for another attempt than p_attempt. {"job", "applied"}.';
 
 create or replace function public.complete_job(
   p_job_id uuid, p_actual_cost integer, p_output_url text default null, p_manifest jsonb default null,
-  p_assets jsonb default '[]'::jsonb, p_worker_id text default null)
+  p_assets jsonb default '[]'::jsonb, p_worker_id text default null, p_attempt integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -201,7 +205,8 @@ declare
 begin
   perform app.require_service_role();
   v_job := app.require_job_event(p_job_id);
-  if v_job.status in ('READY', 'FAILED') or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id) then
+  if v_job.status in ('READY', 'FAILED') or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id)
+     or (p_attempt is not null and v_job.attempts is distinct from p_attempt) then
     return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', false);
   end if;
   if p_actual_cost is null or p_actual_cost not between 0 and v_job.credits_reserved then
@@ -246,11 +251,11 @@ begin
   return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', true);
 end;
 $$;
-comment on function public.complete_job(uuid, integer, text, jsonb, jsonb, text) is 'Service role: the job is READY. Captures p_actual_cost (0 .. credits_reserved) from its hold and returns the rest to the grants, records the output and assets. Idempotent: on a terminal job, or for a worker that no longer owns it, returns the job with applied = false. {"job", "applied"}.';
+comment on function public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer) is 'Service role: the job is READY. Captures p_actual_cost (0 .. credits_reserved) from its hold and returns the rest to the grants, records the output and assets. Idempotent: on a terminal job, for a worker that no longer owns it, or for another attempt than p_attempt, returns the job with applied = false. {"job", "applied"}.';
 
 create or replace function public.fail_job(
   p_job_id uuid, p_error_code text, p_error_message text default null, p_retryable boolean default true,
-  p_worker_id text default null)
+  p_worker_id text default null, p_attempt integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -269,7 +274,8 @@ begin
       hint = 'invalid_request', detail = 'error_message';
   end if;
   v_job := app.require_job_event(p_job_id);
-  if v_job.status in ('READY', 'FAILED') or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id) then
+  if v_job.status in ('READY', 'FAILED') or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id)
+     or (p_attempt is not null and v_job.attempts is distinct from p_attempt) then
     return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', false);
   end if;
   if coalesce(p_retryable, true) and v_job.attempts < v_job.max_attempts then
@@ -287,7 +293,7 @@ begin
   return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', true);
 end;
 $$;
-comment on function public.fail_job(uuid, text, text, boolean, text) is 'Service role: a job attempt failed. Retryable and attempts left: back to QUEUED after an exponential backoff (30 s doubling, at most 1 h). Otherwise FAILED (dead-lettered when retries ran out) and its hold released. Idempotent on terminal jobs (applied = false). {"job", "applied"}.';
+comment on function public.fail_job(uuid, text, text, boolean, text, integer) is 'Service role: a job attempt failed. Retryable and attempts left: back to QUEUED after an exponential backoff (30 s doubling, at most 1 h). Otherwise FAILED (dead-lettered when retries ran out) and its hold released. Idempotent on terminal jobs and for another attempt than p_attempt (applied = false). {"job", "applied"}.';
 
 create or replace function public.expire_stale_holds()
 returns jsonb
@@ -336,15 +342,15 @@ revoke all on function
   from public, anon, authenticated, service_role;
 revoke all on function
   public.claim_next_jobs(text, integer, integer),
-  public.report_job_progress(uuid, text, text, integer, text, integer),
-  public.complete_job(uuid, integer, text, jsonb, jsonb, text),
-  public.fail_job(uuid, text, text, boolean, text),
+  public.report_job_progress(uuid, text, text, integer, text, integer, integer),
+  public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer),
+  public.fail_job(uuid, text, text, boolean, text, integer),
   public.expire_stale_holds()
   from public, anon, authenticated, service_role;
 grant execute on function
   public.claim_next_jobs(text, integer, integer),
-  public.report_job_progress(uuid, text, text, integer, text, integer),
-  public.complete_job(uuid, integer, text, jsonb, jsonb, text),
-  public.fail_job(uuid, text, text, boolean, text),
+  public.report_job_progress(uuid, text, text, integer, text, integer, integer),
+  public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer),
+  public.fail_job(uuid, text, text, boolean, text, integer),
   public.expire_stale_holds()
   to service_role;
