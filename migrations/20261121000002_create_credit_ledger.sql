@@ -497,9 +497,10 @@ comment on function app.create_hold(uuid, integer, timestamptz, uuid, text) is '
 comment on function app.settle_hold(uuid, integer, text) is 'Captures part of a hold and returns the rest to its grants.';
 comment on function app.take_back(uuid, integer, text, uuid, uuid) is 'Takes credits back after a refund or chargeback, recording any shortfall as debt.';
 
--- get_balance, now with expiring credits. Expired credits not yet swept by expire_credits are
--- already left out of available, so the figure is right without a write.
-create or replace function public.get_balance()
+-- The balance as every RPC answers it (get_balance, generate), now with expiring credits. Expired
+-- credits not yet swept by expire_credits are already left out of available, so the figure is
+-- right without a write.
+create or replace function app.balance_json(p_user_id uuid)
 returns jsonb
 language plpgsql
 stable
@@ -507,24 +508,36 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_user_id uuid := app.require_user();
   v_now timestamptz := app.now();
   v_balance public.credit_balances;
   v_expired integer;
   v_expiring integer;
 begin
-  select * into v_balance from public.credit_balances where user_id = v_user_id;
+  select * into v_balance from public.credit_balances where user_id = p_user_id;
   select coalesce(sum(remaining) filter (where expires_at <= v_now), 0)::integer,
          coalesce(sum(remaining) filter (where expires_at > v_now and expires_at <= v_now + interval '7 days'), 0)::integer
     into v_expired, v_expiring
     from public.credit_grants
-   where user_id = v_user_id and remaining > 0 and expires_at is not null;
+   where user_id = p_user_id and remaining > 0 and expires_at is not null;
   return jsonb_build_object(
     'available', coalesce(v_balance.available, 0) - v_expired,
     'held', coalesce(v_balance.held, 0),
     'expiring_soon', v_expiring,
-    'debt', coalesce(v_balance.debt, 0)
-  );
+    'debt', coalesce(v_balance.debt, 0));
+end;
+$$;
+comment on function app.balance_json(uuid) is 'A user''s balance as {"available", "held", "expiring_soon", "debt"}.';
+revoke all on function app.balance_json(uuid) from public, anon, authenticated, service_role;
+
+create or replace function public.get_balance()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  return app.balance_json(app.require_user());
 end;
 $$;
 comment on function public.get_balance() is 'The caller''s credits: {"available", "held", "expiring_soon" (within 7 days), "debt"}. Raises 42501 (unauthenticated) without a user.';

@@ -415,6 +415,7 @@ declare
   v_purchase public.purchases;
   v_result jsonb := jsonb_build_object('taken', 0, 'debt', 0);
   v_outcome text;
+  v_owed integer;
 begin
   v_event_id := app.record_payment_event(p_provider, p_event_id, p_kind, p_event_type, p_provider_payment_id);
   select * into v_purchase from public.purchases
@@ -426,14 +427,24 @@ begin
     v_outcome := 'recorded_before_payment';
   elsif v_purchase.status in ('refunded', 'disputed') then
     v_outcome := 'already_reversed';
+  elsif p_kind = 'dispute' and exists (
+      select 1 from public.payment_events e
+       where e.provider = p_provider and e.provider_payment_id = p_provider_payment_id
+         and e.outcome in ('reinstated', 'reinstated_before_claw_back')) then
+    v_outcome := 'already_reinstated';
   elsif v_purchase.status = 'succeeded' then
-    v_result := app.take_back(v_purchase.user_id, v_purchase.credits_granted,
-      case p_kind when 'refund' then 'refund' else 'clawback' end, v_purchase.grant_id, v_purchase.id);
+    select v_purchase.credits_granted - coalesce(sum(l.delta_debt - l.delta_available), 0)::integer into v_owed
+      from public.credit_ledger l
+     where l.purchase_id = v_purchase.id and l.type in ('refund', 'clawback', 'adjustment');
+    if v_owed > 0 then
+      v_result := app.take_back(v_purchase.user_id, v_owed,
+        case p_kind when 'refund' then 'refund' else 'clawback' end, v_purchase.grant_id, v_purchase.id);
+    end if;
     v_outcome := 'taken_back';
   else
     v_outcome := 'reversed_before_payment';
   end if;
-  if v_purchase.id is not null and v_purchase.status not in ('refunded', 'disputed') then
+  if v_purchase.id is not null and v_outcome in ('taken_back', 'reversed_before_payment') then
     update public.purchases
        set status = case p_kind when 'refund' then 'refunded' else 'disputed' end,
            refunded_at = pg_catalog.now(), updated_at = pg_catalog.now()
@@ -445,7 +456,7 @@ begin
     'debt', v_result -> 'debt', 'replayed', false);
 end;
 $$;
-comment on function app.reverse_purchase(text, text, text, text, text) is 'Refund or chargeback of a purchase, once per event id.';
+comment on function app.reverse_purchase(text, text, text, text, text) is 'Refund or chargeback of a purchase, once per event id; takes back only what earlier refunds and claw-backs have not.';
 
 create or replace function public.refund_purchase(
   p_provider text, p_provider_payment_id text, p_event_id text, p_event_type text default null)

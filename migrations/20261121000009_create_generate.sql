@@ -46,47 +46,6 @@ create policy "Users can read their own idempotency records"
 create policy "Service role can read idempotency records"
   on public.idempotency_keys for select to service_role using (true);
 
--- The balance as every RPC answers it. Expired credits not yet swept are left out of available.
-create or replace function app.balance_json(p_user_id uuid)
-returns jsonb
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  v_now timestamptz := app.now();
-  v_balance public.credit_balances;
-  v_expired integer;
-  v_expiring integer;
-begin
-  select * into v_balance from public.credit_balances where user_id = p_user_id;
-  select coalesce(sum(remaining) filter (where expires_at <= v_now), 0)::integer,
-         coalesce(sum(remaining) filter (where expires_at > v_now and expires_at <= v_now + interval '7 days'), 0)::integer
-    into v_expired, v_expiring
-    from public.credit_grants
-   where user_id = p_user_id and remaining > 0 and expires_at is not null;
-  return jsonb_build_object(
-    'available', coalesce(v_balance.available, 0) - v_expired,
-    'held', coalesce(v_balance.held, 0),
-    'expiring_soon', v_expiring,
-    'debt', coalesce(v_balance.debt, 0));
-end;
-$$;
-comment on function app.balance_json(uuid) is 'A user''s balance as {"available", "held", "expiring_soon", "debt"}.';
-
-create or replace function public.get_balance()
-returns jsonb
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-begin
-  return app.balance_json(app.require_user());
-end;
-$$;
-
 -- Reads an optional UUID field of a request.
 create or replace function app.request_uuid(p_request jsonb, p_field text)
 returns uuid
@@ -308,7 +267,7 @@ end;
 $$;
 comment on function public.get_job(uuid) is 'One of the caller''s jobs with its "steps", "assets" and "manifest"; PT404 not_found for any other id.';
 
-revoke all on function app.balance_json(uuid), app.request_uuid(jsonb, text), app.request_text(jsonb, text, integer)
+revoke all on function app.request_uuid(jsonb, text), app.request_text(jsonb, text, integer)
   from public, anon, authenticated, service_role;
 revoke all on function public.generate(text, jsonb), public.get_job(uuid) from public, anon, authenticated, service_role;
 grant execute on function public.generate(text, jsonb), public.get_job(uuid) to authenticated;
