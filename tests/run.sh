@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, one command (`npm test`): installs what is missing, then runs
 #   1. unit:        native Rust unit tests of the workspace (cargo test)
-#   2. database:    pgTAP suites (tests/db/*.sql) on a throwaway Postgres 15 cluster
+#   2. database:    migrations applied by the Supabase CLI (`supabase db push`), then pgTAP suites
+#                   (tests/db/*.sql) on a throwaway Postgres 15 cluster, and `supabase db lint`
 #   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
 # and tears everything down. Prints the count per layer and a closing `N passed, N failed` line.
@@ -34,7 +35,7 @@ count() { # count LAYER PASSED FAILED
 }
 
 # --- 1. unit -----------------------------------------------------------------------------------
-layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"
+layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"; layer_lint="skipped"
 if [ ${#only_e2e[@]} = 0 ]; then
 step "Unit tests (cargo test, native)"
 set +e; cargo test --workspace --quiet 2>&1 | tee "$logs/unit.log" | grep -E '^test result|panicked|FAILED|error(\[|:)' >&2; rc=${PIPESTATUS[0]}; set -e
@@ -61,7 +62,7 @@ done_step
 fi
 
 # --- 2. database -------------------------------------------------------------------------------
-step "Database: throwaway cluster, Supabase compatibility, migrations (twice), pgTAP"
+step "Database: throwaway cluster, Supabase compatibility, supabase db push (twice), pgTAP"
 pgport=$(free_port)
 PG_FSYNC=off pg_init "$tmp/pg" "$pgport"
 pg_apply "$pgport" 2>&1 | tee "$logs/apply1.log" >&2
@@ -81,6 +82,17 @@ count database "$((p - f))" "$f"
 fi
 done_step
 
+# --- 2b. lint: supabase db lint (plpgsql_check) over every function; any warning fails --------
+if [ ${#only_e2e[@]} = 0 ]; then
+step "supabase db lint --level warning --fail-on warning (plpgsql_check over public and app)"
+if pg_lint "$pgport" >"$logs/lint.log" 2>&1; then
+  tail -n 1 "$logs/lint.log" | sed 's/^/    /' >&2; count lint 1 0
+else
+  tail -n 60 "$logs/lint.log" >&2; count lint 0 1
+fi
+done_step
+fi
+
 # --- 3. end-to-end -----------------------------------------------------------------------------
 step "End-to-end: the Worker in workerd -> PostgREST 12 -> Postgres 15"
 pgrstport=$(free_port)
@@ -99,7 +111,7 @@ if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$logs/e2e.log" >&2; fi
 [ "$f" = 0 ] || sed -n '/✖ failing tests/,$p' "$logs/e2e.log" | head -n 80 >&2
 count e2e "$p" "$f"; done_step
 
-printf '\nlayers: unit %s; deploy check %s; database %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
-  "$layer_unit" "$layer_deploy" "$layer_database" "$layer_e2e" "$(( $(date +%s) - run_started ))"
+printf '\nlayers: unit %s; deploy check %s; database %s; lint %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
+  "$layer_unit" "$layer_deploy" "$layer_database" "$layer_lint" "$layer_e2e" "$(( $(date +%s) - run_started ))"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

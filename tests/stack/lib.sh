@@ -46,26 +46,25 @@ pg_psql() {
   PGOPTIONS='-c client_min_messages=warning' psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
 }
 
-# pg_apply PORT: the Supabase compatibility file, then every migration not yet recorded, in order.
-# Applied files are recorded as the Supabase CLI does, in supabase_migrations.schema_migrations.
+# pg_apply PORT: the Supabase compatibility file, then the Supabase CLI (`supabase db push`, pinned
+# in package.json) applies every migration not yet recorded in supabase_migrations.schema_migrations,
+# exactly as it does against a Supabase project, and loads supabase/seed.sql (the placeholder
+# catalog; re-loaded only when the file changed). Prints "migrations applied now: N".
 pg_apply() {
-  local port=$1 file version applied=0
+  local port=$1 log="$ROOT/.local/migrate.log"
   pg_psql "$port" -f "$ROOT/tests/stack/supabase.sql" >/dev/null || fail "applying tests/stack/supabase.sql"
-  pg_psql "$port" -c "create schema if not exists supabase_migrations;
-    create table if not exists supabase_migrations.schema_migrations (version text primary key, name text, applied_at timestamptz not null default now());" >/dev/null
-  for file in "$ROOT"/migrations/*.sql; do
-    [ -e "$file" ] || continue
-    version=$(basename "$file" | cut -d_ -f1)
-    if [ -z "$(pg_psql "$port" -At -c "select 1 from supabase_migrations.schema_migrations where version = '$version'")" ]; then
-      # Each file and its record commit together, as one transaction.
-      { echo "begin;"; cat "$file"; echo ";"
-        echo "insert into supabase_migrations.schema_migrations (version, name) values ('$version', '$(basename "$file" .sql)');"
-        echo "commit;"; } | pg_psql "$port" >/dev/null 2>"$ROOT/.local/migrate.err" \
-        || { cat "$ROOT/.local/migrate.err" >&2; fail "applying $(basename "$file")"; }
-      applied=$((applied + 1))
-    fi
-  done
-  echo "    migrations applied now: $applied" >&2
+  "$ROOT/node_modules/.bin/supabase" db push --workdir "$ROOT" --yes --include-seed \
+    --db-url "postgresql://postgres@127.0.0.1:$port/postgres?sslmode=disable" </dev/null >"$log" 2>&1 \
+    || { tail -n 30 "$log" >&2; fail "supabase db push; read $log"; }
+  echo "    migrations applied now: $(grep -c '^Applying migration' "$log")" >&2
+}
+
+# pg_lint PORT: `supabase db lint` (plpgsql_check over every function of public and app); fails on
+# any warning. Prints the CLI's report.
+pg_lint() {
+  local port=$1
+  "$ROOT/node_modules/.bin/supabase" db lint --workdir "$ROOT" --schema public,app --level warning --fail-on warning \
+    --db-url "postgresql://postgres@127.0.0.1:$port/postgres?sslmode=disable" </dev/null
 }
 
 # postgrest_start PGPORT HTTPPORT LOG: the real PostgREST 12 against the local cluster.
