@@ -85,7 +85,7 @@ insert into expected_execute values
   ('public.report_job_progress(uuid,text,text,integer,text,integer,integer)', false, false, true),
   ('public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', false, false, true),
   ('public.fail_job(uuid,text,text,boolean,text,integer)', false, false, true),
-  ('public.expire_stale_holds()', false, false, true),
+  ('public.expire_stale_holds(integer)', false, false, true),
   ('public.expire_credits(integer)', false, false, true),
   ('public.reconcile()', false, false, true),
   ('public.cleanup_expired()', false, false, true),
@@ -118,6 +118,8 @@ insert into expected_execute values
   ('app.apply_payment_rule(text,text,text)', false, false, false),
   ('app.finish_payment_event(bigint,text,text,jsonb)', false, false, false),
   ('app.record_dispute(text,text,text,text,integer)', false, false, false),
+  ('app.try_lock_balance(uuid)', false, false, false),
+  ('app.try_lock_hold_and_balance(uuid,uuid)', false, false, false),
   ('app.project_json(projects)', false, false, false),
   ('app.job_json(uuid,boolean)', false, false, false),
   ('app.check_text(text,text,integer,boolean)', false, false, false),
@@ -179,7 +181,7 @@ select is(
                    'public.reinstate_purchase(text,text,text,text)', 'public.dispute_purchase(text,text,text,text,text,integer,text)',
                    'public.reverse_refund_purchase(text,text,text,text)',
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
-                   'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds()')
+                   'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)')
       and p.provolatile <> 'v'),
   '{}'::text[], 'money-moving RPCs are VOLATILE (PostgREST refuses them over GET)');
 select is(
