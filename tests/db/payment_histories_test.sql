@@ -3,7 +3,7 @@
 -- below ("issue 9.N: ..."); every scenario ends with reconcile empty.
 begin;
 \ir _setup.psql
-select plan(42);
+select plan(46);
 
 -- Helpers (rolled back with the test).
 -- A user's money in one line: available/debt, and where the available credits are (promotional/paid).
@@ -33,13 +33,13 @@ $$;
 -- Runs one history: a new user, then each statement of p_events in order, as service_role, with
 -- %1$s = the payment id, %2$s = the user id and %3$s = a unique prefix for event ids. Returns
 -- tests.outcome of the payment.
-create function tests.run_history(p_label text, p_events text[])
+create function tests.run_history(p_label text, p_events text[], p_provider text default 'stripe')
 returns text
 language plpgsql
 as $$
 declare
   v_user uuid := tests.create_user(p_label || '@example.com');
-  v_payment text := 'pi_' || replace(gen_random_uuid()::text, '-', '');
+  v_payment text := case p_provider when 'stripe' then 'pi_' else 'tx_' end || replace(gen_random_uuid()::text, '-', '');
   v_event text;
 begin
   perform tests.authenticate_as_service_role();
@@ -47,12 +47,12 @@ begin
     execute format('select ' || v_event, v_payment, v_user, v_payment || '_');
   end loop;
   perform tests.clear_authentication();
-  return tests.outcome('stripe', v_payment);
+  return tests.outcome(p_provider, v_payment);
 end;
 $$;
 -- Every order of p_events (all permutations), each on its own user and payment, optionally with
 -- every event delivered twice (the second delivery right after the first, or at the end).
-create function tests.every_order(p_events text[], p_twice boolean default false)
+create function tests.every_order(p_events text[], p_twice boolean default false, p_provider text default 'stripe')
 returns table (history int[], outcome text)
 language plpgsql
 as $$
@@ -79,7 +79,7 @@ begin
     end if;
     n := n + 1;
     history := v_perm;
-    outcome := tests.run_history('perm' || n || '-' || substr(gen_random_uuid()::text, 1, 8), v_list);
+    outcome := tests.run_history('perm' || n || '-' || substr(gen_random_uuid()::text, 1, 8), v_list, p_provider);
     return next;
   end loop;
 end;
@@ -187,7 +187,16 @@ create temp table orders_c as
     $$ public.dispute_purchase('stripe', %1$L, %3$L || 'lost', 'dp_' || %1$L, 'lost', 100, 'charge.dispute.closed') $$]);
 select is((select array_agg(distinct outcome) from orders_c), array['disputed kept=39 49/0'],
   'issue 9.4: refunds of 200 and 100 cents (cumulative) and a lost 100 cent dispute: all 24 orders keep 100 - ceil(100 x 300 / 499)');
-select is(tests.violations(), '[]'::jsonb, 'issue 9.4: reconcile is empty after all 72 histories');
+create temp table orders_d as
+  select * from tests.every_order(array[
+    $$ public.fulfill_purchase('stripe', %1$L, %3$L || 'paid', %2$L, 'starter', 499, 'usd') $$,
+    $$ public.dispute_purchase('stripe', %1$L, %3$L || 'inq', 'du_' || %1$L, 'warning_needs_response', 499, 'charge.dispute.created') $$,
+    $$ public.dispute_purchase('stripe', %1$L, %3$L || 'inq_closed', 'du_' || %1$L, 'warning_closed', 499, 'charge.dispute.closed') $$,
+    $$ public.dispute_purchase('stripe', %1$L, %3$L || 'cb', 'dp_' || %1$L, 'needs_response', 100, 'charge.dispute.created') $$,
+    $$ public.refund_purchase_amount('stripe', %1$L, %3$L || 'r200', 200, 499, 'charge.refunded') $$]);
+select is((select array_agg(distinct outcome) from orders_d), array['disputed kept=39 49/0'],
+  'issue 9.4: an inquiry opened and closed, a 100 cent chargeback open and a 200 cent refund: all 120 orders keep 100 - ceil(100 x 300 / 499)');
+select is(tests.violations(), '[]'::jsonb, 'issue 9.4: reconcile is empty after all 192 histories');
 
 -- 9.5 App Store REFUND_REVERSED gives the credits back; REFUND, REFUND_REVERSED and REVOKE in any order.
 select tests.authenticate_as_service_role();
@@ -205,6 +214,25 @@ select public.fulfill_purchase('app_store', '95000002', 'transaction:95000002', 
 select is(tests.outcome('app_store', '95000002'), 'succeeded kept=100 210/0', 'issue 9.5: REFUND_REVERSED before REFUND, both before the payment: kept');
 select public.clawback_purchase('app_store', '95000002', 'n-95b-revoke', 'REVOKE') is not null as revoked \gset
 select is(tests.outcome('app_store', '95000002'), 'disputed kept=0 110/0', 'issue 9.5: REVOKE takes everything');
+select tests.clear_authentication();
+select is((select array_agg(distinct outcome) from tests.every_order(array[
+    $$ public.fulfill_purchase('app_store', %1$L, 'transaction:' || %1$L, %2$L, 'starter', 499, 'usd') $$,
+    $$ public.refund_purchase('app_store', %1$L, %3$L || 'refund', 'REFUND') $$,
+    $$ public.reverse_refund_purchase('app_store', %1$L, %3$L || 'reversed', 'REFUND_REVERSED') $$], true, 'app_store')),
+  array['succeeded kept=100 110/0'], 'issue 9.5: REFUND and REFUND_REVERSED in every order, each delivered twice: kept');
+select is((select array_agg(distinct outcome) from tests.every_order(array[
+    $$ public.fulfill_purchase('app_store', %1$L, 'transaction:' || %1$L, %2$L, 'starter', 499, 'usd') $$,
+    $$ public.refund_purchase('app_store', %1$L, %3$L || 'refund1', 'REFUND') $$,
+    $$ public.refund_purchase('app_store', %1$L, %3$L || 'refund2', 'REFUND') $$,
+    $$ public.reverse_refund_purchase('app_store', %1$L, %3$L || 'reversed', 'REFUND_REVERSED') $$], false, 'app_store')),
+  array['refunded kept=0 10/0'], 'issue 9.5: two REFUNDs and one REFUND_REVERSED in every order: refunded');
+select is((select array_agg(distinct outcome) from tests.every_order(array[
+    $$ public.fulfill_purchase('app_store', %1$L, 'transaction:' || %1$L, %2$L, 'starter', 499, 'usd') $$,
+    $$ public.refund_purchase('app_store', %1$L, %3$L || 'refund', 'REFUND') $$,
+    $$ public.reverse_refund_purchase('app_store', %1$L, %3$L || 'reversed', 'REFUND_REVERSED') $$,
+    $$ public.clawback_purchase('app_store', %1$L, %3$L || 'revoke', 'REVOKE') $$], false, 'app_store')),
+  array['disputed kept=0 10/0'], 'issue 9.5: REFUND, REFUND_REVERSED and REVOKE in every order: revoked');
+select tests.authenticate_as_service_role();
 select is(tests.violations(), '[]'::jsonb, 'issue 9.5: reconcile is empty');
 
 -- 9.6 Credits keep their category and expiry: debt repayment and give-backs never turn
