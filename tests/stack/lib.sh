@@ -49,11 +49,13 @@ pg_psql() {
 # pg_apply PORT: the Supabase compatibility file, then the Supabase CLI (`supabase db push`, pinned
 # in package.json) applies every migration not yet recorded in supabase_migrations.schema_migrations,
 # exactly as it does against a Supabase project, and loads supabase/seed.sql (the placeholder
-# catalog; re-loaded only when the file changed). Prints "migrations applied now: N".
+# catalog; re-loaded only when the file changed). `--include-all` lets a local cluster kept across
+# branches (`npm run dev`) take a migration older than its newest one; a project is pushed without it.
+# Prints "migrations applied now: N".
 pg_apply() {
   local port=$1 log="$ROOT/.local/migrate.log"
   pg_psql "$port" -f "$ROOT/tests/stack/supabase.sql" >/dev/null || fail "applying tests/stack/supabase.sql"
-  "$ROOT/node_modules/.bin/supabase" db push --workdir "$ROOT" --yes --include-seed \
+  "$ROOT/node_modules/.bin/supabase" db push --workdir "$ROOT" --yes --include-seed --include-all \
     --db-url "postgresql://postgres@127.0.0.1:$port/postgres?sslmode=disable" </dev/null >"$log" 2>&1 \
     || { tail -n 30 "$log" >&2; fail "supabase db push; read $log"; }
   echo "    migrations applied now: $(grep -c '^Applying migration' "$log")" >&2
