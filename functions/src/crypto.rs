@@ -142,9 +142,13 @@ async fn fetch_document(cfg: &JwksConfig) -> Result<Vec<u8>, &'static str> {
     if declared.is_some_and(|n| n > jwks::MAX_JWKS_BYTES) {
         return Err("too_large");
     }
-    let buffer = resp.array_buffer().map_err(|_| "body_or_timeout")?;
-    let body = JsFuture::from(buffer).await.map_err(|_| "body_or_timeout")?;
-    Ok(Uint8Array::new(&body).to_vec())
+    // Read chunk by chunk and stopped at the cap: a chunked answer (no Content-Length) over 64 KB
+    // is never copied whole into wasm memory.
+    let Some(stream) = resp.body() else { return Ok(Vec::new()) };
+    crate::context::read_capped(&stream, jwks::MAX_JWKS_BYTES).await.map_err(|e| match e {
+        Some(()) => "too_large",
+        None => "body_or_timeout",
+    })
 }
 
 /// Imports one public key as a non-extractable `CryptoKey` usable only to verify.

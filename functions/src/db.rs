@@ -34,7 +34,7 @@ const MAX_ATTEMPTS: u32 = 3;
 pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Result<String, ApiError> {
     let resp = call(cfg, &caller, name, args).await?;
     let text = JsFuture::from(resp.text().map_err(|_| ApiError::unavailable())?).await.map_err(|_| ApiError::unavailable())?;
-    text.as_string().ok_or_else(ApiError::internal)
+    text.as_string().ok_or_else(|| ApiError::internal().because(format!("rpc {name}: the answer is not text")))
 }
 
 /// Calls `public.<name>(args)` and answers the client with its JSON, streamed through unchanged.
@@ -60,6 +60,7 @@ async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Resu
             Outcome::Retry if attempt < MAX_ATTEMPTS => continue,
             Outcome::Retry => return Err(ApiError::unavailable()),
             Outcome::Fail(err) => {
+                let err = if err.status == 500 { err.because(format!("rpc {name}: PostgREST answered {status}")) } else { err };
                 if err.status >= 500 {
                     crate::log::error(
                         crate::log::event("postgrest_error")
@@ -76,8 +77,8 @@ async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Resu
 }
 
 async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Result<web_sys::Response, ApiError> {
-    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal())?;
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal());
+    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal().because("Headers could not be built"))?;
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")));
     set("content-type", "application/json")?;
     set("accept", "application/json")?;
     if let Some(key) = &cfg.anon_key {
@@ -86,10 +87,7 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
     match caller {
         Caller::User(token) => set("authorization", &format!("Bearer {token}"))?,
         Caller::Service => {
-            let key = cfg.service_role_key.as_deref().ok_or_else(|| {
-                crate::log::error(crate::log::event("config_error").str("error", "SUPABASE_SERVICE_ROLE_KEY is not set"));
-                ApiError::internal()
-            })?;
+            let key = cfg.service_role_key.as_deref().ok_or_else(|| ApiError::internal().because("SUPABASE_SERVICE_ROLE_KEY is not set"))?;
             set("authorization", &format!("Bearer {key}"))?;
             set("apikey", key)?;
         }
@@ -112,7 +110,7 @@ async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Resul
         }
     };
     let resp = JsFuture::from(global.fetch_with_str_and_init(url, &init)).await.map_err(|_| failed(&signal))?;
-    resp.dyn_into::<web_sys::Response>().map_err(|_| ApiError::internal())
+    resp.dyn_into::<web_sys::Response>().map_err(|_| ApiError::internal().because("fetch did not answer a Response"))
 }
 
 /// Whether PostgREST and the database answer (for `/health`).

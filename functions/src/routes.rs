@@ -37,6 +37,14 @@ enum Op {
     Packages,
 }
 
+/// The methods the route table knows; any other method is a 405 before routing.
+const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"];
+
+/// Whether `method` is one the route table knows (matched on the method string, exactly).
+fn known_method(method: &str) -> bool {
+    KNOWN_METHODS.contains(&method)
+}
+
 /// Method, path pattern, operation.
 const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/health", Op::Health),
@@ -115,7 +123,10 @@ fn methods_for(path: &str) -> Vec<&'static str> {
 /// Handles one request end to end; never fails (every error becomes a JSON response).
 pub async fn handle(req: Request, env: Env) -> Response {
     let started = js_sys::Date::now();
-    let method = Method::from(req.method());
+    let method_name = req.method();
+    // `Method::from` reads any method it does not know as GET; only these six are routed at all.
+    let known = known_method(&method_name);
+    let method = Method::from(method_name.clone());
     let url = req.url();
     let path = shared::input::path_of(&url);
     // Cloudflare's ray id when it is one (the edge sets it; a client-sent one is only trusted in shape).
@@ -128,18 +139,20 @@ pub async fn handle(req: Request, env: Env) -> Response {
         .unwrap_or_else(new_request_id);
     let origin = req.headers().get("origin").ok().flatten();
     let cfg = context::config(&env);
-    let (route, result) = match (&cfg, resolve(&method, path)) {
-        (Err(why), _) => {
-            crate::log::error(crate::log::event("config_error").str("error", why));
-            ("-", Err(ApiError::internal()))
-        }
+    let resolved = if known { resolve(&method, path) } else { Err(ApiError::method_not_allowed()) };
+    let (route, result) = match (&cfg, resolved) {
+        (Err(why), _) => ("-", Err(ApiError::internal().because(format!("configuration: {why}")))),
+        (Ok(_), Err(e)) if !known => ("-", Err(e)),
         (Ok(_), Err(_)) if method == Method::Options && !methods_for(path).is_empty() => ("preflight", Ok(preflight(path))),
         (Ok(_), Err(e)) => ("-", Err(e)),
         (Ok(cfg), Ok((op, pattern, params))) => (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await),
     };
     let resp = match result {
         Ok(resp) => resp,
-        Err(err) => respond::error(&err),
+        Err(err) => {
+            crate::log::cause(&err, &request_id);
+            respond::error(&err)
+        }
     };
     let headers = resp.headers();
     let _ = headers.set("x-request-id", &request_id);
@@ -154,9 +167,9 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
     }
     crate::log::info(
-        shared::json::Obj::new()
+        crate::log::line()
             .str("request_id", &request_id)
-            .str("method", method.as_ref())
+            .str("method", &method_name.chars().take(16).collect::<String>())
             .str("route", route)
             .int("status", i64::from(resp.status()))
             .int("duration_ms", (js_sys::Date::now() - started) as i64),
@@ -198,5 +211,13 @@ mod tests {
         assert!(matches!(resolve(&Method::Get, "/v1/jobs/0b6c"), Ok((Op::Job, _, p)) if p == vec!["0b6c".to_string()]));
         assert_eq!(methods_for("/v1/drafts"), vec!["POST"]);
         assert!(methods_for("/v1/none").is_empty());
+        // `Method::from` maps any unknown method to GET; the gate in front of routing does not.
+        assert!(matches!(Method::from("PROPFIND".to_string()), Method::Get), "why the gate exists");
+        for m in ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"] {
+            assert!(known_method(m), "{m}");
+        }
+        for m in ["PROPFIND", "get", "TRACE", "CONNECT", "PUT", ""] {
+            assert!(!known_method(m), "{m}");
+        }
     }
 }

@@ -25,7 +25,7 @@ pub async fn run(env: &Env) {
     };
     for (rpc, args) in SWEEPERS {
         match db::rpc(&cfg, Caller::Service, rpc, args).await {
-            Ok(result) => log::info(log::event("sweep").str("rpc", rpc).raw("result", &result)),
+            Ok(result) => log::info(log::event("sweep").str("rpc", rpc).json("result", serde_json::from_str(&result).unwrap_or(result.into()))),
             Err(e) => log::error(log::event("sweep_failed").str("rpc", rpc).str("code", &e.code)),
         }
     }

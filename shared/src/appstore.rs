@@ -15,8 +15,25 @@
 //! so the signing date is the effective date, and it may not lie in the future). The header's
 //! `alg` must be ES256; keys never come from anywhere but `x5c` checked against the root.
 
-use crate::{b64, ApiError};
-use crate::jsonr::{self, str_at, Value};
+use crate::{strict, ApiError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The string member `key` of an object.
+fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The JWS header members read here; keys come only from `x5c`, checked against the root.
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    x5c: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "strict::present")]
+    crit: bool,
+}
 
 /// Longest signed payload accepted (a notification embeds a signed transaction).
 pub const MAX_JWS_LEN: usize = 48 * 1024;
@@ -323,14 +340,14 @@ pub struct Check {
 /// A JWS whose structure and chain passed every rule here; trusted only after all `checks` pass.
 #[derive(Debug)]
 pub struct Signed {
-    /// The payload's JSON text: an object without repeated keys (read it with [`jsonr::parse`]).
+    /// The payload's JSON text: an object without repeated keys (read it with `serde_json`).
     pub payload: String,
     pub checks: Vec<Check>,
 }
 
 /// Decodes one base64url JWS part as text.
 fn text_part(part: &str) -> Option<String> {
-    String::from_utf8(b64::decode(part)?).ok()
+    String::from_utf8(crate::jwt::b64url(part)?).ok()
 }
 
 
@@ -347,24 +364,21 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     };
     let header_text = text_part(h).ok_or(Malformed)?;
     let payload_text = text_part(p).ok_or(Malformed)?;
-    let header = jsonr::parse(&header_text).map_err(|_| Malformed)?;
-    let payload = jsonr::parse(&payload_text).map_err(|_| Malformed)?;
-    let signature = b64::decode(s).ok_or(Malformed)?;
-    if str_at(&header, "alg") != Some("ES256") {
+    // A repeated key anywhere in the header or the payload refuses the whole JWS.
+    let header: Header = strict::parse(&header_text).map_err(|_| Malformed)?;
+    let payload: Value = strict::parse(&payload_text).map_err(|_| Malformed)?;
+    let signature = crate::jwt::b64url(s).ok_or(Malformed)?;
+    if header.alg.as_deref() != Some("ES256") {
         return Err(Algorithm);
     }
-    if header.get("crit").is_some() || !payload.is_object() {
+    if header.crit || !payload.is_object() {
         return Err(Malformed);
     }
-    let x5c = header.get("x5c").and_then(Value::as_array).ok_or(Malformed)?;
+    let x5c = header.x5c.ok_or(Malformed)?;
     if x5c.len() != 3 {
         return Err(ChainLength);
     }
-    let ders = x5c
-        .iter()
-        .map(|c| c.as_str().and_then(b64::decode_standard))
-        .collect::<Option<Vec<Vec<u8>>>>()
-        .ok_or(Malformed)?;
+    let ders = x5c.iter().map(|c| STANDARD.decode(c).ok()).collect::<Option<Vec<Vec<u8>>>>().ok_or(Malformed)?;
     if ders[2] != root {
         return Err(UnknownRoot);
     }
@@ -406,7 +420,7 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
 /// allowed) and checks that it is a certificate this module can use as a trust anchor.
 pub fn decode_root(binding: &str) -> Option<Vec<u8>> {
     let compact: String = binding.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = b64::decode_standard(&compact)?;
+    let der = STANDARD.decode(&compact).ok()?;
     parse_cert(&der).filter(|c| c.is_ca)?;
     Some(der)
 }
@@ -438,7 +452,7 @@ fn refuse(code: &str, message: &str) -> ApiError {
 }
 
 /// Applies the bundle, environment and shape rules to a verified transaction payload.
-pub fn transaction(payload: &Value<'_>, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
+pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
     if str_at(payload, "bundleId") != Some(expect.bundle_id) {
         return Err(refuse("wrong_bundle", "The transaction belongs to another app."));
     }
@@ -477,7 +491,7 @@ pub struct Notification<'a> {
 }
 
 /// Applies the bundle, environment and shape rules to a verified notification payload.
-pub fn notification<'a>(payload: &'a Value<'_>, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
+pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
     let bad = || refuse("invalid_notification", "The notification is not a valid App Store Server Notification V2.");
     let notification_type = str_at(payload, "notificationType").filter(|s| s.len() <= 64).ok_or_else(bad)?;
     let notification_uuid = str_at(payload, "notificationUUID").filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
@@ -501,13 +515,11 @@ mod tests {
 
     /// Runs a payload rule over a test payload, as the Worker runs it over verified JSON text.
     fn tx(p: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
-        transaction(&jsonr::parse(&p.to_string()).unwrap(), expect)
+        transaction(p, expect)
     }
 
     fn notif(n: &Value, expect: &Expect<'_>) -> Result<(String, Option<String>), ApiError> {
-        let text = n.to_string();
-        let v = jsonr::parse(&text).unwrap();
-        notification(&v, expect).map(|n| (n.notification_type.to_owned(), n.signed_transaction.map(str::to_owned)))
+        notification(n, expect).map(|n| (n.notification_type.to_owned(), n.signed_transaction.map(str::to_owned)))
     }
 
     #[test]
@@ -663,14 +675,14 @@ mod tests {
     }
 
     fn jws(c: &Chain, header: Value, payload: Value) -> String {
-        let h = b64::encode(header.to_string().as_bytes());
-        let p = b64::encode(payload.to_string().as_bytes());
+        let h = crate::jwt::tests::b64(header.to_string().as_bytes());
+        let p = crate::jwt::tests::b64(payload.to_string().as_bytes());
         let sig: Signature = c.leaf_key.sign(format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", b64::encode(&sig.to_bytes()))
+        format!("{h}.{p}.{}", crate::jwt::tests::b64(&sig.to_bytes()))
     }
 
     fn header(c: &Chain) -> Value {
-        let std = |d: &Vec<u8>| b64::encode_standard(d);
+        let std = |d: &Vec<u8>| STANDARD.encode(d);
         serde_json::json!({"alg": "ES256", "x5c": c.certs.iter().map(std).collect::<Vec<_>>()})
     }
 
@@ -699,13 +711,13 @@ mod tests {
         assert_eq!((leaf.curve, leaf.hash, leaf.is_ca), (Curve::P256, Hash::Sha256, false));
         assert_eq!((leaf.not_before, leaf.not_after), (1577836800, 2208988800));
         assert!(leaf.extensions.contains(&OID_LEAF_MARKER));
-        let root_b64 = b64::encode_standard(&c.certs[2]);
+        let root_b64 = STANDARD.encode(&c.certs[2]);
         assert_eq!(decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(), Some(&c.certs[2][..]));
-        assert_eq!(decode_root(&b64::encode_standard(&c.certs[0])), None, "a leaf is no root");
+        assert_eq!(decode_root(&STANDARD.encode(&c.certs[0])), None, "a leaf is no root");
         let signed = parse_jws(&jws(&c, header(&c), payload()), &c.certs[2], NOW).unwrap();
         assert_eq!(signed.checks.len(), 3);
         assert!(run_checks(&signed.checks));
-        let tx = transaction(&jsonr::parse(&signed.payload).unwrap(), &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
+        let tx = transaction(&serde_json::from_str(&signed.payload).unwrap(), &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
         assert_eq!(tx.transaction_id, "2000000123");
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (499, "usd"));
         assert_eq!(tx.app_account_token.as_deref(), Some("0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b"));
@@ -756,7 +768,7 @@ mod tests {
         assert_eq!(t(&good, header(&good), future), JwsError::NotValidAtSigningDate);
         // A repeated key in the payload (the reader could take either value) is refused.
         let p = format!(r#"{{"signedDate":{SIGNED_MS},"signedDate":0}}"#);
-        let dup = format!("{}.{}.{}", b64::encode(header(&good).to_string().as_bytes()), b64::encode(p.as_bytes()), b64::encode(&[1u8; 64]));
+        let dup = format!("{}.{}.{}", crate::jwt::tests::b64(header(&good).to_string().as_bytes()), crate::jwt::tests::b64(p.as_bytes()), crate::jwt::tests::b64(&[1u8; 64]));
         assert_eq!(parse_jws(&dup, &root, NOW).unwrap_err(), JwsError::Malformed);
         for bad in ["", "a.b", "a.b.c.d", &"a".repeat(MAX_JWS_LEN + 1)] {
             assert_eq!(parse_jws(bad, &root, NOW).unwrap_err(), JwsError::Malformed, "{bad:.20}");

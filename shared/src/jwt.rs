@@ -9,9 +9,11 @@
 //! Rust (constant-time HMAC); asymmetric signatures are verified by the caller (WebCrypto in the
 //! Worker) on the [`Token`] this module parses.
 
-use crate::{b64, ApiError};
-use crate::jsonr;
+use crate::{strict, ApiError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
 
 /// Signature algorithms Supabase Auth uses. Anything else, including `none`, is refused.
@@ -111,30 +113,57 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// A JSON document's top-level object; anything else (or bytes that are not UTF-8 JSON) is
-/// malformed. The parser refuses a repeated member anywhere, so a token cannot carry two `sub`s.
-fn object(bytes: &[u8]) -> Result<jsonr::Value<'_>, AuthError> {
+/// The JOSE header members this module reads; key-carrying members (`jku`, `x5u`, `jwk`, `x5c`)
+/// are never read, whatever they hold.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    /// `crit` in any form, even `null` or `[]`, names extensions this code does not implement.
+    #[serde(default, deserialize_with = "strict::present")]
+    crit: bool,
+}
+
+/// `aud`: a string or an array of strings (RFC 7519 section 4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The claims the rules look at. A member of the wrong JSON type (a NumericDate as a string, a
+/// fraction, an exponent or a value outside `i64`; a non-boolean `is_anonymous`) makes the whole
+/// token malformed; `null` counts as absent except for `is_anonymous`.
+#[derive(Deserialize)]
+struct RawClaims {
+    exp: Option<i64>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    iss: Option<String>,
+    aud: Option<Audience>,
+    role: Option<String>,
+    sub: Option<String>,
+    session_id: Option<String>,
+    #[serde(default)]
+    is_anonymous: bool,
+}
+
+/// A JSON object of type `T` from base64url-decoded bytes. The strict check refuses a repeated
+/// member anywhere, so a token cannot carry two `sub`s, and bounds the nesting.
+fn object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, AuthError> {
     let text = std::str::from_utf8(bytes).map_err(|_| AuthError::Malformed)?;
-    jsonr::parse(text).ok().filter(jsonr::Value::is_object).ok_or(AuthError::Malformed)
+    if !text.trim_start().starts_with('{') {
+        return Err(AuthError::Malformed);
+    }
+    strict::parse(text).map_err(|_| AuthError::Malformed)
 }
 
-/// An optional string member: absent or `null` is `None`, any other type is malformed.
-fn opt_str<'v>(obj: &'v jsonr::Value<'_>, key: &str) -> Result<Option<&'v str>, AuthError> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(v) if v.is_null() => Ok(None),
-        Some(v) => v.as_str().map(Some).ok_or(AuthError::Malformed),
-    }
-}
-
-/// An optional integer member (a NumericDate): absent or `null` is `None`; a string, a fraction,
-/// an exponent or a value outside `i64` is malformed.
-fn opt_int(obj: &jsonr::Value<'_>, key: &str) -> Result<Option<i64>, AuthError> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(v) if v.is_null() => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or(AuthError::Malformed),
-    }
+/// Strict base64url without padding (RFC 7515's compact form): padding, the standard alphabet,
+/// white space and non-canonical trailing bits are refused.
+pub fn b64url(part: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(part).ok()
 }
 
 /// Extracts the token from an `Authorization` header value.
@@ -156,17 +185,16 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(AuthError::Malformed);
     };
-    let header_json = b64::decode(h).ok_or(AuthError::Malformed)?;
-    let header = object(&header_json)?;
-    // `crit` in any form, even `null` or `[]`, names extensions this code does not implement.
-    if header.get("crit").is_some() {
+    let header_json = b64url(h).ok_or(AuthError::Malformed)?;
+    let header: Header = object(&header_json)?;
+    if header.crit {
         return Err(AuthError::Malformed);
     }
-    if opt_str(&header, "typ")?.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+    if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
         return Err(AuthError::Malformed);
     }
-    let kid = opt_str(&header, "kid")?;
-    let alg = match header.get("alg").and_then(jsonr::Value::as_str).ok_or(AuthError::Malformed)? {
+    let kid = header.kid;
+    let alg = match header.alg.as_str() {
         "HS256" => Alg::HS256,
         "ES256" => Alg::ES256,
         "RS256" => Alg::RS256,
@@ -174,11 +202,11 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     };
     // Asymmetric keys are picked by `kid` only, from the configured JWKS: a token that does not
     // name its key is refused rather than tried against every key.
-    if alg != Alg::HS256 && !kid.is_some_and(|k| !k.is_empty() && k.len() <= crate::jwks::MAX_KID_LEN) {
+    if alg != Alg::HS256 && !kid.as_deref().is_some_and(|k| !k.is_empty() && k.len() <= crate::jwks::MAX_KID_LEN) {
         return Err(AuthError::Malformed);
     }
-    let payload = b64::decode(p).ok_or(AuthError::Malformed)?;
-    let signature = b64::decode(s).ok_or(AuthError::Malformed)?;
+    let payload = b64url(p).ok_or(AuthError::Malformed)?;
+    let signature = b64url(s).ok_or(AuthError::Malformed)?;
     let sig_ok = match alg {
         Alg::HS256 => signature.len() == 32,
         // Raw `r || s`, as JWS (RFC 7518 section 3.4) and WebCrypto both use; never DER.
@@ -189,7 +217,6 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     if !sig_ok {
         return Err(AuthError::BadSignature);
     }
-    let kid = kid.map(str::to_owned);
     Ok(Token { alg, kid, signing_input: &token[..h.len() + 1 + p.len()], signature, payload })
 }
 
@@ -205,29 +232,12 @@ pub fn verify_hs256(token: &Token<'_>, secret: &[u8]) -> Result<(), AuthError> {
 
 /// Checks the claims of a token whose signature has been verified.
 pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, AuthError> {
-    let raw = object(&token.payload)?;
-    // Types first, so a mistyped claim is malformed whatever else is wrong.
-    let (exp, iat, nbf) = (opt_int(&raw, "exp")?, opt_int(&raw, "iat")?, opt_int(&raw, "nbf")?);
-    let (iss, role, sub, session_id) = (opt_str(&raw, "iss")?, opt_str(&raw, "role")?, opt_str(&raw, "sub")?, opt_str(&raw, "session_id")?);
-    // `aud` is a string or an array of strings (RFC 7519 section 4.1.3).
-    let aud_ok = match raw.get("aud") {
+    let raw: RawClaims = object(&token.payload)?;
+    let RawClaims { exp, iat, nbf, iss, aud, role, sub, session_id, is_anonymous } = raw;
+    let aud_ok = match aud {
         None => false,
-        Some(v) if v.is_null() => false,
-        Some(v) => match (v.as_str(), v.as_array()) {
-            (Some(a), _) => a == "authenticated",
-            (None, Some(list)) => {
-                let mut any = false;
-                for a in list {
-                    any |= a.as_str().ok_or(AuthError::Malformed)? == "authenticated";
-                }
-                any
-            }
-            (None, None) => return Err(AuthError::Malformed),
-        },
-    };
-    let is_anonymous = match raw.get("is_anonymous") {
-        None => false,
-        Some(v) => v.as_bool().ok_or(AuthError::Malformed)?,
+        Some(Audience::One(a)) => a == "authenticated",
+        Some(Audience::Many(list)) => list.iter().any(|a| a == "authenticated"),
     };
     let exp = exp.ok_or(AuthError::Claim("exp"))?;
     let iat = iat.ok_or(AuthError::Claim("iat"))?;
@@ -237,20 +247,22 @@ pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, Au
     if iat > now.saturating_add(rules.leeway_secs) || nbf.is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs)) {
         return Err(AuthError::NotYetValid);
     }
-    if exp <= iat || exp - iat > rules.max_validity_secs {
+    // Checked: `exp = i64::MAX, iat = -1` overflows a plain subtraction (a panic in a debug
+    // build, a negative and therefore "short" validity in release).
+    if exp.checked_sub(iat).is_none_or(|validity| validity <= 0 || validity > rules.max_validity_secs) {
         return Err(AuthError::Claim("validity"));
     }
-    if iss != Some(rules.issuer.as_str()) {
+    if iss.as_deref() != Some(rules.issuer.as_str()) {
         return Err(AuthError::Claim("iss"));
     }
     if !aud_ok {
         return Err(AuthError::Claim("aud"));
     }
-    if role != Some("authenticated") {
+    if role.as_deref() != Some("authenticated") {
         return Err(AuthError::Claim("role"));
     }
-    let sub = sub.filter(|s| is_uuid(s)).ok_or(AuthError::Claim("sub"))?.to_owned();
-    let session_id = session_id.filter(|s| !s.is_empty() && s.len() <= 64).ok_or(AuthError::Claim("session_id"))?.to_owned();
+    let sub = sub.filter(|s| is_uuid(s)).ok_or(AuthError::Claim("sub"))?;
+    let session_id = session_id.filter(|s| !s.is_empty() && s.len() <= 64).ok_or(AuthError::Claim("session_id"))?;
     Ok(Claims { sub, session_id, is_anonymous, exp })
 }
 
@@ -276,16 +288,20 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
+    pub fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
     pub const SECRET: &[u8] = b"super-secret-jwt-token-with-at-least-32-characters-long";
     pub const ISS: &str = "http://127.0.0.1:54321/auth/v1";
     pub const NOW: i64 = 1_800_000_000;
     pub const SUB: &str = "3f1c9a52-8d3e-4b8e-9a55-0c5b1f0e7a11";
 
     pub fn sign_hs256(header: &str, payload: &str, secret: &[u8]) -> String {
-        let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
         mac.update(input.as_bytes());
-        format!("{input}.{}", b64::encode(&mac.finalize().into_bytes()))
+        format!("{input}.{}", b64(&mac.finalize().into_bytes()))
     }
 
     pub fn good_claims() -> serde_json::Value {
@@ -332,6 +348,8 @@ pub(crate) mod tests {
             ("sub not a uuid", with(|c| c["sub"] = json!("admin")), AuthError::Claim("sub")),
             ("no session", with(|c| { c.as_object_mut().unwrap().remove("session_id"); }), AuthError::Claim("session_id")),
             ("exp as string", with(|c| c["exp"] = json!("9999999999")), AuthError::Malformed),
+            ("exp - iat overflows", with(|c| { c["exp"] = json!(i64::MAX); c["iat"] = json!(-1); }), AuthError::Claim("validity")),
+            ("exp - iat at the edge", with(|c| { c["exp"] = json!(i64::MAX); c["iat"] = json!(i64::MIN); }), AuthError::Claim("validity")),
         ];
         for (name, token, want) in cases {
             assert_eq!(check(&token), Err(want), "{name}");
@@ -345,11 +363,11 @@ pub(crate) mod tests {
         let claims = good_claims().to_string();
         let dup = claims.replacen('{', &format!("{{\"sub\":\"{SUB}\","), 1);
         let cases: Vec<(&str, String, AuthError)> = vec![
-            ("alg none", format!("{}.{}.", b64::encode(br#"{"alg":"none"}"#), b64::encode(claims.as_bytes())), AuthError::Malformed),
+            ("alg none", format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.as_bytes())), AuthError::Malformed),
             ("alg NoNe", sign_hs256(r#"{"alg":"NoNe"}"#, &claims, SECRET), AuthError::Malformed),
             ("wrong secret", sign_hs256(r#"{"alg":"HS256"}"#, &claims, b"another-secret-another-secret-another!!"), AuthError::BadSignature),
             ("relabelled ES256", sign_hs256(r#"{"alg":"ES256","kid":"k"}"#, &claims, SECRET), AuthError::BadSignature),
-            ("tampered payload", format!("{}.{}.{sig}", hp.split('.').next().unwrap(), b64::encode(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes())), AuthError::BadSignature),
+            ("tampered payload", format!("{}.{}.{sig}", hp.split('.').next().unwrap(), b64(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes())), AuthError::BadSignature),
             ("truncated signature", good[..good.len() - 2].to_string(), AuthError::Malformed),
             ("two segments", hp.to_string(), AuthError::Malformed),
             ("four segments", format!("{good}.x"), AuthError::Malformed),
@@ -418,13 +436,13 @@ pub(crate) mod tests {
     /// The base64url `x` and `y` of [`es256_key`]'s public point.
     pub fn es256_public_xy() -> (String, String) {
         let point = es256_key().verifying_key().to_encoded_point(false);
-        (b64::encode(point.x().unwrap()), b64::encode(point.y().unwrap()))
+        (b64(point.x().unwrap()), b64(point.y().unwrap()))
     }
 
     pub fn sign_es256(header: &str, payload: &str, key: &SigningKey) -> String {
-        let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
         let sig: Signature = key.sign(input.as_bytes());
-        format!("{input}.{}", b64::encode(&sig.to_bytes()))
+        format!("{input}.{}", b64(&sig.to_bytes()))
     }
 
     /// The Worker's path with p256 in place of WebCrypto: parse, pick the key by `kid` from the
@@ -466,8 +484,8 @@ pub(crate) mod tests {
         let attacker_point = attacker.verifying_key().to_encoded_point(false);
         let attacker_jwk = format!(
             r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
-            b64::encode(attacker_point.x().unwrap()),
-            b64::encode(attacker_point.y().unwrap())
+            b64(attacker_point.x().unwrap()),
+            b64(attacker_point.y().unwrap())
         );
         let (x, y) = es256_public_xy();
         let public_jwk = json!({"kty": "EC", "crv": "P-256", "kid": KID, "x": x, "y": y}).to_string();
@@ -475,26 +493,26 @@ pub(crate) mod tests {
             ("unknown kid", sign_es256(r#"{"alg":"ES256","kid":"not-in-the-jwks"}"#, &claims, &es256_key()), AuthError::BadSignature),
             ("no kid", sign_es256(r#"{"alg":"ES256"}"#, &claims, &es256_key()), AuthError::Malformed),
             ("oversize kid", sign_es256(&format!(r#"{{"alg":"ES256","kid":"{}"}}"#, "k".repeat(200)), &claims, &es256_key()), AuthError::Malformed),
-            ("all-zero signature", format!("{hp}.{}", b64::encode(&[0u8; 64])), AuthError::BadSignature),
-            ("truncated signature", format!("{hp}.{}", b64::encode(&[1u8; 63])), AuthError::BadSignature),
-            ("DER signature", format!("{hp}.{}", b64::encode(Signer::<Signature>::sign(&es256_key(), hp.as_bytes()).to_der().as_bytes())), AuthError::BadSignature),
+            ("all-zero signature", format!("{hp}.{}", b64(&[0u8; 64])), AuthError::BadSignature),
+            ("truncated signature", format!("{hp}.{}", b64(&[1u8; 63])), AuthError::BadSignature),
+            ("DER signature", format!("{hp}.{}", b64(Signer::<Signature>::sign(&es256_key(), hp.as_bytes()).to_der().as_bytes())), AuthError::BadSignature),
             ("signed by another key", sign_es256(&es_header(""), &claims, &attacker), AuthError::BadSignature),
-            ("tampered payload", format!("{}.{}.{}", hp.split('.').next().unwrap(), b64::encode(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes()), good.rsplit_once('.').unwrap().1), AuthError::BadSignature),
+            ("tampered payload", format!("{}.{}.{}", hp.split('.').next().unwrap(), b64(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes()), good.rsplit_once('.').unwrap().1), AuthError::BadSignature),
             ("relabelled RS256", sign_es256(&format!(r#"{{"alg":"RS256","kid":"{KID}"}}"#), &claims, &es256_key()), AuthError::BadSignature),
             ("jwk header", sign_es256(&es_header(&format!(r#","jwk":{attacker_jwk}"#)), &claims, &attacker), AuthError::BadSignature),
             ("jku header", sign_es256(&es_header(r#","jku":"https://evil.example/jwks.json""#), &claims, &attacker), AuthError::BadSignature),
             ("x5u header", sign_es256(&es_header(r#","x5u":"https://evil.example/cert.pem""#), &claims, &attacker), AuthError::BadSignature),
             ("x5c header", sign_es256(&es_header(r#","x5c":["MIIB"]"#), &claims, &attacker), AuthError::BadSignature),
             ("crit", sign_es256(&es_header(r#","crit":["b64"]"#), &claims, &es256_key()), AuthError::Malformed),
-            ("alg none with kid", format!("{}.{}.", b64::encode(format!(r#"{{"alg":"none","kid":"{KID}"}}"#).as_bytes()), b64::encode(claims.as_bytes())), AuthError::Malformed),
+            ("alg none with kid", format!("{}.{}.", b64(format!(r#"{{"alg":"none","kid":"{KID}"}}"#).as_bytes()), b64(claims.as_bytes())), AuthError::Malformed),
         ];
         for (name, token, want) in cases {
             assert_eq!(check_es256(&token, &project_keys()), Err(want), "{name}");
         }
         // HS256 signed with the public key (as JWK JSON or as raw x||y): the HMAC secret comes only
         // from SUPABASE_JWT_SECRET, so either the legacy secret rejects it or HS256 is off.
-        let mut raw_point = b64::decode(&x).unwrap();
-        raw_point.extend(b64::decode(&y).unwrap());
+        let mut raw_point = b64url(&x).unwrap();
+        raw_point.extend(b64url(&y).unwrap());
         for secret in [public_jwk.as_bytes(), raw_point.as_slice()] {
             let forged = sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, secret);
             assert_eq!(check(&forged), Err(AuthError::BadSignature));

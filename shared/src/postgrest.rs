@@ -24,8 +24,7 @@ fn stable_code(s: &str) -> bool {
 /// Maps a non-2xx PostgREST response (status and raw body) to an outcome.
 pub fn map_error(status: u16, body: &[u8]) -> Outcome {
     // PostgREST's error body: {"code", "message", "details", "hint"}; anything else reads as empty.
-    let text = std::str::from_utf8(body).unwrap_or("");
-    let err = crate::jsonr::parse(text).ok();
+    let err: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let member = |k: &str| err.as_ref().and_then(|e| e.get(k)).and_then(|v| v.as_str());
     let code = member("code").unwrap_or("");
     let hint = member("hint").filter(|h| stable_code(h));

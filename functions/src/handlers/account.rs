@@ -4,7 +4,7 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
-use shared::json::Obj;
+use serde_json::json;
 use shared::ApiError;
 use web_sys::Response;
 
@@ -14,7 +14,7 @@ pub async fn job(cx: Cx) -> Result<Response, ApiError> {
     if !shared::jwt::is_uuid(id) {
         return Err(ApiError::new(404, "not_found", "No such job."));
     }
-    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_job", &Obj::new().str("p_job_id", id).finish(), 200).await
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_job", &json!({ "p_job_id": id }).to_string(), 200).await
 }
 
 pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
@@ -41,6 +41,6 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
             _ => return Err(ApiError::invalid_field("query", "Unknown query parameter; use before and limit.")),
         }
     }
-    let args = Obj::new().opt_int("p_before", before).int("p_limit", limit).finish();
+    let args = json!({ "p_before": before, "p_limit": limit }).to_string();
     db::rpc_response(&cx.cfg, Caller::User(&user.token), "list_ledger", &args, 200).await
 }
