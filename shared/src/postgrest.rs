@@ -40,6 +40,11 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
         "57014" => return Outcome::Fail(ApiError::unavailable()),
         _ => {}
     }
+    // One code per rule: the database's name for "anonymous sessions may not do this"
+    // (begin_purchase) is the edge's `anonymous_not_allowed`, with the edge's status.
+    if hint == Some("anonymous_user") {
+        return Outcome::Fail(crate::jwt::AuthError::AnonymousNotAllowed.to_api());
+    }
     if let Some(h) = hint {
         // Our own RPC errors: the status comes from the PTxxx errcode, the code from the hint.
         let status = if (400..500).contains(&status) { status } else { 400 };
@@ -59,7 +64,7 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
         }
         _ if status >= 500 || status == 0 => ApiError::unavailable(),
         // Anything else (a missing function, a schema mismatch) is a deployment fault, not the client's.
-        _ => ApiError::internal(),
+        _ => ApiError::internal().because(format!("PostgREST answered {status} with code {code:?}")),
     })
 }
 
@@ -82,6 +87,8 @@ mod tests {
         assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "invalid_request", Some("target_minutes")));
         let e = fail(410, r#"{"code":"PT410","message":"expired","details":null,"hint":"draft_expired"}"#);
         assert_eq!((e.status, e.code.as_str()), (410, "draft_expired"));
+        let e = fail(403, r#"{"code":"PT403","message":"Anonymous users cannot buy.","details":null,"hint":"anonymous_user"}"#);
+        assert_eq!((e.status, e.code.as_str()), (403, "anonymous_not_allowed"), "one code per rule");
     }
 
     #[test]
