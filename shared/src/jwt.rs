@@ -5,16 +5,17 @@
 //! algorithm comes from the header but the key comes only from configuration (so `jku`, `x5u`,
 //! `jwk` and `x5c` headers are never looked at), `crit` is refused, `exp` and `iat` are
 //! required with a small skew, the validity window is bounded, and `iss`, `aud`, `role`, `sub` and
-//! `session_id` must be what Supabase Auth issues for a signed-in user. HS256 is verified here in
-//! Rust (constant-time HMAC); asymmetric signatures are verified by the caller (WebCrypto in the
-//! Worker) on the [`Token`] this module parses.
+//! `session_id` must be what Supabase Auth issues for a signed-in user. HS256 is verified here with
+//! jwt-simple; asymmetric signatures are verified by the caller (WebCrypto in the Worker) on the
+//! [`Token`] this module parses. Either way the claims are then checked by [`validate`]: one set of
+//! rules, written once, for both paths.
 
 use crate::{strict, ApiError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use jwt_simple::prelude::{Duration, HS256Key, MACLike, NoCustomClaims, UnixTimeStamp, VerificationOptions};
+use jwt_simple::JWTError;
 use serde::Deserialize;
-use sha2::Sha256;
 
 /// Signature algorithms Supabase Auth uses. Anything else, including `none`, is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,8 @@ impl Rules {
 /// A parsed, not yet verified token.
 #[derive(Debug)]
 pub struct Token<'a> {
+    /// The whole compact token.
+    pub raw: &'a str,
     pub alg: Alg,
     pub kid: Option<String>,
     /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
@@ -217,17 +220,45 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Token<'a>, AuthError> 
     if !sig_ok {
         return Err(AuthError::BadSignature);
     }
-    Ok(Token { alg, kid, signing_input: &token[..h.len() + 1 + p.len()], signature, payload })
+    Ok(Token { raw: token, alg, kid, signing_input: &token[..h.len() + 1 + p.len()], signature, payload })
 }
 
-/// Verifies an HS256 signature in constant time.
-pub fn verify_hs256(token: &Token<'_>, secret: &[u8]) -> Result<(), AuthError> {
+/// Verifies an HS256 signature with jwt-simple (constant-time tag comparison), at `now`.
+///
+/// jwt-simple checks the tag and then applies its own claim rules, which are looser than ours (15
+/// minutes of skew, `exp` optional): here they are set so they can refuse nothing (its clock is
+/// `now`, its tolerance reaches back to the epoch, future tokens accepted, no maximum validity) and
+/// [`validate`] applies the bundle's rules afterwards, as it does for ES256 and RS256. jwt-simple's
+/// claim parsing is also stricter in places the rules are not (`"nbf": null`, negative times); when
+/// it fails for such a reason, the tag is checked with jwt-simple's own primitives (the key's
+/// HMAC-SHA256 tag, `ct_codecs::verify` in constant time), exactly as its `verify_token` does, so
+/// the rules stay the only judge of the claims.
+pub fn verify_hs256(token: &Token<'_>, secret: &[u8], now: i64) -> Result<(), AuthError> {
     if token.alg != Alg::HS256 {
         return Err(AuthError::BadSignature);
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| AuthError::BadSignature)?;
-    mac.update(token.signing_input.as_bytes());
-    mac.verify_slice(&token.signature).map_err(|_| AuthError::BadSignature)
+    let now = u64::try_from(now).unwrap_or(0);
+    let options = VerificationOptions {
+        artificial_time: Some(UnixTimeStamp::from_secs(now)),
+        time_tolerance: Some(Duration::from_secs(now)),
+        accept_future: true,
+        max_validity: None,
+        // The length was capped before any decoding (`Rules::max_token_len`).
+        max_token_length: None,
+        ..VerificationOptions::default()
+    };
+    match HS256Key::from_bytes(secret).verify_token::<NoCustomClaims>(token.raw, Some(options)) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.downcast_ref::<JWTError>(), Some(JWTError::InvalidAuthenticationTag)) => Err(AuthError::BadSignature),
+        Err(_) => {
+            let expected = HS256Key::from_bytes(secret).authentication_tag(token.signing_input.as_bytes());
+            if jwt_simple::reexports::ct_codecs::verify(&expected, &token.signature) {
+                Ok(())
+            } else {
+                Err(AuthError::BadSignature)
+            }
+        }
+    }
 }
 
 /// Checks the claims of a token whose signature has been verified.
@@ -279,7 +310,7 @@ pub fn is_uuid(s: &str) -> bool {
 /// Verifies an HS256 token end to end (the legacy Supabase configuration).
 pub fn verify_hs256_token(token: &str, secret: &[u8], rules: &Rules, now: i64) -> Result<Claims, AuthError> {
     let parsed = parse(token, rules)?;
-    verify_hs256(&parsed, secret)?;
+    verify_hs256(&parsed, secret, now)?;
     validate(&parsed, rules, now)
 }
 
@@ -299,7 +330,8 @@ pub(crate) mod tests {
 
     pub fn sign_hs256(header: &str, payload: &str, secret: &[u8]) -> String {
         let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
         mac.update(input.as_bytes());
         format!("{input}.{}", b64(&mac.finalize().into_bytes()))
     }
