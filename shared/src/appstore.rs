@@ -440,7 +440,8 @@ pub struct Transaction {
     pub product_id: String,
     /// The app account token, lower-cased (a UUID the app sets to the buyer's user id).
     pub app_account_token: Option<String>,
-    /// In minor units (Apple gives milli-units); 0 when the transaction carries no price.
+    /// In the currency's minor units (Apple gives milliunits, see [`minor_units`]); 0 when the
+    /// transaction carries no price or no ISO 4217 currency with an exponent.
     pub amount_cents: i64,
     /// ISO 4217, lower case; `xxx` ("no currency") when the transaction carries none.
     pub currency: String,
@@ -468,7 +469,10 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
     let currency = text("currency", 3).filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_lowercase);
     let price = payload.get("price").and_then(Value::as_i64).filter(|p| (0..=10_000_000_000).contains(p));
     let (amount_cents, currency) = match (price, currency) {
-        (Some(p), Some(c)) => (p / 10, c),
+        (Some(p), Some(c)) => match minor_units(p, &c) {
+            Some(minor) => (minor, c),
+            None => (0, "xxx".to_owned()),
+        },
         _ => (0, "xxx".to_owned()),
     };
     Ok(Transaction {
@@ -479,6 +483,23 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
         currency,
         revoked: payload.get("revocationDate").is_some_and(|v| !v.is_null()),
     })
+}
+
+/// Converts Apple's `price` ("the price, in milliunits, of the In-App Purchase") to minor units of
+/// `currency` with its ISO 4217 exponent `e`: `price / 10^(3 - e)` (USD 4990 -> 499 cents, JPY
+/// 120000 -> 120 yen, KWD 1250 -> 1250 fils), `price * 10^(e - 3)` for the rare exponent above 3.
+/// Rule when the division is not exact (a price finer than the currency's minor unit, which Apple
+/// does not publish): rounded half up, so the recorded amount is the nearest one the currency can
+/// express. `None` for a code that is not ISO 4217 or has no exponent (`XXX`, funds without one).
+pub fn minor_units(milliunits: i64, currency: &str) -> Option<i64> {
+    let exponent = iso_currency::Currency::from_code(&currency.to_ascii_uppercase())?.exponent()?;
+    let exponent = u32::from(exponent);
+    if exponent <= 3 {
+        let divisor = 10i64.pow(3 - exponent);
+        Some(milliunits.checked_add(divisor / 2)? / divisor)
+    } else {
+        milliunits.checked_mul(10i64.checked_pow(exponent - 3)?)
+    }
 }
 
 /// A verified App Store Server Notification V2, reduced to what the ledger cares about.
@@ -772,6 +793,29 @@ mod tests {
         assert_eq!(parse_jws(&dup, &root, NOW).unwrap_err(), JwsError::Malformed);
         for bad in ["", "a.b", "a.b.c.d", &"a".repeat(MAX_JWS_LEN + 1)] {
             assert_eq!(parse_jws(bad, &root, NOW).unwrap_err(), JwsError::Malformed, "{bad:.20}");
+        }
+    }
+
+    #[test]
+    fn prices_are_milliunits_converted_with_the_iso_4217_exponent() {
+        for (price, currency, minor) in
+            [(4990, "USD", Some(499)), (120000, "JPY", Some(120)), (1250, "KWD", Some(1250)), (4990, "usd", Some(499)), (0, "EUR", Some(0))]
+        {
+            assert_eq!(minor_units(price, currency), minor, "{price} {currency}");
+        }
+        assert_eq!(minor_units(4995, "USD"), Some(500), "half a cent rounds up");
+        assert_eq!(minor_units(4994, "USD"), Some(499));
+        assert_eq!(minor_units(120499, "JPY"), Some(120));
+        assert_eq!(minor_units(12345, "CLF"), Some(123450), "exponent 4: multiplied");
+        assert_eq!(minor_units(100, "XXX"), None, "no exponent");
+        assert_eq!(minor_units(100, "ABC"), None, "not ISO 4217");
+        let expect = Expect { bundle_id: "com.example.app", environment: "Sandbox" };
+        for (price, currency, amount) in [(120000, "JPY", 120), (1250, "KWD", 1250), (4990, "USD", 499)] {
+            let mut p = payload();
+            p["price"] = price.into();
+            p["currency"] = currency.into();
+            let t = tx(&p, &expect).unwrap();
+            assert_eq!((t.amount_cents, t.currency.as_str()), (amount, currency.to_ascii_lowercase().as_str()), "{currency}");
         }
     }
 
