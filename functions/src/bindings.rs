@@ -12,7 +12,8 @@ use worker::Env;
 /// `await env[binding][method](...args)`; `Err` names what failed, for the log line.
 pub async fn call(env: &Env, binding: &str, method: &str, args: &[JsValue]) -> Result<JsValue, &'static str> {
     let target = Reflect::get(env, &binding.into()).ok().filter(|b| !b.is_undefined()).ok_or("binding_missing")?;
-    let f: Function = Reflect::get(&target, &method.into()).ok().and_then(|f| f.dyn_into().ok()).ok_or("method_missing")?;
+    let f: Function =
+        Reflect::get(&target, &method.into()).ok().and_then(|f| f.dyn_into().ok()).ok_or("method_missing")?;
     // Every argument is passed, however many there are.
     let list: Array = args.iter().collect();
     let ret = f.apply(&target, &list).map_err(|_| "call_failed")?;

@@ -74,7 +74,8 @@ impl Cx {
     /// A binding that only some handlers need (payment and pipeline secrets, URLs). A missing
     /// one is a deployment fault: logged by name, answered as a generic 500.
     pub fn setting(&self, name: &str) -> Result<String, shared::ApiError> {
-        binding(&self.env, name).ok_or_else(|| shared::ApiError::internal().because(format!("binding {name} is not set")))
+        binding(&self.env, name)
+            .ok_or_else(|| shared::ApiError::internal().because(format!("binding {name} is not set")))
     }
 }
 

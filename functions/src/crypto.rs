@@ -175,7 +175,12 @@ pub async fn verify(key: &CryptoKey, alg: Alg, signing_input: &[u8], signature: 
     let subtle = subtle().map_err(|_| AuthError::BadSignature)?;
     // `Uint8Array::from` copies out of wasm memory, so nothing aliases it while WebCrypto works.
     let promise = subtle
-        .verify_with_object_and_js_u8_array_and_js_u8_array(&algorithm, key, &Uint8Array::from(signature), &Uint8Array::from(signing_input))
+        .verify_with_object_and_js_u8_array_and_js_u8_array(
+            &algorithm,
+            key,
+            &Uint8Array::from(signature),
+            &Uint8Array::from(signing_input),
+        )
         .map_err(|_| AuthError::BadSignature)?;
     match JsFuture::from(promise).await {
         Ok(valid) if valid.as_bool() == Some(true) => Ok(()),

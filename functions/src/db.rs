@@ -44,9 +44,11 @@ pub fn client(cfg: &Config, caller: &Caller<'_>) -> Result<Postgrest, ApiError> 
     let mut client = Postgrest::new(cfg.postgrest_url.as_str());
     let token = match caller {
         Caller::User(token) => Some(*token),
-        Caller::Service => {
-            Some(cfg.service_role_key.as_deref().ok_or_else(|| ApiError::internal().because("SUPABASE_SERVICE_ROLE_KEY is not set"))?)
-        }
+        Caller::Service => Some(
+            cfg.service_role_key
+                .as_deref()
+                .ok_or_else(|| ApiError::internal().because("SUPABASE_SERVICE_ROLE_KEY is not set"))?,
+        ),
         Caller::Anon => None,
     };
     let apikey = match caller {
@@ -87,7 +89,11 @@ pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Re
                             .str("body", body.get(..body.len().min(300)).unwrap_or("")),
                     );
                 }
-                let err = if err.status == 500 { err.because(format!("rpc {name}: PostgREST answered {status}")) } else { err };
+                let err = if err.status == 500 {
+                    err.because(format!("rpc {name}: PostgREST answered {status}"))
+                } else {
+                    err
+                };
                 return Err(err);
             }
         }
@@ -96,7 +102,13 @@ pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Re
 }
 
 /// Calls `public.<name>(args)` and answers the client with its JSON.
-pub async fn rpc_response(cfg: &Config, caller: Caller<'_>, name: &str, args: &str, status: u16) -> Result<Response, ApiError> {
+pub async fn rpc_response(
+    cfg: &Config,
+    caller: Caller<'_>,
+    name: &str,
+    args: &str,
+    status: u16,
+) -> Result<Response, ApiError> {
     let body = rpc(cfg, caller, name, args).await?;
     Ok(crate::respond::json(status, body))
 }
@@ -112,7 +124,9 @@ async fn send(cfg: &Config, client: &Postgrest, name: &str, args: &str) -> Resul
     match select(Box::pin(exchange), Box::pin(deadline)).await {
         Either::Left((Ok(answer), _)) => Ok(answer),
         Either::Left((Err(e), _)) => {
-            crate::log::error(crate::log::event("postgrest_unreachable").bool("timeout", false).str("error", &e.to_string()));
+            crate::log::error(
+                crate::log::event("postgrest_unreachable").bool("timeout", false).str("error", &e.to_string()),
+            );
             Err(ApiError::unavailable())
         }
         // Dropping the exchange aborts its fetch.

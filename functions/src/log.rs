@@ -53,6 +53,12 @@ pub fn error(line: Line) {
 /// Logs why an internal fault (a 5xx with a recorded cause) happened; the client never sees it.
 pub fn cause(err: &shared::ApiError, request_id: &str) {
     if let Some(cause) = &err.cause {
-        error(event("internal_error").str("request_id", request_id).str("code", &err.code).int("status", i64::from(err.status)).str("cause", cause));
+        error(
+            event("internal_error")
+                .str("request_id", request_id)
+                .str("code", &err.code)
+                .int("status", i64::from(err.status))
+                .str("cause", cause),
+        );
     }
 }

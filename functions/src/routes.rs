@@ -10,7 +10,9 @@
 //! CORS headers. An origin that is not allowed gets no CORS headers, so browsers refuse it.
 
 use crate::context::{self, Cx};
-use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe};
+use crate::handlers::{
+    account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe,
+};
 use crate::respond;
 use shared::ApiError;
 use web_sys::{Request, Response};
@@ -143,9 +145,13 @@ pub async fn handle(req: Request, env: Env) -> Response {
     let (route, result) = match (&cfg, resolved) {
         (Err(why), _) => ("-", Err(ApiError::internal().because(format!("configuration: {why}")))),
         (Ok(_), Err(e)) if !known => ("-", Err(e)),
-        (Ok(_), Err(_)) if method == Method::Options && !methods_for(path).is_empty() => ("preflight", Ok(preflight(path))),
+        (Ok(_), Err(_)) if method == Method::Options && !methods_for(path).is_empty() => {
+            ("preflight", Ok(preflight(path)))
+        }
         (Ok(_), Err(e)) => ("-", Err(e)),
-        (Ok(cfg), Ok((op, pattern, params))) => (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await),
+        (Ok(cfg), Ok((op, pattern, params))) => {
+            (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await)
+        }
     };
     let resp = match result {
         Ok(resp) => resp,
@@ -163,7 +169,8 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
         if let Some(origin) = origin.as_deref().filter(|o| cfg.origin_allowed(o)) {
             let _ = headers.set("access-control-allow-origin", origin);
-            let _ = headers.set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
+            let _ = headers
+                .set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
         }
     }
     crate::log::info(
@@ -183,7 +190,8 @@ fn preflight(path: &str) -> Response {
     let resp = respond::json(204, String::new());
     let headers = resp.headers();
     let _ = headers.set("access-control-allow-methods", &methods_for(path).join(", "));
-    let _ = headers.set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info");
+    let _ = headers
+        .set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info");
     let _ = headers.set("access-control-max-age", "600");
     let _ = headers.delete("content-type");
     resp

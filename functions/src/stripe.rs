@@ -20,7 +20,14 @@ use wasm_bindgen_futures::JsFuture;
 const TIMEOUT_MS: u32 = 10_000;
 
 fn unavailable() -> ApiError {
-    ApiError { retry_after: Some(5), ..ApiError::new(503, "payment_provider_unavailable", "The payment provider is unavailable; retry with the same Idempotency-Key.") }
+    ApiError {
+        retry_after: Some(5),
+        ..ApiError::new(
+            503,
+            "payment_provider_unavailable",
+            "The payment provider is unavailable; retry with the same Idempotency-Key.",
+        )
+    }
 }
 
 /// A string member of Stripe's `error` object for the log, or `null`.
@@ -32,9 +39,15 @@ fn error_member(err: &Option<Value>, key: &str) -> Value {
 }
 
 /// Creates (or, for a repeated key, finds again) the Checkout Session; returns its id and URL.
-pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Checkout<'_>) -> Result<(String, String), ApiError> {
+pub async fn create_checkout_session(
+    base: &str,
+    secret_key: &str,
+    checkout: &Checkout<'_>,
+) -> Result<(String, String), ApiError> {
     let headers = web_sys::Headers::new().map_err(|_| ApiError::internal().because("Headers could not be built"))?;
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")));
+    let set = |k: &str, v: &str| {
+        headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")))
+    };
     set("authorization", &format!("Bearer {secret_key}"))?;
     set("content-type", "application/x-www-form-urlencoded")?;
     set("idempotency-key", &checkout.idempotency_key())?;
@@ -53,7 +66,9 @@ pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Ch
         .await
         .map_err(|e| {
             let error = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
-            crate::log::error(crate::log::event("stripe_unreachable").bool("timeout", signal.aborted()).str("error", &error));
+            crate::log::error(
+                crate::log::event("stripe_unreachable").bool("timeout", signal.aborted()).str("error", &error),
+            );
             unavailable()
         })?
         .unchecked_into();

@@ -12,21 +12,22 @@
 //! the issuer's key verifies the signature); the intermediate is a CA (basicConstraints) whose
 //! keyUsage allows keyCertSign, carrying Apple's marker extension 1.2.840.113635.100.6.2.1; the
 //! leaf is not a CA, its keyUsage allows digitalSignature, and it carries 1.2.840.113635.100.6.11.1
-//! and a P-256 key; no certificate has a critical extension not understood here; all three are valid at the payload's `signedDate` (transactions outlive their certificates,
-//! so the signing date is the effective date, and it may not lie in the future). The header's
+//! and a P-256 key; no certificate has a critical extension not understood here; all three are
+//! valid at the payload's `signedDate` (transactions outlive their certificates, so the signing
+//! date is the effective date, and it may not lie in the future). The header's
 //! `alg` must be ES256; keys never come from anywhere but `x5c` checked against the root.
 
 use crate::{strict, ApiError};
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use der::asn1::{ObjectIdentifier, UintRef};
 use der::flagset::FlagSet;
 use der::{Decode, Encode};
+use serde::Deserialize;
+use serde_json::Value;
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
-use base64::Engine;
-use serde::Deserialize;
-use serde_json::Value;
 
 /// The string member `key` of an object.
 fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
@@ -264,7 +265,6 @@ fn text_part(part: &str) -> Option<String> {
     String::from_utf8(crate::jwt::b64url(part)?).ok()
 }
 
-
 /// Parses a signed transaction or notification and applies the chain rules with `root` (the
 /// configured Apple root, DER) at the payload's signing date; `now` (unix seconds) bounds that date.
 pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError> {
@@ -301,7 +301,12 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     if certs.iter().any(|c| c.unknown_critical) {
         return Err(UnknownCriticalExtension);
     }
-    if leaf.issuer != intermediate.subject || intermediate.issuer != root.subject || !intermediate.is_ca() || !root.is_ca() || leaf.is_ca() {
+    if leaf.issuer != intermediate.subject
+        || intermediate.issuer != root.subject
+        || !intermediate.is_ca()
+        || !root.is_ca()
+        || leaf.is_ca()
+    {
         return Err(Chain);
     }
     // The intermediate signs certificates; the leaf signs data (RFC 5280 section 4.2.1.3).
@@ -332,7 +337,13 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     let checks = vec![
         link(intermediate, root)?,
         link(leaf, intermediate)?,
-        Check { spki: leaf.spki.clone(), curve: Curve::P256, hash: Hash::Sha256, message: token[..h.len() + 1 + p.len()].as_bytes().to_vec(), signature },
+        Check {
+            spki: leaf.spki.clone(),
+            curve: Curve::P256,
+            hash: Hash::Sha256,
+            message: token.as_bytes()[..h.len() + 1 + p.len()].to_vec(),
+            signature,
+        },
     ];
     drop(payload);
     Ok(Signed { payload: payload_text, checks })
@@ -382,13 +393,19 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
     if str_at(payload, "environment") != Some(expect.environment) {
         return Err(refuse("wrong_environment", "The transaction comes from another App Store environment."));
     }
-    let text = |k: &str, max: usize| str_at(payload, k).filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()));
-    let transaction_id = text("transactionId", 64).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
-    let product_id = text("productId", 255).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
+    let text = |k: &str, max: usize| {
+        str_at(payload, k).filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    let transaction_id = text("transactionId", 64)
+        .ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
+    let product_id = text("productId", 255)
+        .ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
     if str_at(payload, "type") != Some("Consumable") {
         return Err(refuse("unsupported_product_type", "Only consumable credit packages can be redeemed."));
     }
-    let currency = text("currency", 3).filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_lowercase);
+    let currency = text("currency", 3)
+        .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_lowercase);
     let price = payload.get("price").and_then(Value::as_i64).filter(|p| (0..=10_000_000_000).contains(p));
     let (amount_cents, currency) = match (price, currency) {
         (Some(p), Some(c)) => match minor_units(p, &c) {
@@ -604,8 +621,18 @@ mod tests {
         let inter = Ca { key: key(2), name: "Test WWDR" };
         let leaf_key = key(3);
         let mut profiles = [
-            Profile { ca: false, marker: Some(OID_LEAF_MARKER.as_bytes()), key_usage: Some(KU_SIGN), critical_extra: None },
-            Profile { ca: true, marker: Some(OID_INTERMEDIATE_MARKER.as_bytes()), key_usage: Some(KU_CA), critical_extra: None },
+            Profile {
+                ca: false,
+                marker: Some(OID_LEAF_MARKER.as_bytes()),
+                key_usage: Some(KU_SIGN),
+                critical_extra: None,
+            },
+            Profile {
+                ca: true,
+                marker: Some(OID_INTERMEDIATE_MARKER.as_bytes()),
+                key_usage: Some(KU_CA),
+                critical_extra: None,
+            },
         ];
         let mut validity = [VALID; 3];
         tweak(&mut profiles, &mut validity);
@@ -633,8 +660,9 @@ mod tests {
     }
 
     fn payload() -> Value {
-        serde_json::json!({"transactionId": "2000000123", "productId": "com.example.credits.starter", "bundleId": "com.example.app",
-            "environment": "Sandbox", "type": "Consumable", "signedDate": SIGNED_MS, "price": 4990, "currency": "USD",
+        serde_json::json!({"transactionId": "2000000123", "productId": "com.example.credits.starter",
+            "bundleId": "com.example.app", "environment": "Sandbox", "type": "Consumable", "signedDate": SIGNED_MS,
+            "price": 4990, "currency": "USD",
             "appAccountToken": "0B7C3F0E-6B57-4D1E-9A4B-1C2D3E4F5A6B"})
     }
 
@@ -660,12 +688,19 @@ mod tests {
         assert_eq!((leaf.not_before, leaf.not_after), (1577836800, 2208988800));
         assert!(leaf.extensions.contains(&OID_LEAF_MARKER));
         let root_b64 = STANDARD.encode(&c.certs[2]);
-        assert_eq!(decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(), Some(&c.certs[2][..]));
+        assert_eq!(
+            decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(),
+            Some(&c.certs[2][..])
+        );
         assert_eq!(decode_root(&STANDARD.encode(&c.certs[0])), None, "a leaf is no root");
         let signed = parse_jws(&jws(&c, header(&c), payload()), &c.certs[2], NOW).unwrap();
         assert_eq!(signed.checks.len(), 3);
         assert!(run_checks(&signed.checks));
-        let tx = transaction(&serde_json::from_str(&signed.payload).unwrap(), &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
+        let tx = transaction(
+            &serde_json::from_str(&signed.payload).unwrap(),
+            &Expect { bundle_id: "com.example.app", environment: "Sandbox" },
+        )
+        .unwrap();
         assert_eq!(tx.transaction_id, "2000000123");
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (499, "usd"));
         assert_eq!(tx.app_account_token.as_deref(), Some("0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b"));
@@ -684,7 +719,12 @@ mod tests {
         // A leaf signed by a key other than the intermediate's fails the chain check.
         let mut c2 = chain(|_, _| {});
         let stranger = Ca { key: key(9), name: "Test WWDR" };
-        let leaf_profile = Profile { ca: false, marker: Some(OID_LEAF_MARKER.as_bytes()), key_usage: Some(KU_SIGN), critical_extra: None };
+        let leaf_profile = Profile {
+            ca: false,
+            marker: Some(OID_LEAF_MARKER.as_bytes()),
+            key_usage: Some(KU_SIGN),
+            critical_extra: None,
+        };
         c2.certs[0] = cert("Test Leaf", &c2.leaf_key, &stranger, leaf_profile, VALID);
         let signed = parse_jws(&jws(&c2, header(&c2), payload()), &c2.certs[2], NOW).unwrap();
         assert!(!run_checks(&signed.checks));
@@ -735,7 +775,12 @@ mod tests {
         assert_eq!(t(&good, header(&good), future), JwsError::NotValidAtSigningDate);
         // A repeated key in the payload (the reader could take either value) is refused.
         let p = format!(r#"{{"signedDate":{SIGNED_MS},"signedDate":0}}"#);
-        let dup = format!("{}.{}.{}", crate::jwt::tests::b64(header(&good).to_string().as_bytes()), crate::jwt::tests::b64(p.as_bytes()), crate::jwt::tests::b64(&[1u8; 64]));
+        let dup = format!(
+            "{}.{}.{}",
+            crate::jwt::tests::b64(header(&good).to_string().as_bytes()),
+            crate::jwt::tests::b64(p.as_bytes()),
+            crate::jwt::tests::b64(&[1u8; 64])
+        );
         assert_eq!(parse_jws(&dup, &root, NOW).unwrap_err(), JwsError::Malformed);
         for bad in ["", "a.b", "a.b.c.d", &"a".repeat(MAX_JWS_LEN + 1)] {
             assert_eq!(parse_jws(bad, &root, NOW).unwrap_err(), JwsError::Malformed, "{bad:.20}");
@@ -744,9 +789,13 @@ mod tests {
 
     #[test]
     fn prices_are_milliunits_converted_with_the_iso_4217_exponent() {
-        for (price, currency, minor) in
-            [(4990, "USD", Some(499)), (120000, "JPY", Some(120)), (1250, "KWD", Some(1250)), (4990, "usd", Some(499)), (0, "EUR", Some(0))]
-        {
+        for (price, currency, minor) in [
+            (4990, "USD", Some(499)),
+            (120000, "JPY", Some(120)),
+            (1250, "KWD", Some(1250)),
+            (4990, "usd", Some(499)),
+            (0, "EUR", Some(0)),
+        ] {
             assert_eq!(minor_units(price, currency), minor, "{price} {currency}");
         }
         assert_eq!(minor_units(4995, "USD"), Some(500), "half a cent rounds up");
@@ -761,7 +810,11 @@ mod tests {
             p["price"] = price.into();
             p["currency"] = currency.into();
             let t = tx(&p, &expect).unwrap();
-            assert_eq!((t.amount_cents, t.currency.as_str()), (amount, currency.to_ascii_lowercase().as_str()), "{currency}");
+            assert_eq!(
+                (t.amount_cents, t.currency.as_str()),
+                (amount, currency.to_ascii_lowercase().as_str()),
+                "{currency}"
+            );
         }
     }
 
@@ -785,8 +838,10 @@ mod tests {
         assert!(tx.revoked);
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (0, "xxx"));
 
-        let n = serde_json::json!({"notificationType": "REFUND", "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",
-            "data": {"bundleId": "com.example.app", "environment": "Sandbox", "signedTransactionInfo": "x.y.z"}, "signedDate": SIGNED_MS});
+        let n = serde_json::json!({"notificationType": "REFUND",
+            "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",
+            "data": {"bundleId": "com.example.app", "environment": "Sandbox", "signedTransactionInfo": "x.y.z"},
+            "signedDate": SIGNED_MS});
         let parsed = notif(&n, &expect).unwrap();
         assert_eq!((parsed.0.as_str(), parsed.1.as_deref()), ("REFUND", Some("x.y.z")));
         let mut wrong = n.clone();

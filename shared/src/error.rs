@@ -58,7 +58,11 @@ impl ApiError {
     pub fn timeout() -> Self {
         ApiError {
             retry_after: Some(2),
-            ..ApiError::new(504, "upstream_timeout", "The database did not answer in time; retry with the same Idempotency-Key.")
+            ..ApiError::new(
+                504,
+                "upstream_timeout",
+                "The database did not answer in time; retry with the same Idempotency-Key.",
+            )
         }
     }
 
@@ -97,8 +101,12 @@ mod tests {
 
     #[test]
     fn body_has_the_documented_shape() {
-        let body: serde_json::Value = serde_json::from_str(&ApiError::invalid_field("model_id", "Unknown model.").body()).unwrap();
-        assert_eq!(body, serde_json::json!({"error": {"code": "invalid_request", "message": "Unknown model.", "field": "model_id"}}));
+        let body: serde_json::Value =
+            serde_json::from_str(&ApiError::invalid_field("model_id", "Unknown model.").body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "invalid_request", "message": "Unknown model.", "field": "model_id"}})
+        );
         let body: serde_json::Value = serde_json::from_str(&ApiError::internal().body()).unwrap();
         assert!(body["error"].get("field").is_none());
         assert_eq!(ApiError::unavailable().retry_after, Some(2));

@@ -1,8 +1,8 @@
 //! Request input rules shared by every endpoint: JSON bodies and idempotency keys.
 //!
 //! A body must be `application/json`, at most a fixed size, valid UTF-8 JSON without NUL, and
-//! match the endpoint's derived type exactly (`deny_unknown_fields`, read with [`body`]). Failures are 4xx [`ApiError`]s naming the field where one is at fault; nothing
-//! reaches the database before these checks pass.
+//! match the endpoint's derived type exactly (`deny_unknown_fields`, read with [`body`]). Failures
+//! are 4xx [`ApiError`]s naming the field where one is at fault; nothing reaches the database before these checks pass.
 
 use crate::{strict, ApiError};
 use serde::Deserialize;
@@ -35,7 +35,8 @@ pub fn body_text(bytes: Vec<u8>) -> Result<String, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    let text = String::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
     if text.trim().is_empty() {
         return Err(ApiError::new(400, "invalid_json", "A JSON body is required."));
     }
@@ -119,7 +120,8 @@ pub fn range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiErro
 
 /// Whether the JSON text has a `\u0000` escape (an odd run of backslashes before `u0000`).
 fn has_nul_escape(text: &str) -> bool {
-    text.match_indices("u0000").any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
+    text.match_indices("u0000")
+        .any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
 }
 
 /// The path of a serialized WHATWG URL (`Request.url`): from the first `/` after the host up to
@@ -137,7 +139,11 @@ pub fn idempotency_key(header: Option<&str>) -> Result<&str, ApiError> {
         ApiError::new(400, "idempotency_key_required", "An Idempotency-Key header is required for this operation.")
     })?;
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters."));
+        return Err(ApiError::new(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+        ));
     }
     Ok(key)
 }
@@ -178,7 +184,12 @@ mod tests {
             (br#"{"model_id":"m","target_minutes":3,"admin":true}"#, 400, "invalid_request", Some("admin")),
             (br#"{"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
             (br#"{"model_id":"m","target_minutes":-1}"#, 400, "invalid_request", Some("target_minutes")),
-            (br#"{"model_id":"m","target_minutes":99999999999999999999}"#, 400, "invalid_request", Some("target_minutes")),
+            (
+                br#"{"model_id":"m","target_minutes":99999999999999999999}"#,
+                400,
+                "invalid_request",
+                Some("target_minutes"),
+            ),
             (br#"{"model_id":7,"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
             (br#"{"model_id":"m","target_minutes":1.5}"#, 400, "invalid_request", Some("target_minutes")),
             (br#"{"model_id":"m","target_minutes":"3"}"#, 400, "invalid_request", Some("target_minutes")),
@@ -192,7 +203,12 @@ mod tests {
         ];
         for (body, status, code, field) in cases {
             let e = read(body).unwrap_err();
-            assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (*status, *code, *field), "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                (e.status, e.code.as_str(), e.field.as_deref()),
+                (*status, *code, *field),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
         assert_eq!(body_text(vec![b' '; MAX_BODY_BYTES + 1]).unwrap_err().status, 413);
     }

@@ -58,9 +58,12 @@ impl PublicKey {
     pub fn jwk_json(&self) -> String {
         let jwk = match &self.material {
             Material::Ec { x, y } => {
-                serde_json::json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)})
+                let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})
             }
-            Material::Rsa { n, e } => serde_json::json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)}),
+            Material::Rsa { n, e } => {
+                serde_json::json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+            }
         };
         jwk.to_string()
     }
@@ -207,7 +210,15 @@ pub struct KeyCache<K> {
 
 impl<K> KeyCache<K> {
     pub fn new(timings: Timings) -> Self {
-        KeyCache { timings, keys: Vec::new(), fetched_at: None, attempted_at: None, last_failed: false, in_flight: None, tickets: 0 }
+        KeyCache {
+            timings,
+            keys: Vec::new(),
+            fetched_at: None,
+            attempted_at: None,
+            last_failed: false,
+            in_flight: None,
+            tickets: 0,
+        }
     }
 
     pub fn timings(&self) -> Timings {
@@ -415,7 +426,11 @@ mod tests {
     }
 
     fn parse(keys: Vec<serde_json::Value>) -> Vec<(String, Alg)> {
-        parse_jwks(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap().into_iter().map(|k| (k.kid, k.alg)).collect()
+        parse_jwks(serde_json::json!({ "keys": keys }).to_string().as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.kid, k.alg))
+            .collect()
     }
 
     #[test]
@@ -453,14 +468,28 @@ mod tests {
         padded["y"] = format!("{}=", padded["y"].as_str().unwrap()).into();
         let mut no_kid = ec("n");
         no_kid.as_object_mut().unwrap().remove("kid");
-        let oct = serde_json::json!({"kty": "oct", "kid": "s", "alg": "HS256", "k": crate::jwt::tests::b64(b"0123456789abcdef0123456789abcdef")});
+        let k = crate::jwt::tests::b64(b"0123456789abcdef0123456789abcdef");
+        let oct = serde_json::json!({"kty": "oct", "kid": "s", "alg": "HS256", "k": k});
         let mut ps256 = rsa("ps", 2048);
         ps256["alg"] = "PS256".into();
         let mut e_one = rsa("e1", 2048);
         e_one["e"] = "AQ".into();
         let got = parse(vec![
-            wrong_curve, enc, no_verify, relabelled, short_x, padded, no_kid, oct, ps256, e_one, rsa("small", 1024), rsa("huge", 8192),
-            ec("dup"), ec("dup"), ec("ok"),
+            wrong_curve,
+            enc,
+            no_verify,
+            relabelled,
+            short_x,
+            padded,
+            no_kid,
+            oct,
+            ps256,
+            e_one,
+            rsa("small", 1024),
+            rsa("huge", 8192),
+            ec("dup"),
+            ec("dup"),
+            ec("ok"),
         ]);
         assert_eq!(got, vec![("ok".to_string(), Alg::ES256)]);
     }
@@ -470,10 +499,27 @@ mod tests {
         let not_an_object = br#"{"keys":["not an object"]}"#;
         let wrong_type = br#"{"keys":[{"kty":"EC","kid":7}]}"#;
         let repeated_member = br#"{"keys":[{"kty":"EC","kid":"a","kid":"b"}]}"#;
-        for bad in [&b"<html>502 Bad Gateway</html>"[..], b"", b"{}", b"[]", br#"{"keys":{}}"#, br#"{"keys":[],"keys":[]}"#, b"null", not_an_object, wrong_type, repeated_member] {
+        for bad in [
+            &b"<html>502 Bad Gateway</html>"[..],
+            b"",
+            b"{}",
+            b"[]",
+            br#"{"keys":{}}"#,
+            br#"{"keys":[],"keys":[]}"#,
+            b"null",
+            not_an_object,
+            wrong_type,
+            repeated_member,
+        ] {
             assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
         }
-        for bad in [&br#"{"keys":null}"#[..], br#"{"keys":[{"kty":"EC","key_ops":"verify"}]}"#, br#"{"keys":[{"kty":"EC","key_ops":[1]}]}"#, br#"{"keys":[null]}"#, b"{\"keys\":[],\"x\":\"\xff\"}"] {
+        for bad in [
+            &br#"{"keys":null}"#[..],
+            br#"{"keys":[{"kty":"EC","key_ops":"verify"}]}"#,
+            br#"{"keys":[{"kty":"EC","key_ops":[1]}]}"#,
+            br#"{"keys":[null]}"#,
+            b"{\"keys\":[],\"x\":\"\xff\"}",
+        ] {
             assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
         }
         let big = format!(r#"{{"keys":[],"pad":"{}"}}"#, "a".repeat(MAX_JWKS_BYTES));

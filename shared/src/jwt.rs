@@ -50,12 +50,18 @@ impl AuthError {
     /// The client-facing error: one shape, nothing that helps an attacker.
     pub fn to_api(self) -> ApiError {
         match self {
-            AuthError::Missing => ApiError::unauthorized("missing_token", "An Authorization: Bearer <access token> header is required."),
-            AuthError::Expired => ApiError::unauthorized("token_expired", "The access token has expired; refresh the session."),
-            AuthError::KeysUnavailable => ApiError::unavailable(),
-            AuthError::AnonymousNotAllowed => {
-                ApiError::new(403, "anonymous_not_allowed", "This operation needs a permanent account, not an anonymous session.")
+            AuthError::Missing => {
+                ApiError::unauthorized("missing_token", "An Authorization: Bearer <access token> header is required.")
             }
+            AuthError::Expired => {
+                ApiError::unauthorized("token_expired", "The access token has expired; refresh the session.")
+            }
+            AuthError::KeysUnavailable => ApiError::unavailable(),
+            AuthError::AnonymousNotAllowed => ApiError::new(
+                403,
+                "anonymous_not_allowed",
+                "This operation needs a permanent account, not an anonymous session.",
+            ),
             _ => ApiError::unauthorized("invalid_token", "The access token is not valid for this project."),
         }
     }
@@ -249,7 +255,9 @@ pub fn verify_hs256(token: &Token<'_>, secret: &[u8], now: i64) -> Result<(), Au
     };
     match HS256Key::from_bytes(secret).verify_token::<NoCustomClaims>(token.raw, Some(options)) {
         Ok(_) => Ok(()),
-        Err(e) if matches!(e.downcast_ref::<JWTError>(), Some(JWTError::InvalidAuthenticationTag)) => Err(AuthError::BadSignature),
+        Err(e) if matches!(e.downcast_ref::<JWTError>(), Some(JWTError::InvalidAuthenticationTag)) => {
+            Err(AuthError::BadSignature)
+        }
         Err(_) => {
             let expected = HS256Key::from_bytes(secret).authentication_tag(token.signing_input.as_bytes());
             if jwt_simple::reexports::ct_codecs::verify(&expected, &token.signature) {
@@ -275,7 +283,8 @@ pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, Au
     if now > exp.saturating_add(rules.leeway_secs) {
         return Err(AuthError::Expired);
     }
-    if iat > now.saturating_add(rules.leeway_secs) || nbf.is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs)) {
+    if iat > now.saturating_add(rules.leeway_secs) || nbf.is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs))
+    {
         return Err(AuthError::NotYetValid);
     }
     // Checked: `exp = i64::MAX, iat = -1` overflows a plain subtraction (a panic in a debug
@@ -338,7 +347,8 @@ pub(crate) mod tests {
 
     pub fn good_claims() -> serde_json::Value {
         json!({"iss": ISS, "aud": "authenticated", "sub": SUB, "role": "authenticated", "exp": NOW + 3600,
-               "iat": NOW - 10, "session_id": "8b6a1f4e-2c1d-4d3b-9e0f-aa11bb22cc33", "is_anonymous": false, "aal": "aal1"})
+               "iat": NOW - 10, "session_id": "8b6a1f4e-2c1d-4d3b-9e0f-aa11bb22cc33", "is_anonymous": false,
+               "aal": "aal1"})
     }
 
     fn with(f: impl FnOnce(&mut serde_json::Value)) -> String {
@@ -359,29 +369,80 @@ pub(crate) mod tests {
         let anon = check(&with(|c| c["is_anonymous"] = json!(true))).unwrap();
         assert!(anon.is_anonymous, "anonymous users are authenticated; routes decide");
         assert!(check(&with(|c| c["aud"] = json!(["other", "authenticated"]))).is_ok());
-        assert!(check(&with(|c| { c["exp"] = json!(NOW - 29); c["iat"] = json!(NOW - 3000); })).is_ok(), "within the skew");
+        assert!(
+            check(&with(|c| {
+                c["exp"] = json!(NOW - 29);
+                c["iat"] = json!(NOW - 3000);
+            }))
+            .is_ok(),
+            "within the skew"
+        );
     }
 
     #[test]
     fn refuses_every_bad_claim() {
         let cases: Vec<(&str, String, AuthError)> = vec![
             ("expired beyond skew", with(|c| c["exp"] = json!(NOW - 31)), AuthError::Expired),
-            ("no exp", with(|c| { c.as_object_mut().unwrap().remove("exp"); }), AuthError::Claim("exp")),
-            ("no iat", with(|c| { c.as_object_mut().unwrap().remove("iat"); }), AuthError::Claim("iat")),
+            (
+                "no exp",
+                with(|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                }),
+                AuthError::Claim("exp"),
+            ),
+            (
+                "no iat",
+                with(|c| {
+                    c.as_object_mut().unwrap().remove("iat");
+                }),
+                AuthError::Claim("iat"),
+            ),
             ("exp absurdly far", with(|c| c["exp"] = json!(NOW + 365 * 86400)), AuthError::Claim("validity")),
             ("iat in the future", with(|c| c["iat"] = json!(NOW + 120)), AuthError::NotYetValid),
             ("nbf in the future", with(|c| c["nbf"] = json!(NOW + 120)), AuthError::NotYetValid),
             ("other project", with(|c| c["iss"] = json!("https://other.supabase.co/auth/v1")), AuthError::Claim("iss")),
             ("aud anon", with(|c| c["aud"] = json!("anon")), AuthError::Claim("aud")),
-            ("aud missing", with(|c| { c.as_object_mut().unwrap().remove("aud"); }), AuthError::Claim("aud")),
+            (
+                "aud missing",
+                with(|c| {
+                    c.as_object_mut().unwrap().remove("aud");
+                }),
+                AuthError::Claim("aud"),
+            ),
             ("role anon", with(|c| c["role"] = json!("anon")), AuthError::Claim("role")),
             ("role service_role", with(|c| c["role"] = json!("service_role")), AuthError::Claim("role")),
-            ("sub missing", with(|c| { c.as_object_mut().unwrap().remove("sub"); }), AuthError::Claim("sub")),
+            (
+                "sub missing",
+                with(|c| {
+                    c.as_object_mut().unwrap().remove("sub");
+                }),
+                AuthError::Claim("sub"),
+            ),
             ("sub not a uuid", with(|c| c["sub"] = json!("admin")), AuthError::Claim("sub")),
-            ("no session", with(|c| { c.as_object_mut().unwrap().remove("session_id"); }), AuthError::Claim("session_id")),
+            (
+                "no session",
+                with(|c| {
+                    c.as_object_mut().unwrap().remove("session_id");
+                }),
+                AuthError::Claim("session_id"),
+            ),
             ("exp as string", with(|c| c["exp"] = json!("9999999999")), AuthError::Malformed),
-            ("exp - iat overflows", with(|c| { c["exp"] = json!(i64::MAX); c["iat"] = json!(-1); }), AuthError::Claim("validity")),
-            ("exp - iat at the edge", with(|c| { c["exp"] = json!(i64::MAX); c["iat"] = json!(i64::MIN); }), AuthError::Claim("validity")),
+            (
+                "exp - iat overflows",
+                with(|c| {
+                    c["exp"] = json!(i64::MAX);
+                    c["iat"] = json!(-1);
+                }),
+                AuthError::Claim("validity"),
+            ),
+            (
+                "exp - iat at the edge",
+                with(|c| {
+                    c["exp"] = json!(i64::MAX);
+                    c["iat"] = json!(i64::MIN);
+                }),
+                AuthError::Claim("validity"),
+            ),
         ];
         for (name, token, want) in cases {
             assert_eq!(check(&token), Err(want), "{name}");
@@ -397,9 +458,21 @@ pub(crate) mod tests {
         let cases: Vec<(&str, String, AuthError)> = vec![
             ("alg none", format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.as_bytes())), AuthError::Malformed),
             ("alg NoNe", sign_hs256(r#"{"alg":"NoNe"}"#, &claims, SECRET), AuthError::Malformed),
-            ("wrong secret", sign_hs256(r#"{"alg":"HS256"}"#, &claims, b"another-secret-another-secret-another!!"), AuthError::BadSignature),
+            (
+                "wrong secret",
+                sign_hs256(r#"{"alg":"HS256"}"#, &claims, b"another-secret-another-secret-another!!"),
+                AuthError::BadSignature,
+            ),
             ("relabelled ES256", sign_hs256(r#"{"alg":"ES256","kid":"k"}"#, &claims, SECRET), AuthError::BadSignature),
-            ("tampered payload", format!("{}.{}.{sig}", hp.split('.').next().unwrap(), b64(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes())), AuthError::BadSignature),
+            (
+                "tampered payload",
+                format!(
+                    "{}.{}.{sig}",
+                    hp.split('.').next().unwrap(),
+                    b64(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes())
+                ),
+                AuthError::BadSignature,
+            ),
             ("truncated signature", good[..good.len() - 2].to_string(), AuthError::Malformed),
             ("two segments", hp.to_string(), AuthError::Malformed),
             ("four segments", format!("{good}.x"), AuthError::Malformed),
@@ -407,7 +480,11 @@ pub(crate) mod tests {
             ("stray space", format!(" {good}"), AuthError::Malformed),
             ("crit", sign_hs256(r#"{"alg":"HS256","crit":["exp"]}"#, &claims, SECRET), AuthError::Malformed),
             ("duplicate claim", sign_hs256(r#"{"alg":"HS256"}"#, &dup, SECRET), AuthError::Malformed),
-            ("oversize", sign_hs256(r#"{"alg":"HS256"}"#, &good_claims().to_string().replace("aal1", &"a".repeat(5000)), SECRET), AuthError::Malformed),
+            (
+                "oversize",
+                sign_hs256(r#"{"alg":"HS256"}"#, &good_claims().to_string().replace("aal1", &"a".repeat(5000)), SECRET),
+                AuthError::Malformed,
+            ),
             ("typ not JWT", sign_hs256(r#"{"alg":"HS256","typ":"JOSE+JSON"}"#, &claims, SECRET), AuthError::Malformed),
         ];
         for (name, token, want) in cases {
@@ -425,30 +502,66 @@ pub(crate) mod tests {
             sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &body, SECRET)
         };
         for claim in ["exp", "iat", "nbf"] {
-            for bad in ["1800003600.5", "1.8e9", "18000036e2", "9223372036854775808", "-9223372036854775809", "\"1800003600\"", "true", "[1]"] {
+            for bad in [
+                "1800003600.5",
+                "1.8e9",
+                "18000036e2",
+                "9223372036854775808",
+                "-9223372036854775809",
+                "\"1800003600\"",
+                "true",
+                "[1]",
+            ] {
                 assert_eq!(check(&raw(claim, bad)), Err(AuthError::Malformed), "{claim}: {bad}");
             }
         }
         assert!(check(&raw("nbf", &(NOW - 10).to_string())).is_ok());
         assert!(check(&raw("nbf", "null")).is_ok(), "null is absent");
         assert_eq!(check(&raw("exp", "null")), Err(AuthError::Claim("exp")));
-        for (claim, bad) in [("aud", "[\"authenticated\",7]"), ("aud", "7"), ("aud", "{}"), ("sub", "7"), ("iss", "[]"), ("is_anonymous", "null"), ("is_anonymous", "\"false\"")] {
+        for (claim, bad) in [
+            ("aud", "[\"authenticated\",7]"),
+            ("aud", "7"),
+            ("aud", "{}"),
+            ("sub", "7"),
+            ("iss", "[]"),
+            ("is_anonymous", "null"),
+            ("is_anonymous", "\"false\""),
+        ] {
             assert_eq!(check(&raw(claim, bad)), Err(AuthError::Malformed), "{claim}: {bad}");
         }
         let claims = good_claims().to_string();
-        for header in [r#"{"alg":"HS256","crit":null}"#, r#"{"alg":"HS256","crit":[]}"#, r#"{"alg":"HS256","typ":7}"#, r#"{"alg":7}"#, r#"["HS256"]"#, r#"{"alg":"HS256","alg":"HS256"}"#] {
+        for header in [
+            r#"{"alg":"HS256","crit":null}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
+            r#"{"alg":"HS256","typ":7}"#,
+            r#"{"alg":7}"#,
+            r#"["HS256"]"#,
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+        ] {
             assert_eq!(check(&sign_hs256(header, &claims, SECRET)), Err(AuthError::Malformed), "{header}");
         }
-        assert_eq!(check(&sign_hs256(r#"{"alg":"HS256"}"#, "[1]", SECRET)), Err(AuthError::Malformed), "claims not an object");
+        assert_eq!(
+            check(&sign_hs256(r#"{"alg":"HS256"}"#, "[1]", SECRET)),
+            Err(AuthError::Malformed),
+            "claims not an object"
+        );
         let nested = claims.replacen('{', &format!("{{\"x\":{}1{},", "[".repeat(40), "]".repeat(40)), 1);
-        assert_eq!(check(&sign_hs256(r#"{"alg":"HS256"}"#, &nested, SECRET)), Err(AuthError::Malformed), "nested too deep");
+        assert_eq!(
+            check(&sign_hs256(r#"{"alg":"HS256"}"#, &nested, SECRET)),
+            Err(AuthError::Malformed),
+            "nested too deep"
+        );
     }
 
     #[test]
     fn supabase_api_keys_are_not_user_tokens() {
         // The anon and service_role keys are HS256 JWTs signed with the same secret.
         for role in ["anon", "service_role"] {
-            let key = sign_hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &json!({"iss": "supabase", "ref": "abc", "role": role, "iat": NOW - 10, "exp": NOW + 3600}).to_string(), SECRET);
+            let key = sign_hs256(
+                r#"{"alg":"HS256","typ":"JWT"}"#,
+                &json!({"iss": "supabase", "ref": "abc", "role": role, "iat": NOW - 10, "exp": NOW + 3600}).to_string(),
+                SECRET,
+            );
             assert!(matches!(check(&key), Err(AuthError::Claim(_))), "{role} key must be refused");
         }
     }
@@ -482,7 +595,10 @@ pub(crate) mod tests {
     fn check_es256(token: &str, keys: &[PublicKey]) -> Result<Claims, AuthError> {
         let rules = Rules::for_issuer(ISS.into());
         let parsed = parse(token, &rules)?;
-        let key = keys.iter().find(|k| Some(&k.kid) == parsed.kid.as_ref() && k.alg == parsed.alg).ok_or(AuthError::BadSignature)?;
+        let key = keys
+            .iter()
+            .find(|k| Some(&k.kid) == parsed.kid.as_ref() && k.alg == parsed.alg)
+            .ok_or(AuthError::BadSignature)?;
         let Material::Ec { x, y } = &key.material else { return Err(AuthError::BadSignature) };
         let point = p256::EncodedPoint::from_affine_coordinates(x.as_slice().into(), y.as_slice().into(), false);
         let vk = VerifyingKey::from_encoded_point(&point).map_err(|_| AuthError::BadSignature)?;
@@ -493,7 +609,8 @@ pub(crate) mod tests {
 
     fn project_keys() -> Vec<PublicKey> {
         let (x, y) = es256_public_xy();
-        let doc = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": KID, "alg": "ES256", "use": "sig", "x": x, "y": y}]});
+        let doc =
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": KID, "alg": "ES256", "use": "sig", "x": x, "y": y}]});
         jwks::parse_jwks(doc.to_string().as_bytes()).unwrap()
     }
 
@@ -522,21 +639,62 @@ pub(crate) mod tests {
         let (x, y) = es256_public_xy();
         let public_jwk = json!({"kty": "EC", "crv": "P-256", "kid": KID, "x": x, "y": y}).to_string();
         let cases: Vec<(&str, String, AuthError)> = vec![
-            ("unknown kid", sign_es256(r#"{"alg":"ES256","kid":"not-in-the-jwks"}"#, &claims, &es256_key()), AuthError::BadSignature),
+            (
+                "unknown kid",
+                sign_es256(r#"{"alg":"ES256","kid":"not-in-the-jwks"}"#, &claims, &es256_key()),
+                AuthError::BadSignature,
+            ),
             ("no kid", sign_es256(r#"{"alg":"ES256"}"#, &claims, &es256_key()), AuthError::Malformed),
-            ("oversize kid", sign_es256(&format!(r#"{{"alg":"ES256","kid":"{}"}}"#, "k".repeat(200)), &claims, &es256_key()), AuthError::Malformed),
+            (
+                "oversize kid",
+                sign_es256(&format!(r#"{{"alg":"ES256","kid":"{}"}}"#, "k".repeat(200)), &claims, &es256_key()),
+                AuthError::Malformed,
+            ),
             ("all-zero signature", format!("{hp}.{}", b64(&[0u8; 64])), AuthError::BadSignature),
             ("truncated signature", format!("{hp}.{}", b64(&[1u8; 63])), AuthError::BadSignature),
-            ("DER signature", format!("{hp}.{}", b64(Signer::<Signature>::sign(&es256_key(), hp.as_bytes()).to_der().as_bytes())), AuthError::BadSignature),
+            (
+                "DER signature",
+                format!("{hp}.{}", b64(Signer::<Signature>::sign(&es256_key(), hp.as_bytes()).to_der().as_bytes())),
+                AuthError::BadSignature,
+            ),
             ("signed by another key", sign_es256(&es_header(""), &claims, &attacker), AuthError::BadSignature),
-            ("tampered payload", format!("{}.{}.{}", hp.split('.').next().unwrap(), b64(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes()), good.rsplit_once('.').unwrap().1), AuthError::BadSignature),
-            ("relabelled RS256", sign_es256(&format!(r#"{{"alg":"RS256","kid":"{KID}"}}"#), &claims, &es256_key()), AuthError::BadSignature),
-            ("jwk header", sign_es256(&es_header(&format!(r#","jwk":{attacker_jwk}"#)), &claims, &attacker), AuthError::BadSignature),
-            ("jku header", sign_es256(&es_header(r#","jku":"https://evil.example/jwks.json""#), &claims, &attacker), AuthError::BadSignature),
-            ("x5u header", sign_es256(&es_header(r#","x5u":"https://evil.example/cert.pem""#), &claims, &attacker), AuthError::BadSignature),
+            (
+                "tampered payload",
+                format!(
+                    "{}.{}.{}",
+                    hp.split('.').next().unwrap(),
+                    b64(claims.replace(SUB, "00000000-0000-4000-8000-000000000000").as_bytes()),
+                    good.rsplit_once('.').unwrap().1
+                ),
+                AuthError::BadSignature,
+            ),
+            (
+                "relabelled RS256",
+                sign_es256(&format!(r#"{{"alg":"RS256","kid":"{KID}"}}"#), &claims, &es256_key()),
+                AuthError::BadSignature,
+            ),
+            (
+                "jwk header",
+                sign_es256(&es_header(&format!(r#","jwk":{attacker_jwk}"#)), &claims, &attacker),
+                AuthError::BadSignature,
+            ),
+            (
+                "jku header",
+                sign_es256(&es_header(r#","jku":"https://evil.example/jwks.json""#), &claims, &attacker),
+                AuthError::BadSignature,
+            ),
+            (
+                "x5u header",
+                sign_es256(&es_header(r#","x5u":"https://evil.example/cert.pem""#), &claims, &attacker),
+                AuthError::BadSignature,
+            ),
             ("x5c header", sign_es256(&es_header(r#","x5c":["MIIB"]"#), &claims, &attacker), AuthError::BadSignature),
             ("crit", sign_es256(&es_header(r#","crit":["b64"]"#), &claims, &es256_key()), AuthError::Malformed),
-            ("alg none with kid", format!("{}.{}.", b64(format!(r#"{{"alg":"none","kid":"{KID}"}}"#).as_bytes()), b64(claims.as_bytes())), AuthError::Malformed),
+            (
+                "alg none with kid",
+                format!("{}.{}.", b64(format!(r#"{{"alg":"none","kid":"{KID}"}}"#).as_bytes()), b64(claims.as_bytes())),
+                AuthError::Malformed,
+            ),
         ];
         for (name, token, want) in cases {
             assert_eq!(check_es256(&token, &project_keys()), Err(want), "{name}");
@@ -553,7 +711,10 @@ pub(crate) mod tests {
         // The same claims rules apply to ES256 tokens.
         let mut expired = good_claims();
         expired["exp"] = json!(NOW - 61);
-        assert_eq!(check_es256(&sign_es256(&es_header(""), &expired.to_string(), &es256_key()), &project_keys()), Err(AuthError::Expired));
+        assert_eq!(
+            check_es256(&sign_es256(&es_header(""), &expired.to_string(), &es256_key()), &project_keys()),
+            Err(AuthError::Expired)
+        );
         assert_eq!(check_es256(&good, &[]), Err(AuthError::BadSignature), "an empty JWKS verifies nothing");
     }
 

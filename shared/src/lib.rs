@@ -5,6 +5,7 @@
 //! and the mapping of PostgREST errors to the bundle's stable error codes. The Worker
 //! (`functions`) only adds what needs the Workers runtime: fetch, WebCrypto, bindings.
 
+pub mod appstore;
 pub mod config;
 pub mod error;
 pub mod input;
@@ -14,6 +15,5 @@ pub mod postgrest;
 pub mod signature;
 pub mod strict;
 pub mod stripe;
-pub mod appstore;
 
 pub use error::ApiError;

@@ -7,8 +7,8 @@
 //! checked by `crate::strict` (a repeated key anywhere refuses the event) and read as a
 //! `serde_json::Value`: Stripe's objects carry dozens of members of which a handful matter, and
 //! which of them exist depends on the event type. Amounts, currency and metadata ids go to the
-//! database as the JSON values Stripe sent; the RPCs validate them. An event type not listed in [`parse_event`] is acknowledged
-//! and ignored, as Stripe recommends.
+//! database as the JSON values Stripe sent; the RPCs validate them. An event type not listed in
+//! [`parse_event`] is acknowledged and ignored, as Stripe recommends.
 
 use crate::signature::{self, SignatureError};
 use crate::{strict, ApiError};
@@ -34,8 +34,12 @@ pub fn verify_signature(header: Option<&str>, body: &[u8], secrets_binding: &str
         return Err(ApiError::internal().because("STRIPE_WEBHOOK_SECRET lists no secret"));
     }
     signature::verify(header, body, &secrets, now, TOLERANCE_SECS).map(|_| ()).map_err(|e| match e {
-        SignatureError::Malformed => ApiError::new(400, "invalid_signature_header", "The Stripe-Signature header is missing or malformed."),
-        SignatureError::Stale => ApiError::new(400, "signature_expired", "The Stripe-Signature timestamp is outside the tolerance."),
+        SignatureError::Malformed => {
+            ApiError::new(400, "invalid_signature_header", "The Stripe-Signature header is missing or malformed.")
+        }
+        SignatureError::Stale => {
+            ApiError::new(400, "signature_expired", "The Stripe-Signature timestamp is outside the tolerance.")
+        }
         SignatureError::Mismatch => ApiError::new(400, "invalid_signature", "No Stripe-Signature v1 value matches."),
     })
 }
@@ -136,7 +140,8 @@ fn bad_event(what: &str) -> ApiError {
 
 /// The arguments every payment RPC starts with.
 fn payment_args(payment: &str, event_id: &str, kind: &str) -> Map<String, Value> {
-    let args = json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": event_id, "p_event_type": kind});
+    let args =
+        json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": event_id, "p_event_type": kind});
     match args {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -158,7 +163,11 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
     let event: Value = strict::parse(text).map_err(|_| bad_event("not JSON"))?;
     let id = str_at(&event, "id").filter(|s| s.starts_with("evt_") && s.len() <= 255).ok_or_else(|| bad_event("id"))?;
     let kind = str_at(&event, "type").filter(|s| s.len() <= 255).ok_or_else(|| bad_event("type"))?;
-    let object = event.get("data").and_then(|d| d.get("object")).filter(|o| o.is_object()).ok_or_else(|| bad_event("data.object"))?;
+    let object = event
+        .get("data")
+        .and_then(|d| d.get("object"))
+        .filter(|o| o.is_object())
+        .ok_or_else(|| bad_event("data.object"))?;
     let rpc = |name, args: Map<String, Value>| Ok(Action::Rpc { name, args: Value::Object(args).to_string() });
     match kind {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -174,7 +183,9 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
                 return Ok(Action::Ignore("not_ours"));
             };
             // A session with nothing to pay has no PaymentIntent; its own id is the payment then.
-            let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
+            let payment = id_of(object.get("payment_intent"))
+                .or_else(|| id_of(object.get("id")))
+                .ok_or_else(|| bad_event("payment_intent"))?;
             rpc(
                 "fulfill_purchase",
                 with(
@@ -198,7 +209,9 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
             if object.get("metadata").and_then(|m| str_at(m, "purchase_id")) != Some(purchase_id) {
                 return Ok(Action::Ignore("not_ours"));
             }
-            let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
+            let payment = id_of(object.get("payment_intent"))
+                .or_else(|| id_of(object.get("id")))
+                .ok_or_else(|| bad_event("payment_intent"))?;
             rpc("fail_purchase", with(payment_args(payment, id, kind), &[("p_purchase_id", purchase_id.into())]))
         }
         "charge.refunded" => {
@@ -211,7 +224,10 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
                 "refund_purchase_amount",
                 with(
                     payment_args(payment, id, kind),
-                    &[("p_amount_refunded_cents", raw_at(object, "amount_refunded")), ("p_amount_cents", raw_at(object, "amount"))],
+                    &[
+                        ("p_amount_refunded_cents", raw_at(object, "amount_refunded")),
+                        ("p_amount_cents", raw_at(object, "amount")),
+                    ],
                 ),
             )
         }
@@ -263,20 +279,34 @@ mod tests {
 
     #[test]
     fn encodes_the_checkout_form() {
-        assert_eq!(form_encode(&[("a[0][b]", "x y&z=é"), ("c", "https://e.test/?s={CHECKOUT_SESSION_ID}")]),
-            "a[0][b]=x%20y%26z%3D%C3%A9&c=https%3A%2F%2Fe.test%2F%3Fs%3D%7BCHECKOUT_SESSION_ID%7D");
-        let c = Checkout { purchase_id: "p1", user_id: "u1", package_id: "starter", price_id: "price_1", success_url: "https://s", cancel_url: "https://c" };
+        assert_eq!(
+            form_encode(&[("a[0][b]", "x y&z=é"), ("c", "https://e.test/?s={CHECKOUT_SESSION_ID}")]),
+            "a[0][b]=x%20y%26z%3D%C3%A9&c=https%3A%2F%2Fe.test%2F%3Fs%3D%7BCHECKOUT_SESSION_ID%7D"
+        );
+        let c = Checkout {
+            purchase_id: "p1",
+            user_id: "u1",
+            package_id: "starter",
+            price_id: "price_1",
+            success_url: "https://s",
+            cancel_url: "https://c",
+        };
         let form = c.form();
         assert!(form.starts_with("mode=payment&line_items[0][price]=price_1&line_items[0][quantity]=1&"), "{form}");
         assert!(form.contains("client_reference_id=p1") && form.contains("metadata[user_id]=u1"), "{form}");
         assert_eq!(c.idempotency_key(), "checkout-p1");
-        assert_eq!(parse_session(br#"{"object":"checkout.session","id":"cs_test_1","url":"https://checkout.stripe.com/c/pay/cs_test_1"}"#),
-            Some(("cs_test_1".into(), "https://checkout.stripe.com/c/pay/cs_test_1".into())));
+        let session =
+            br#"{"object":"checkout.session","id":"cs_test_1","url":"https://checkout.stripe.com/c/pay/cs_test_1"}"#;
+        assert_eq!(
+            parse_session(session),
+            Some(("cs_test_1".into(), "https://checkout.stripe.com/c/pay/cs_test_1".into()))
+        );
         assert_eq!(parse_session(br#"{"object":"payment_intent","id":"pi_1"}"#), None);
     }
 
     fn event(kind: &str, object: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"id": "evt_1", "object": "event", "type": kind, "data": {"object": object}})).unwrap()
+        serde_json::to_vec(&json!({"id": "evt_1", "object": "event", "type": kind, "data": {"object": object}}))
+            .unwrap()
     }
 
     fn rpc_name(a: Action) -> String {
@@ -288,7 +318,8 @@ mod tests {
 
     #[test]
     fn maps_each_event_type() {
-        let session = json!({"id": "cs_1", "object": "checkout.session", "payment_status": "paid", "payment_intent": "pi_1",
+        let session = json!({"id": "cs_1", "object": "checkout.session", "payment_status": "paid",
+            "payment_intent": "pi_1",
             "client_reference_id": "p1", "metadata": {"purchase_id": "p1", "user_id": "u1", "package_id": "starter"},
             "amount_total": 499, "currency": "usd"});
         match parse_event(&event("checkout.session.completed", session.clone())).unwrap() {
@@ -325,8 +356,16 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(rpc_name(parse_event(&body).unwrap()), want, "{}", String::from_utf8_lossy(&body));
         }
-        for bad in [&b"nope"[..], br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#, br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#,
-            br#"{"id":"evt_1","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","payment_intent":"pi_2"}}}"#] {
+        for bad in [
+            &b"nope"[..],
+            br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#,
+            br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#,
+            concat!(
+                r#"{"id":"evt_1","type":"charge.refunded","#,
+                r#""data":{"object":{"payment_intent":"pi_1","payment_intent":"pi_2"}}}"#
+            )
+            .as_bytes(),
+        ] {
             assert_eq!(parse_event(bad).unwrap_err().code, "invalid_event");
         }
     }

@@ -28,15 +28,17 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
         match k {
             "before" => {
                 before = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ApiError::invalid_field("before", "before must be a positive ledger entry id (next_before of the previous page).")
+                    ApiError::invalid_field(
+                        "before",
+                        "before must be a positive ledger entry id (next_before of the previous page).",
+                    )
                 })?)
             }
             "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| ApiError::invalid_field("limit", "limit must be a whole number from 1 to 100."))?
+                limit =
+                    v.parse().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+                        ApiError::invalid_field("limit", "limit must be a whole number from 1 to 100.")
+                    })?
             }
             _ => return Err(ApiError::invalid_field("query", "Unknown query parameter; use before and limit.")),
         }

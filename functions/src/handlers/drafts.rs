@@ -5,8 +5,8 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 use shared::ApiError;
 use web_sys::Response;
 
@@ -65,7 +65,8 @@ pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
 /// Visitors have no token; they must present the project's anon (publishable) key in `apikey`,
 /// as Supabase client libraries do.
 fn require_anon_key(cx: &Cx) -> Result<(), ApiError> {
-    let expected = cx.cfg.anon_key.as_deref().ok_or_else(|| ApiError::internal().because("SUPABASE_ANON_KEY is not set"))?;
+    let expected =
+        cx.cfg.anon_key.as_deref().ok_or_else(|| ApiError::internal().because("SUPABASE_ANON_KEY is not set"))?;
     let given = cx.header("apikey").unwrap_or_default();
     if !shared::input::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return Err(ApiError::unauthorized("invalid_api_key", "Send the project's anon key in the apikey header."));
@@ -78,7 +79,9 @@ async fn rate_limit(cx: &Cx) -> Result<(), ApiError> {
     let ip = cx.header("cf-connecting-ip").unwrap_or_else(|| "unknown".into());
     let arg = crate::bindings::object(&json!({ "key": ip }));
     match crate::bindings::call(&cx.env, DRAFTS_RATE_LIMITER, "limit", &[arg]).await {
-        Ok(outcome) if js_sys::Reflect::get(&outcome, &"success".into()).ok().and_then(|v| v.as_bool()) == Some(false) => {
+        Ok(outcome)
+            if js_sys::Reflect::get(&outcome, &"success".into()).ok().and_then(|v| v.as_bool()) == Some(false) =>
+        {
             let mut err = ApiError::new(429, "rate_limited", "Too many drafts from this address; retry in a minute.");
             err.retry_after = Some(60);
             Err(err)
@@ -86,7 +89,9 @@ async fn rate_limit(cx: &Cx) -> Result<(), ApiError> {
         Ok(_) => Ok(()),
         // A missing or failing limiter does not block visitors (drafts cost no credits); it is logged.
         Err(why) => {
-            crate::log::error(crate::log::event("rate_limiter_unavailable").str("binding", DRAFTS_RATE_LIMITER).str("reason", why));
+            crate::log::error(
+                crate::log::event("rate_limiter_unavailable").str("binding", DRAFTS_RATE_LIMITER).str("reason", why),
+            );
             Ok(())
         }
     }

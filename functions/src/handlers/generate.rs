@@ -9,12 +9,12 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::bindings;
 use crate::context::Cx;
-use crate::log;
 use crate::db::{self, Caller};
+use crate::log;
 use crate::respond;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 use shared::ApiError;
 use web_sys::Response;
 
@@ -55,7 +55,8 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
     let args = serde_json::to_string(&Args { p_idempotency_key: &key, p_request: request })
         .map_err(|e| ApiError::internal().because(e.to_string()))?;
     let raw = db::rpc(&cx.cfg, Caller::User(&user.token), "generate", &args).await?;
-    let unexpected = |e: serde_json::Error| ApiError::internal().because(format!("generate answered unexpected JSON: {e}"));
+    let unexpected =
+        |e: serde_json::Error| ApiError::internal().because(format!("generate answered unexpected JSON: {e}"));
     let generated: Generated<'_> = serde_json::from_str(&raw).map_err(unexpected)?;
     let replayed = generated.replayed;
     let response = generated.response;

@@ -13,10 +13,10 @@ use crate::log;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use shared::input::range;
 use shared::signature::{self, SignatureError};
 use shared::ApiError;
+use std::collections::BTreeMap;
 use web_sys::Response;
 
 const TOLERANCE_SECS: i64 = 300;
@@ -89,7 +89,11 @@ pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
     let text = signed_body(&mut cx).await?;
     let body: ClaimRequest = shared::input::body(&text)?;
     let limit = body.limit.map(|n| range("limit", n, 1, 100)).transpose()?.unwrap_or(1);
-    let lease = body.visibility_timeout_seconds.map(|n| range("visibility_timeout_seconds", n, 10, 86_400)).transpose()?.unwrap_or(300);
+    let lease = body
+        .visibility_timeout_seconds
+        .map(|n| range("visibility_timeout_seconds", n, 10, 86_400))
+        .transpose()?
+        .unwrap_or(300);
     let args = json!({ "p_worker_id": body.worker_id, "p_limit": limit, "p_visibility_timeout_seconds": lease });
     db::rpc_response(&cx.cfg, Caller::Service, "claim_next_jobs", &args.to_string(), 200).await
 }
@@ -121,7 +125,10 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
             "report_job_progress"
         }
         "job.succeeded" => {
-            args.set("p_actual_cost", range("actual_cost", required("actual_cost", e.actual_cost)?, 0, i64::from(i32::MAX))?.into());
+            args.set(
+                "p_actual_cost",
+                range("actual_cost", required("actual_cost", e.actual_cost)?, 0, i64::from(i32::MAX))?.into(),
+            );
             args.set("p_output_url", e.output_url.into());
             args.raw("p_manifest", e.manifest, "null");
             args.raw("p_assets", e.assets, "[]");
@@ -147,12 +154,17 @@ async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
     let body = cx.body_bytes(shared::input::MAX_BODY_BYTES).await?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     let header = cx.header("pipeline-signature");
-    signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(|e| {
-        log::info(log::event("signature_rejected").str("reason", e.reason()));
-        match e {
-            SignatureError::Stale => ApiError::unauthorized("signature_expired", "The signature timestamp is outside the 5-minute window."),
-            _ => ApiError::unauthorized("invalid_signature", "The Pipeline-Signature header does not verify."),
-        }
-    })?;
+    signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(
+        |e| {
+            log::info(log::event("signature_rejected").str("reason", e.reason()));
+            match e {
+                SignatureError::Stale => ApiError::unauthorized(
+                    "signature_expired",
+                    "The signature timestamp is outside the 5-minute window.",
+                ),
+                _ => ApiError::unauthorized("invalid_signature", "The Pipeline-Signature header does not verify."),
+            }
+        },
+    )?;
     shared::input::body_text(body)
 }

@@ -42,7 +42,10 @@ pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
     let text = cx.body_text().await?;
     let body: CheckoutRequest = shared::input::body(&text)?;
     let id = body.package_id.as_str();
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+    if id.is_empty()
+        || id.len() > 64
+        || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
         return Err(ApiError::invalid_field("package_id", "package_id must be a package id from GET /v1/packages."));
     }
     // Every setting is read before anything is written: a deployment fault writes nothing.
@@ -53,10 +56,13 @@ pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
 
     let args = json!({ "p_package_id": id, "p_idempotency_key": key }).to_string();
     let begun = db::rpc(&cx.cfg, Caller::User(&user.token), "begin_purchase", &args).await?;
-    let begun: Value = serde_json::from_str(&begun).map_err(|e| ApiError::internal().because(format!("begin_purchase answered non-JSON: {e}")))?;
-    let purchase_id = str_at(&begun, &["purchase", "id"]).ok_or_else(|| ApiError::internal().because("begin_purchase answered no purchase.id"))?;
+    let begun: Value = serde_json::from_str(&begun)
+        .map_err(|e| ApiError::internal().because(format!("begin_purchase answered non-JSON: {e}")))?;
+    let purchase_id = str_at(&begun, &["purchase", "id"])
+        .ok_or_else(|| ApiError::internal().because("begin_purchase answered no purchase.id"))?;
     let Some(price_id) = str_at(&begun, &["package", "stripe_price_id"]) else {
-        return Err(ApiError::new(409, "not_sold_on_stripe", "This package is not sold through Stripe.").with_field("package_id"));
+        return Err(ApiError::new(409, "not_sold_on_stripe", "This package is not sold through Stripe.")
+            .with_field("package_id"));
     };
     let checkout = Checkout {
         purchase_id,

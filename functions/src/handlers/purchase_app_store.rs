@@ -19,9 +19,9 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::{appstore, respond};
-use shared::appstore::{self as rules, Expect};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::appstore::{self as rules, Expect};
 use shared::ApiError;
 use web_sys::Response;
 
@@ -45,7 +45,8 @@ struct NotificationRequest {
 
 /// A verified payload's JSON (an object the strict check accepted during verification).
 fn payload_json(text: &str) -> Result<Value, ApiError> {
-    serde_json::from_str(text).map_err(|e| ApiError::internal().because(format!("verified App Store payload unreadable: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::internal().because(format!("verified App Store payload unreadable: {e}")))
 }
 
 struct Settings {
@@ -87,9 +88,15 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     let tx = rules::transaction(&payload_json(&payload)?, &settings.expect())?;
     match tx.app_account_token.as_deref() {
         Some(token) if token == user.claims.sub => {}
-        Some(_) => return Err(ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")),
+        Some(_) => {
+            return Err(ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account."))
+        }
         None => {
-            return Err(ApiError::new(400, "app_account_token_required", "Set appAccountToken to the user's id when purchasing."))
+            return Err(ApiError::new(
+                400,
+                "app_account_token_required",
+                "Set appAccountToken to the user's id when purchasing.",
+            ))
         }
     }
     if tx.revoked {
@@ -104,8 +111,12 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
             e
         }
     })?;
-    let package: Value = serde_json::from_str(&package).map_err(|e| ApiError::internal().because(format!("app_store_package answered non-JSON: {e}")))?;
-    let package = package.get("id").and_then(Value::as_str).ok_or_else(|| ApiError::internal().because("app_store_package answered no id"))?;
+    let package: Value = serde_json::from_str(&package)
+        .map_err(|e| ApiError::internal().because(format!("app_store_package answered non-JSON: {e}")))?;
+    let package = package
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::internal().because("app_store_package answered no id"))?;
     let args = json!({
         "p_provider": "app_store",
         "p_provider_payment_id": tx.transaction_id,
@@ -147,7 +158,9 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
             return Ok(respond::json(200, r#"{"received":true,"ignored":"notification_type"}"#.into()));
         }
     };
-    let signed_tx = n.signed_transaction.ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
+    let signed_tx = n
+        .signed_transaction
+        .ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
     let tx_payload = verified(signed_tx, &settings, "invalid_notification_signature").await?;
     let tx = rules::transaction(&payload_json(&tx_payload)?, &settings.expect())?;
     let args = json!({
