@@ -54,3 +54,21 @@ test('exp - iat cannot overflow past the 7-day rule', async () => {
     await w.dispose();
   }
 });
+
+test('an internal error logs its cause, and only the log has it', async () => {
+  const lines = [];
+  const w = await startWorker({ PIPELINE_SIGNING_SECRET: undefined }, { logLines: lines });
+  try {
+    const r = await w.fetch('/v1/pipeline/claim', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"worker_id":"w"}' });
+    assert.equal(r.status, 500);
+    const text = await r.text();
+    assert.equal(JSON.parse(text).error.code, 'internal_error');
+    assert.ok(!text.includes('PIPELINE_SIGNING_SECRET'), 'the cause is not answered');
+    const line = await eventually(() => lines.map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l)).find((l) => l.event === 'internal_error'));
+    assert.match(line.cause, /PIPELINE_SIGNING_SECRET/);
+    assert.equal(line.request_id, r.headers.get('x-request-id'));
+  } finally {
+    await w.dispose();
+  }
+});
