@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Every test, one command (`npm test`): installs what is missing, then runs
+#   0. lint:        cargo fmt --check, clippy -D warnings (native and wasm32), no Rust line over
+#                   rustfmt.toml's max_width (rustfmt leaves comments and macro bodies unwrapped)
 #   1. unit:        native Rust unit tests of the workspace (cargo test)
 #   2. database:    migrations applied by the Supabase CLI (`supabase db push`), then pgTAP suites
-#                   (tests/db/*.sql) on a throwaway Postgres 15 cluster, and `supabase db lint`
+#                   (tests/db/*.sql) on a throwaway Postgres 15 cluster
+#   2b. db lint:    `supabase db lint` (plpgsql_check over every function), any warning fails
 #   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
 # and tears everything down. Prints the count per layer and a closing `N passed, N failed` line.
@@ -34,8 +37,25 @@ count() { # count LAYER PASSED FAILED
   passed=$((passed + $2)); failed=$((failed + $3)); eval "layer_$1=\"$2 passed, $3 failed\""
 }
 
+# --- 0. lint -----------------------------------------------------------------------------------
+layer_lint="skipped"; layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"; layer_dblint="skipped"
+if [ ${#only_e2e[@]} = 0 ]; then
+step "Lint (cargo fmt --check, clippy -D warnings native and wasm32, line width)"
+lint_ok=0; lint_bad=0
+lint() { # lint NAME COMMAND...
+  local name=$1; shift
+  if "$@" >>"$logs/lint.log" 2>&1; then lint_ok=$((lint_ok + 1)); else lint_bad=$((lint_bad + 1)); echo "    lint failed: $name" >&2; fi
+}
+width=$(sed -nE 's/^max_width *= *([0-9]+).*/\1/p' rustfmt.toml); width=${width:-100}
+lint "cargo fmt --check" cargo fmt --all --check
+lint "clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
+lint "clippy (wasm32)" cargo clippy --workspace --all-targets --quiet --target wasm32-unknown-unknown -- -D warnings
+lint "lines <= $width columns" bash -c "find functions shared -name '*.rs' -print0 | xargs -0 awk -v w=$width 'length > w { print FILENAME \":\" FNR; bad = 1 } END { exit bad }'"
+[ "$lint_bad" = 0 ] || tail -n 30 "$logs/lint.log" >&2
+count lint "$lint_ok" "$lint_bad"; done_step
+fi
+
 # --- 1. unit -----------------------------------------------------------------------------------
-layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"; layer_lint="skipped"
 if [ ${#only_e2e[@]} = 0 ]; then
 step "Unit tests (cargo test, native)"
 set +e; cargo test --workspace --quiet 2>&1 | tee "$logs/unit.log" | grep -E '^test result|panicked|FAILED|error(\[|:)' >&2; rc=${PIPESTATUS[0]}; set -e
@@ -82,13 +102,13 @@ count database "$((p - f))" "$f"
 fi
 done_step
 
-# --- 2b. lint: supabase db lint (plpgsql_check) over every function; any warning fails --------
+# --- 2b. dblint: supabase db lint (plpgsql_check) over every function; any warning fails ------
 if [ ${#only_e2e[@]} = 0 ]; then
 step "supabase db lint --level warning --fail-on warning (plpgsql_check over public and app)"
-if pg_lint "$pgport" >"$logs/lint.log" 2>&1; then
-  tail -n 1 "$logs/lint.log" | sed 's/^/    /' >&2; count lint 1 0
+if pg_lint "$pgport" >"$logs/dblint.log" 2>&1; then
+  tail -n 1 "$logs/dblint.log" | sed 's/^/    /' >&2; count dblint 1 0
 else
-  tail -n 60 "$logs/lint.log" >&2; count lint 0 1
+  tail -n 60 "$logs/dblint.log" >&2; count dblint 0 1
 fi
 done_step
 fi
@@ -111,7 +131,7 @@ if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$logs/e2e.log" >&2; fi
 [ "$f" = 0 ] || sed -n '/✖ failing tests/,$p' "$logs/e2e.log" | head -n 80 >&2
 count e2e "$p" "$f"; done_step
 
-printf '\nlayers: unit %s; deploy check %s; database %s; lint %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
-  "$layer_unit" "$layer_deploy" "$layer_database" "$layer_lint" "$layer_e2e" "$(( $(date +%s) - run_started ))"
+printf '\nlayers: lint %s; unit %s; deploy check %s; database %s; db lint %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
+  "$layer_lint" "$layer_unit" "$layer_deploy" "$layer_database" "$layer_dblint" "$layer_e2e" "$(( $(date +%s) - run_started ))"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -24,8 +24,15 @@ async fn run(check: &Check) -> Result<bool, JsValue> {
     let subtle = crate::crypto::subtle()?;
     let usages = Array::of1(&JsValue::from_str("verify"));
     let spki = Uint8Array::from(&check.spki[..]);
-    let key: CryptoKey =
-        JsFuture::from(subtle.import_key_with_object("spki", &spki, &ecdsa(("namedCurve", check.curve.name())), false, &usages)?).await?.unchecked_into();
+    let key: CryptoKey = JsFuture::from(subtle.import_key_with_object(
+        "spki",
+        &spki,
+        &ecdsa(("namedCurve", check.curve.name())),
+        false,
+        &usages,
+    )?)
+    .await?
+    .unchecked_into();
     let ok = JsFuture::from(subtle.verify_with_object_and_js_u8_array_and_js_u8_array(
         &ecdsa(("hash", check.hash.name())),
         &key,

@@ -45,7 +45,7 @@ async fn verify(cx: &Cx, token: &str) -> Result<Claims, AuthError> {
     let rules = Rules::for_issuer(cx.cfg.issuer());
     let parsed = jwt::parse(token, &rules)?;
     match (parsed.alg, cx.cfg.jwt_secret.as_deref(), cx.cfg.jwks.as_ref()) {
-        (Alg::HS256, Some(secret), _) => jwt::verify_hs256(&parsed, secret)?,
+        (Alg::HS256, Some(secret), _) => jwt::verify_hs256(&parsed, secret, now())?,
         (Alg::ES256 | Alg::RS256, _, Some(keys)) => {
             // `parse` guarantees a bounded, non-empty kid for asymmetric algorithms.
             let kid = parsed.kid.as_deref().ok_or(AuthError::Malformed)?;
@@ -56,6 +56,9 @@ async fn verify(cx: &Cx, token: &str) -> Result<Claims, AuthError> {
         _ => return Err(AuthError::BadSignature),
     }
     // The clock is read after any fetch, so a slow JWKS answer cannot stretch `exp`.
-    let now = (js_sys::Date::now() / 1000.0) as i64;
-    jwt::validate(&parsed, &rules, now)
+    jwt::validate(&parsed, &rules, now())
+}
+
+fn now() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
 }

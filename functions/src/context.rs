@@ -21,21 +21,29 @@ pub struct Cx {
     pub params: Vec<String>,
 }
 
+/// A string binding: a `[vars]` value or a secret (both are strings on `env`), read in this one
+/// order everywhere. Blank counts as absent.
+pub fn binding(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .ok()
+        .or_else(|| env.secret(name).map(|v| v.to_string()).ok())
+        .filter(|v| !v.trim().is_empty())
+}
+
 /// Returns the isolate's configuration, parsing the bindings on first use.
 pub fn config(env: &Env) -> Result<Rc<Config>, String> {
     if let Some(cfg) = CONFIG.with(|c| c.borrow().clone()) {
         return Ok(cfg);
     }
-    let cfg = Rc::new(Config::from_lookup(|name| {
-        env.var(name).map(|v| v.to_string()).ok().or_else(|| env.secret(name).map(|v| v.to_string()).ok())
-    })?);
+    let cfg = Rc::new(Config::from_lookup(|name| binding(env, name))?);
     CONFIG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
     Ok(cfg)
 }
 
 impl Cx {
-    /// Reads the JSON body as text: content type, size cap, UTF-8, no NUL. Parse it with
-    /// `shared::input::parse`/`fields`.
+    /// Reads the JSON body as text: content type, size cap, UTF-8, no NUL. Read it into its
+    /// derived type with `shared::input::body`.
     pub async fn body_text(&mut self) -> Result<String, shared::ApiError> {
         shared::input::require_json(self.header("content-type").as_deref())?;
         shared::input::body_text(self.body_bytes(shared::input::MAX_BODY_BYTES).await?)
@@ -52,26 +60,10 @@ impl Cx {
         }
         let unreadable = || shared::ApiError::new(400, "invalid_json", "The body could not be read.");
         let Some(stream) = self.req.body() else { return Ok(Vec::new()) };
-        let reader = stream.get_reader();
-        let read = js_sys::Function::from(js_sys::Reflect::get(&reader, &"read".into()).map_err(|_| unreadable())?);
-        let mut out = Vec::new();
-        loop {
-            let promise = js_sys::Promise::from(read.call0(&reader).map_err(|_| unreadable())?);
-            let step = JsFuture::from(promise).await.map_err(|_| unreadable())?;
-            if js_sys::Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()) == Some(true) {
-                return Ok(out);
-            }
-            let chunk = js_sys::Uint8Array::new(&js_sys::Reflect::get(&step, &"value".into()).map_err(|_| unreadable())?);
-            if out.len() + chunk.length() as usize > max {
-                if let Ok(cancel) = js_sys::Reflect::get(&reader, &"cancel".into()) {
-                    let _ = js_sys::Function::from(cancel).call0(&reader);
-                }
-                return Err(shared::input::too_large_for(max));
-            }
-            let at = out.len();
-            out.resize(at + chunk.length() as usize, 0);
-            chunk.copy_to(&mut out[at..]);
-        }
+        read_capped(&stream, max).await.map_err(|e| match e {
+            Some(()) => shared::input::too_large_for(max),
+            None => unreadable(),
+        })
     }
 
     /// A request header's value, if present.
@@ -82,15 +74,34 @@ impl Cx {
     /// A binding that only some handlers need (payment and pipeline secrets, URLs). A missing
     /// one is a deployment fault: logged by name, answered as a generic 500.
     pub fn setting(&self, name: &str) -> Result<String, shared::ApiError> {
-        self.env
-            .secret(name)
-            .map(|v| v.to_string())
-            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                crate::log::error(crate::log::event("config_error").str("error", "binding is not set").str("binding", name));
-                shared::ApiError::internal()
-            })
+        binding(&self.env, name)
+            .ok_or_else(|| shared::ApiError::internal().because(format!("binding {name} is not set")))
+    }
+}
+
+/// Reads a body stream chunk by chunk, at most `max` bytes. The read is cancelled as soon as the
+/// body passes the cap, so an oversized body (a client's, or an upstream answer such as a JWKS) is
+/// never held whole, neither in JavaScript nor in wasm memory. `Err(None)` means the stream failed,
+/// `Err(Some(()))` that it was over the cap.
+pub async fn read_capped(stream: &web_sys::ReadableStream, max: usize) -> Result<Vec<u8>, Option<()>> {
+    let reader = stream.get_reader();
+    let read = js_sys::Function::from(js_sys::Reflect::get(&reader, &"read".into()).map_err(|_| None)?);
+    let mut out = Vec::new();
+    loop {
+        let promise = js_sys::Promise::from(read.call0(&reader).map_err(|_| None)?);
+        let step = JsFuture::from(promise).await.map_err(|_| None)?;
+        if js_sys::Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()) == Some(true) {
+            return Ok(out);
+        }
+        let chunk = js_sys::Uint8Array::new(&js_sys::Reflect::get(&step, &"value".into()).map_err(|_| None)?);
+        if out.len() + chunk.length() as usize > max {
+            if let Ok(cancel) = js_sys::Reflect::get(&reader, &"cancel".into()) {
+                let _ = js_sys::Function::from(cancel).call0(&reader);
+            }
+            return Err(Some(()));
+        }
+        let at = out.len();
+        out.resize(at + chunk.length() as usize, 0);
+        chunk.copy_to(&mut out[at..]);
     }
 }

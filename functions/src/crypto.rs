@@ -142,9 +142,13 @@ async fn fetch_document(cfg: &JwksConfig) -> Result<Vec<u8>, &'static str> {
     if declared.is_some_and(|n| n > jwks::MAX_JWKS_BYTES) {
         return Err("too_large");
     }
-    let buffer = resp.array_buffer().map_err(|_| "body_or_timeout")?;
-    let body = JsFuture::from(buffer).await.map_err(|_| "body_or_timeout")?;
-    Ok(Uint8Array::new(&body).to_vec())
+    // Read chunk by chunk and stopped at the cap: a chunked answer (no Content-Length) over 64 KB
+    // is never copied whole into wasm memory.
+    let Some(stream) = resp.body() else { return Ok(Vec::new()) };
+    crate::context::read_capped(&stream, jwks::MAX_JWKS_BYTES).await.map_err(|e| match e {
+        Some(()) => "too_large",
+        None => "body_or_timeout",
+    })
 }
 
 /// Imports one public key as a non-extractable `CryptoKey` usable only to verify.
@@ -171,7 +175,12 @@ pub async fn verify(key: &CryptoKey, alg: Alg, signing_input: &[u8], signature: 
     let subtle = subtle().map_err(|_| AuthError::BadSignature)?;
     // `Uint8Array::from` copies out of wasm memory, so nothing aliases it while WebCrypto works.
     let promise = subtle
-        .verify_with_object_and_js_u8_array_and_js_u8_array(&algorithm, key, &Uint8Array::from(signature), &Uint8Array::from(signing_input))
+        .verify_with_object_and_js_u8_array_and_js_u8_array(
+            &algorithm,
+            key,
+            &Uint8Array::from(signature),
+            &Uint8Array::from(signing_input),
+        )
         .map_err(|_| AuthError::BadSignature)?;
     match JsFuture::from(promise).await {
         Ok(valid) if valid.as_bool() == Some(true) => Ok(()),

@@ -1,20 +1,23 @@
-//! Calling Postgres RPCs through PostgREST.
+//! Calling Postgres through PostgREST, with the `postgrest` crate (postgrest-rs).
 //!
 //! Every handler makes one `POST {POSTGREST_URL}/rpc/{name}` with the caller's token, so the
-//! database sees the same user the edge verified. Serialization failures and deadlocks are retried
-//! a bounded number of times; an unreachable or failing PostgREST is a 503 with `Retry-After`, one
-//! that does not answer within `POSTGREST_TIMEOUT_MS` a 504, never a success.
+//! database sees the same user the edge verified; [`client`] is the one place a `Postgrest` client
+//! is made for a caller, for RPCs and for table reads (`client(..).from("table")`) alike.
 //!
-//! The subrequest is built with `web_sys` and the global `fetch` directly: the `postgrest` crate
-//! and `worker::Request` were measured (ARCHITECTURE.md) and cost wasm size and JS crossings for
-//! nothing a single POST needs. A successful answer that the handler does not need to read is
-//! streamed to the client as is ([`rpc_response`]), never copied into wasm memory.
+//! What the crate does not do is wrapped here, with today's semantics:
+//! - a deadline: postgrest-rs (on reqwest's wasm backend) has no timeout, so the whole exchange,
+//!   answer and body, is raced against `POSTGREST_TIMEOUT_MS`; the losing fetch is dropped, which
+//!   aborts it (reqwest's `AbortGuard`), and the client gets 504 `upstream_timeout`;
+//! - an unreachable PostgREST is a 503 with `Retry-After`;
+//! - serialization failures and deadlocks are retried at most [`MAX_ATTEMPTS`] times, then 503;
+//! - every other answer is mapped once, by `shared::postgrest::map_error`.
 
+use futures_util::future::{select, Either};
+use postgrest::Postgrest;
 use shared::config::Config;
 use shared::postgrest::{map_error, Outcome};
 use shared::ApiError;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use std::time::Duration;
 use web_sys::Response;
 
 /// Whose authority the call carries.
@@ -30,32 +33,50 @@ pub enum Caller<'a> {
 /// How many times a serialization failure or deadlock is retried before answering 503.
 const MAX_ATTEMPTS: u32 = 3;
 
+/// Whether `value` may be sent as an HTTP header value (postgrest-rs panics on one that may not).
+fn header_safe(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// A PostgREST client carrying `caller`'s authority: the anon key as `apikey` (the Supabase
+/// gateway wants it), and the user's own token, or the service_role key, as `Authorization`.
+pub fn client(cfg: &Config, caller: &Caller<'_>) -> Result<Postgrest, ApiError> {
+    let mut client = Postgrest::new(cfg.postgrest_url.as_str());
+    let token = match caller {
+        Caller::User(token) => Some(*token),
+        Caller::Service => Some(
+            cfg.service_role_key
+                .as_deref()
+                .ok_or_else(|| ApiError::internal().because("SUPABASE_SERVICE_ROLE_KEY is not set"))?,
+        ),
+        Caller::Anon => None,
+    };
+    let apikey = match caller {
+        Caller::Service => token,
+        _ => cfg.anon_key.as_deref(),
+    };
+    for value in apikey.iter().chain(token.iter()) {
+        if !header_safe(value) {
+            return Err(ApiError::internal().because("a key or token is not a valid header value"));
+        }
+    }
+    if let Some(key) = apikey {
+        client = client.insert_header("apikey", key);
+    }
+    if let Some(token) = token {
+        client = client.insert_header("authorization", format!("Bearer {token}"));
+    }
+    Ok(client)
+}
+
 /// Calls `public.<name>(args)` and returns the JSON text of a 2xx answer.
 pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Result<String, ApiError> {
-    let resp = call(cfg, &caller, name, args).await?;
-    let text = JsFuture::from(resp.text().map_err(|_| ApiError::unavailable())?).await.map_err(|_| ApiError::unavailable())?;
-    text.as_string().ok_or_else(ApiError::internal)
-}
-
-/// Calls `public.<name>(args)` and answers the client with its JSON, streamed through unchanged.
-pub async fn rpc_response(cfg: &Config, caller: Caller<'_>, name: &str, args: &str, status: u16) -> Result<Response, ApiError> {
-    let upstream = call(cfg, &caller, name, args).await?;
-    Ok(crate::respond::stream(status, upstream.body().as_ref()))
-}
-
-/// The call with its retries; returns the 2xx response with its body unread.
-async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Result<web_sys::Response, ApiError> {
-    let url = format!("{}/rpc/{}", cfg.postgrest_url, name);
+    let client = client(cfg, &caller)?;
     for attempt in 1..=MAX_ATTEMPTS {
-        let resp = send(cfg, caller, &url, args).await?;
-        let status = resp.status();
+        let (status, body) = send(cfg, &client, name, args).await?;
         if (200..300).contains(&status) {
-            return Ok(resp);
+            return Ok(body);
         }
-        let body = match resp.text().map(JsFuture::from) {
-            Ok(f) => f.await.ok().and_then(|v| v.as_string()).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
         match map_error(status, body.as_bytes()) {
             Outcome::Retry if attempt < MAX_ATTEMPTS => continue,
             Outcome::Retry => return Err(ApiError::unavailable()),
@@ -68,6 +89,11 @@ async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Resu
                             .str("body", body.get(..body.len().min(300)).unwrap_or("")),
                     );
                 }
+                let err = if err.status == 500 {
+                    err.because(format!("rpc {name}: PostgREST answered {status}"))
+                } else {
+                    err
+                };
                 return Err(err);
             }
         }
@@ -75,44 +101,40 @@ async fn call(cfg: &Config, caller: &Caller<'_>, name: &str, args: &str) -> Resu
     Err(ApiError::unavailable())
 }
 
-async fn send(cfg: &Config, caller: &Caller<'_>, url: &str, args: &str) -> Result<web_sys::Response, ApiError> {
-    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal())?;
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal());
-    set("content-type", "application/json")?;
-    set("accept", "application/json")?;
-    if let Some(key) = &cfg.anon_key {
-        set("apikey", key)?;
-    }
-    match caller {
-        Caller::User(token) => set("authorization", &format!("Bearer {token}"))?,
-        Caller::Service => {
-            let key = cfg.service_role_key.as_deref().ok_or_else(|| {
-                crate::log::error(crate::log::event("config_error").str("error", "SUPABASE_SERVICE_ROLE_KEY is not set"));
-                ApiError::internal()
-            })?;
-            set("authorization", &format!("Bearer {key}"))?;
-            set("apikey", key)?;
-        }
-        Caller::Anon => {}
-    }
-    // One deadline for the whole exchange, headers and body.
-    let signal = web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms);
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(args));
-    init.set_signal(Some(&signal));
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let failed = |signal: &web_sys::AbortSignal| {
-        crate::log::error(crate::log::event("postgrest_unreachable").bool("timeout", signal.aborted()));
-        if signal.aborted() {
-            ApiError::timeout()
-        } else {
-            ApiError::unavailable()
-        }
+/// Calls `public.<name>(args)` and answers the client with its JSON.
+pub async fn rpc_response(
+    cfg: &Config,
+    caller: Caller<'_>,
+    name: &str,
+    args: &str,
+    status: u16,
+) -> Result<Response, ApiError> {
+    let body = rpc(cfg, caller, name, args).await?;
+    Ok(crate::respond::json(status, body))
+}
+
+/// One exchange within the deadline: the status and the body text.
+async fn send(cfg: &Config, client: &Postgrest, name: &str, args: &str) -> Result<(u16, String), ApiError> {
+    let exchange = async {
+        let resp = client.rpc(name, args).execute().await?;
+        let status = resp.status().as_u16();
+        Ok::<_, reqwest::Error>((status, resp.text().await?))
     };
-    let resp = JsFuture::from(global.fetch_with_str_and_init(url, &init)).await.map_err(|_| failed(&signal))?;
-    resp.dyn_into::<web_sys::Response>().map_err(|_| ApiError::internal())
+    let deadline = worker::Delay::from(Duration::from_millis(u64::from(cfg.postgrest_timeout_ms)));
+    match select(Box::pin(exchange), Box::pin(deadline)).await {
+        Either::Left((Ok(answer), _)) => Ok(answer),
+        Either::Left((Err(e), _)) => {
+            crate::log::error(
+                crate::log::event("postgrest_unreachable").bool("timeout", false).str("error", &e.to_string()),
+            );
+            Err(ApiError::unavailable())
+        }
+        // Dropping the exchange aborts its fetch.
+        Either::Right(_) => {
+            crate::log::error(crate::log::event("postgrest_unreachable").bool("timeout", true));
+            Err(ApiError::timeout())
+        }
+    }
 }
 
 /// Whether PostgREST and the database answer (for `/health`).

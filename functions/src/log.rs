@@ -1,20 +1,64 @@
-//! Structured log lines: one JSON object per line, written with `shared::json::Obj`, so values
-//! are escaped as JSON (never Rust's `Debug`, which would also pull its Unicode tables into the
-//! bundle). Lines carry ids, codes and reasons; never tokens, prompts or request bodies.
+//! Structured log lines: one JSON object per line, built as a `serde_json` map and written by
+//! serde_json, so values are always escaped as JSON. Lines carry ids, codes and reasons; never
+//! tokens, prompts or request bodies.
 
-use shared::json::Obj;
+use serde_json::{Map, Value};
 
-/// An informational line (`console.log`).
-pub fn info(line: Obj) {
-    web_sys::console::log_1(&line.finish().into());
+/// One log line under construction.
+pub struct Line(Map<String, Value>);
+
+impl Line {
+    /// A string member.
+    pub fn str(self, k: &str, v: &str) -> Line {
+        self.json(k, Value::from(v))
+    }
+
+    /// An integer member.
+    pub fn int(self, k: &str, v: i64) -> Line {
+        self.json(k, Value::from(v))
+    }
+
+    /// A boolean member.
+    pub fn bool(self, k: &str, v: bool) -> Line {
+        self.json(k, Value::from(v))
+    }
+
+    /// Any JSON member.
+    pub fn json(mut self, k: &str, v: Value) -> Line {
+        self.0.insert(k.to_owned(), v);
+        self
+    }
 }
 
-/// A line about a fault (`console.error`).
-pub fn error(line: Obj) {
-    web_sys::console::error_1(&line.finish().into());
+/// An empty line (the per-request access line has no `event`).
+pub fn line() -> Line {
+    Line(Map::new())
 }
 
 /// The start of a line for `event`.
-pub fn event(name: &str) -> Obj {
-    Obj::new().str("event", name)
+pub fn event(name: &str) -> Line {
+    line().str("event", name)
+}
+
+/// An informational line (`console.log`).
+pub fn info(line: Line) {
+    web_sys::console::log_1(&Value::Object(line.0).to_string().into());
+}
+
+/// A line about a fault (`console.error`).
+pub fn error(line: Line) {
+    web_sys::console::error_1(&Value::Object(line.0).to_string().into());
+}
+
+/// Logs why an internal fault (a 5xx with a recorded cause) happened; the client never sees it.
+pub fn cause(err: &shared::ApiError, request_id: &str) {
+    if let Some(cause) = &err.cause {
+        error(
+            event("internal_error")
+                .str("request_id", request_id)
+                .str("code", &err.code)
+                .int("status", i64::from(err.status))
+                .str("cause", cause),
+        );
+    }
 }

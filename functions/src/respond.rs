@@ -23,11 +23,6 @@ pub fn json(status: u16, body: String) -> Response {
     Response::new_with_opt_str_and_init(body, &init(status)).unwrap_or_else(|_| fallback())
 }
 
-/// A JSON response whose body is streamed from elsewhere (an upstream answer), unread.
-pub fn stream(status: u16, body: Option<&web_sys::ReadableStream>) -> Response {
-    Response::new_with_opt_readable_stream_and_init(body, &init(status)).unwrap_or_else(|_| fallback())
-}
-
 /// The response for an [`ApiError`].
 pub fn error(err: &ApiError) -> Response {
     let resp = json(err.status, err.body());

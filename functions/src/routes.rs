@@ -10,7 +10,9 @@
 //! CORS headers. An origin that is not allowed gets no CORS headers, so browsers refuse it.
 
 use crate::context::{self, Cx};
-use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe};
+use crate::handlers::{
+    account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe,
+};
 use crate::respond;
 use shared::ApiError;
 use web_sys::{Request, Response};
@@ -35,6 +37,14 @@ enum Op {
     AppStoreNotifications,
     Purchases,
     Packages,
+}
+
+/// The methods the route table knows; any other method is a 405 before routing.
+const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"];
+
+/// Whether `method` is one the route table knows (matched on the method string, exactly).
+fn known_method(method: &str) -> bool {
+    KNOWN_METHODS.contains(&method)
 }
 
 /// Method, path pattern, operation.
@@ -115,7 +125,10 @@ fn methods_for(path: &str) -> Vec<&'static str> {
 /// Handles one request end to end; never fails (every error becomes a JSON response).
 pub async fn handle(req: Request, env: Env) -> Response {
     let started = js_sys::Date::now();
-    let method = Method::from(req.method());
+    let method_name = req.method();
+    // `Method::from` reads any method it does not know as GET; only these six are routed at all.
+    let known = known_method(&method_name);
+    let method = Method::from(method_name.clone());
     let url = req.url();
     let path = shared::input::path_of(&url);
     // Cloudflare's ray id when it is one (the edge sets it; a client-sent one is only trusted in shape).
@@ -128,18 +141,24 @@ pub async fn handle(req: Request, env: Env) -> Response {
         .unwrap_or_else(new_request_id);
     let origin = req.headers().get("origin").ok().flatten();
     let cfg = context::config(&env);
-    let (route, result) = match (&cfg, resolve(&method, path)) {
-        (Err(why), _) => {
-            crate::log::error(crate::log::event("config_error").str("error", why));
-            ("-", Err(ApiError::internal()))
+    let resolved = if known { resolve(&method, path) } else { Err(ApiError::method_not_allowed()) };
+    let (route, result) = match (&cfg, resolved) {
+        (Err(why), _) => ("-", Err(ApiError::internal().because(format!("configuration: {why}")))),
+        (Ok(_), Err(e)) if !known => ("-", Err(e)),
+        (Ok(_), Err(_)) if method == Method::Options && !methods_for(path).is_empty() => {
+            ("preflight", Ok(preflight(path)))
         }
-        (Ok(_), Err(_)) if method == Method::Options && !methods_for(path).is_empty() => ("preflight", Ok(preflight(path))),
         (Ok(_), Err(e)) => ("-", Err(e)),
-        (Ok(cfg), Ok((op, pattern, params))) => (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await),
+        (Ok(cfg), Ok((op, pattern, params))) => {
+            (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await)
+        }
     };
     let resp = match result {
         Ok(resp) => resp,
-        Err(err) => respond::error(&err),
+        Err(err) => {
+            crate::log::cause(&err, &request_id);
+            respond::error(&err)
+        }
     };
     let headers = resp.headers();
     let _ = headers.set("x-request-id", &request_id);
@@ -150,13 +169,14 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
         if let Some(origin) = origin.as_deref().filter(|o| cfg.origin_allowed(o)) {
             let _ = headers.set("access-control-allow-origin", origin);
-            let _ = headers.set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
+            let _ = headers
+                .set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
         }
     }
     crate::log::info(
-        shared::json::Obj::new()
+        crate::log::line()
             .str("request_id", &request_id)
-            .str("method", method.as_ref())
+            .str("method", &method_name.chars().take(16).collect::<String>())
             .str("route", route)
             .int("status", i64::from(resp.status()))
             .int("duration_ms", (js_sys::Date::now() - started) as i64),
@@ -170,7 +190,8 @@ fn preflight(path: &str) -> Response {
     let resp = respond::json(204, String::new());
     let headers = resp.headers();
     let _ = headers.set("access-control-allow-methods", &methods_for(path).join(", "));
-    let _ = headers.set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info");
+    let _ = headers
+        .set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info");
     let _ = headers.set("access-control-max-age", "600");
     let _ = headers.delete("content-type");
     resp
@@ -198,5 +219,13 @@ mod tests {
         assert!(matches!(resolve(&Method::Get, "/v1/jobs/0b6c"), Ok((Op::Job, _, p)) if p == vec!["0b6c".to_string()]));
         assert_eq!(methods_for("/v1/drafts"), vec!["POST"]);
         assert!(methods_for("/v1/none").is_empty());
+        // `Method::from` maps any unknown method to GET; the gate in front of routing does not.
+        assert!(matches!(Method::from("PROPFIND".to_string()), Method::Get), "why the gate exists");
+        for m in ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"] {
+            assert!(known_method(m), "{m}");
+        }
+        for m in ["PROPFIND", "get", "TRACE", "CONNECT", "PUT", ""] {
+            assert!(!known_method(m), "{m}");
+        }
     }
 }

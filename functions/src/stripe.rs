@@ -11,7 +11,7 @@
 //! The subrequest is built with `web_sys` and the global `fetch`, as `crate::db` does:
 //! `worker::Request`/`RequestInit` cost wasm size for nothing one POST needs.
 
-use shared::jsonr::{self, Value};
+use serde_json::Value;
 use shared::stripe::{parse_session, Checkout};
 use shared::ApiError;
 use wasm_bindgen::{JsCast, JsValue};
@@ -20,23 +20,34 @@ use wasm_bindgen_futures::JsFuture;
 const TIMEOUT_MS: u32 = 10_000;
 
 fn unavailable() -> ApiError {
-    ApiError { retry_after: Some(5), ..ApiError::new(503, "payment_provider_unavailable", "The payment provider is unavailable; retry with the same Idempotency-Key.") }
+    ApiError {
+        retry_after: Some(5),
+        ..ApiError::new(
+            503,
+            "payment_provider_unavailable",
+            "The payment provider is unavailable; retry with the same Idempotency-Key.",
+        )
+    }
 }
 
-/// A string member of Stripe's `error` object as a JSON literal for the log, or `null`.
-fn error_member(err: &Option<Value<'_>>, key: &str) -> String {
-    let mut out = String::new();
+/// A string member of Stripe's `error` object for the log, or `null`.
+fn error_member(err: &Option<Value>, key: &str) -> Value {
     match err.as_ref().and_then(|e| e.get("error")).and_then(|e| e.get(key)).and_then(Value::as_str) {
-        Some(s) => shared::json::escape_into(&mut out, s),
-        None => out.push_str("null"),
+        Some(s) => Value::from(s),
+        None => Value::Null,
     }
-    out
 }
 
 /// Creates (or, for a repeated key, finds again) the Checkout Session; returns its id and URL.
-pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Checkout<'_>) -> Result<(String, String), ApiError> {
-    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal())?;
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::internal());
+pub async fn create_checkout_session(
+    base: &str,
+    secret_key: &str,
+    checkout: &Checkout<'_>,
+) -> Result<(String, String), ApiError> {
+    let headers = web_sys::Headers::new().map_err(|_| ApiError::internal().because("Headers could not be built"))?;
+    let set = |k: &str, v: &str| {
+        headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")))
+    };
     set("authorization", &format!("Bearer {secret_key}"))?;
     set("content-type", "application/x-www-form-urlencoded")?;
     set("idempotency-key", &checkout.idempotency_key())?;
@@ -48,13 +59,16 @@ pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Ch
     init.set_body(&JsValue::from_str(&checkout.form()));
     init.set_signal(Some(&signal));
     let url = format!("{}/v1/checkout/sessions", base.trim_end_matches('/'));
-    let req = web_sys::Request::new_with_str_and_init(&url, &init).map_err(|_| ApiError::internal())?;
+    let req = web_sys::Request::new_with_str_and_init(&url, &init)
+        .map_err(|_| ApiError::internal().because(format!("STRIPE_API_BASE gives no valid URL: {url}")))?;
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let resp: web_sys::Response = JsFuture::from(global.fetch_with_request(&req))
         .await
         .map_err(|e| {
             let error = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
-            crate::log::error(crate::log::event("stripe_unreachable").bool("timeout", signal.aborted()).str("error", &error));
+            crate::log::error(
+                crate::log::event("stripe_unreachable").bool("timeout", signal.aborted()).str("error", &error),
+            );
             unavailable()
         })?
         .unchecked_into();
@@ -69,12 +83,12 @@ pub async fn create_checkout_session(base: &str, secret_key: &str, checkout: &Ch
             ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
         });
     }
-    let err = jsonr::parse(&body).ok();
+    let err: Option<Value> = serde_json::from_str(&body).ok();
     crate::log::error(
         crate::log::event("stripe_error")
             .int("status", i64::from(status))
-            .raw("type", &error_member(&err, "type"))
-            .raw("code", &error_member(&err, "code")),
+            .json("type", error_member(&err, "type"))
+            .json("code", error_member(&err, "code")),
     );
     if status == 429 || status >= 500 {
         return Err(unavailable());

@@ -5,15 +5,12 @@
 //! Each sweeper is one service-role RPC; one failing does not stop the others.
 
 use crate::context;
-use crate::log;
 use crate::db::{self, Caller};
+use crate::log;
 use worker::Env;
 
-const SWEEPERS: &[(&str, &str)] = &[
-    ("expire_stale_holds", "{}"),
-    ("expire_credits", r#"{"p_max_users":1000}"#),
-    ("cleanup_expired", "{}"),
-];
+const SWEEPERS: &[(&str, &str)] =
+    &[("expire_stale_holds", "{}"), ("expire_credits", r#"{"p_max_users":1000}"#), ("cleanup_expired", "{}")];
 
 pub async fn run(env: &Env) {
     let cfg = match context::config(env) {
@@ -25,7 +22,11 @@ pub async fn run(env: &Env) {
     };
     for (rpc, args) in SWEEPERS {
         match db::rpc(&cfg, Caller::Service, rpc, args).await {
-            Ok(result) => log::info(log::event("sweep").str("rpc", rpc).raw("result", &result)),
+            Ok(result) => log::info(
+                log::event("sweep")
+                    .str("rpc", rpc)
+                    .json("result", serde_json::from_str(&result).unwrap_or(result.into())),
+            ),
             Err(e) => log::error(log::event("sweep_failed").str("rpc", rpc).str("code", &e.code)),
         }
     }

@@ -1,36 +1,70 @@
 //! App Store signed data (StoreKit 2 transactions, Server Notifications V2), without a runtime.
 //!
 //! Apple signs with ES256 and puts the signing chain in the JWS header (`x5c`: leaf, intermediate,
-//! root). This module decides everything that is not elliptic-curve arithmetic: the JWS shape, a
-//! minimal DER walker over the three certificates (TBS bytes, names, validity, public key, signature
-//! algorithm and value, extensions), the chain rules, and the payload rules. What it cannot do
+//! root). This module decides everything that is not elliptic-curve arithmetic: the JWS shape, the
+//! three certificates (parsed by RustCrypto's `x509-cert`/`der`: TBS bytes, names, validity, public
+//! key, signature algorithm and value, extensions), the chain rules, and the payload rules. What it cannot do
 //! without a curve implementation it returns as [`Check`]s (key, curve, hash, message, raw `r||s`
 //! signature) for the Worker to run through WebCrypto; every one of them must pass.
 //!
 //! Chain rules (as Apple's App Store Server Library applies them): exactly three certificates;
 //! the last is byte-for-byte the configured Apple root; each is issued by the next (names match and
-//! the issuer's key verifies the signature); the intermediate is a CA carrying Apple's marker
-//! extension 1.2.840.113635.100.6.2.1; the leaf carries 1.2.840.113635.100.6.11.1 and a P-256
-//! key; all three are valid at the payload's `signedDate` (transactions outlive their certificates,
-//! so the signing date is the effective date, and it may not lie in the future). The header's
+//! the issuer's key verifies the signature); the intermediate is a CA (basicConstraints) whose
+//! keyUsage allows keyCertSign, carrying Apple's marker extension 1.2.840.113635.100.6.2.1; the
+//! leaf is not a CA, its keyUsage allows digitalSignature, and it carries 1.2.840.113635.100.6.11.1
+//! and a P-256 key; no certificate has a critical extension not understood here; all three are
+//! valid at the payload's `signedDate` (transactions outlive their certificates, so the signing
+//! date is the effective date, and it may not lie in the future). The header's
 //! `alg` must be ES256; keys never come from anywhere but `x5c` checked against the root.
 
-use crate::{b64, ApiError};
-use crate::jsonr::{self, str_at, Value};
+use crate::{strict, ApiError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use der::asn1::{ObjectIdentifier, UintRef};
+use der::flagset::FlagSet;
+use der::{Decode, Encode};
+use serde::Deserialize;
+use serde_json::Value;
+use x509_cert::certificate::Version;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::Certificate;
+
+/// The string member `key` of an object.
+fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The JWS header members read here; keys come only from `x5c`, checked against the root.
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    x5c: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "strict::present")]
+    crit: bool,
+}
 
 /// Longest signed payload accepted (a notification embeds a signed transaction).
 pub const MAX_JWS_LEN: usize = 48 * 1024;
 
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
-const OID_ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
-const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// 1.2.840.113635.100.6.11.1: Apple's marker on App Store receipt-signing leaf certificates.
-pub const OID_LEAF_MARKER: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x06, 0x0b, 0x01];
+pub const OID_LEAF_MARKER: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113635.100.6.11.1");
 /// 1.2.840.113635.100.6.2.1: Apple's marker on the WWDR intermediate certificate.
-pub const OID_INTERMEDIATE_MARKER: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x06, 0x02, 0x01];
+pub const OID_INTERMEDIATE_MARKER: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113635.100.6.2.1");
+/// Extensions this module understands (RFC 5280 section 4.2 and Apple's markers): a certificate
+/// with any other extension marked critical is refused, as RFC 5280 requires.
+const UNDERSTOOD: &[ObjectIdentifier] = &[
+    ObjectIdentifier::new_unwrap("2.5.29.19"), // basicConstraints
+    ObjectIdentifier::new_unwrap("2.5.29.15"), // keyUsage
+    ObjectIdentifier::new_unwrap("2.5.29.14"), // subjectKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.35"), // authorityKeyIdentifier
+    OID_LEAF_MARKER,
+    OID_INTERMEDIATE_MARKER,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Curve {
@@ -80,230 +114,128 @@ pub enum JwsError {
     Certificate,
     Chain,
     Marker,
+    /// An extension marked critical that is not understood here.
+    UnknownCriticalExtension,
+    /// keyUsage absent or without keyCertSign (intermediate) or digitalSignature (leaf).
+    KeyUsageMissing,
     NotValidAtSigningDate,
     BadSignature,
 }
 
-// ---- DER ----------------------------------------------------------------------------------------
-
-/// Splits one DER TLV off `input`: (tag, content, whole encoding, rest). Definite, minimal lengths
-/// only, single-byte tags (all X.509 needs).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    if tag & 0x1f == 0x1f {
-        return None;
-    }
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        first as usize
-    } else {
-        let n = (first & 0x7f) as usize;
-        let (bytes, r) = rest.split_at_checked(n).filter(|_| (1..=3).contains(&n))?;
-        let len = bytes.iter().fold(0usize, |a, &b| (a << 8) | b as usize);
-        if bytes[0] == 0 || len < 0x80 {
-            return None;
-        }
-        rest = r;
-        len
-    };
-    let header = input.len() - rest.len();
-    let (content, rest) = rest.split_at_checked(len)?;
-    Some((tag, content, &input[..header + len], rest))
-}
-
-/// Reads the elements of a constructed value in order.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.0.first().copied()
-    }
-    /// The next element's (content, whole encoding), which must have `tag`.
-    fn take(&mut self, tag: u8) -> Option<(&'a [u8], &'a [u8])> {
-        let (t, content, whole, rest) = tlv(self.0)?;
-        if t != tag {
-            return None;
-        }
-        self.0 = rest;
-        Some((content, whole))
-    }
-    fn next(&mut self, tag: u8) -> Option<&'a [u8]> {
-        self.take(tag).map(|(c, _)| c)
-    }
-    fn optional(&mut self, tag: u8) -> Option<Option<&'a [u8]>> {
-        if self.peek() == Some(tag) {
-            self.next(tag).map(Some)
-        } else {
-            Some(None)
-        }
-    }
-    fn end(&self) -> Option<()> {
-        self.0.is_empty().then_some(())
-    }
-}
-
-/// Parses one whole DER value of `tag` and nothing after it.
-fn only(input: &[u8], tag: u8) -> Option<&[u8]> {
-    let mut r = Reader(input);
-    let c = r.next(tag)?;
-    r.end()?;
-    Some(c)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, 0x18) as unix seconds.
-fn time(r: &mut Reader<'_>) -> Option<i64> {
-    let tag = r.peek()?;
-    let s = r.next(tag)?;
-    let (year, rest) = match (tag, s.len()) {
-        (0x17, 13) => {
-            let yy = num(&s[..2])?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
-        }
-        (0x18, 15) => (num(&s[..4])?, &s[4..]),
-        _ => return None,
-    };
-    if rest[10] != b'Z' {
-        return None;
-    }
-    let (mo, d, h, mi, se) = (num(&rest[0..2])?, num(&rest[2..4])?, num(&rest[4..6])?, num(&rest[6..8])?, num(&rest[8..10])?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, mo, d) * 86400 + h * 3600 + mi * 60 + se)
-}
-
-fn num(digits: &[u8]) -> Option<i64> {
-    digits.iter().try_fold(0i64, |a, &b| b.is_ascii_digit().then(|| a * 10 + (b - b'0') as i64))
-}
+// ---- X.509 (x509-cert) ---------------------------------------------------------------------------
 
 /// One X.509 certificate, reduced to what the chain rules look at.
 #[derive(Debug, Clone)]
-pub struct Cert<'a> {
+pub struct Cert {
     /// The whole `TBSCertificate` encoding: what the issuer signed.
-    pub tbs: &'a [u8],
-    pub issuer: &'a [u8],
-    pub subject: &'a [u8],
+    pub tbs: Vec<u8>,
+    pub issuer: Vec<u8>,
+    pub subject: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
     /// The whole `SubjectPublicKeyInfo` (WebCrypto imports it as `spki`).
-    pub spki: &'a [u8],
+    pub spki: Vec<u8>,
     pub curve: Curve,
     /// The hash of the issuer's signature over `tbs`.
     pub hash: Hash,
     /// The issuer's signature, DER `Ecdsa-Sig-Value`.
-    pub signature: &'a [u8],
-    pub is_ca: bool,
-    pub extensions: Vec<&'a [u8]>,
+    pub signature: Vec<u8>,
+    /// basicConstraints: `None` when absent, else its `cA`.
+    pub ca: Option<bool>,
+    /// keyUsage, when present.
+    pub key_usage: Option<FlagSet<KeyUsages>>,
+    pub extensions: Vec<ObjectIdentifier>,
+    /// An extension marked critical that this module does not understand.
+    pub unknown_critical: bool,
 }
 
-fn signature_hash(alg: &[u8]) -> Option<Hash> {
+impl Cert {
+    /// A CA by basicConstraints.
+    pub fn is_ca(&self) -> bool {
+        self.ca == Some(true)
+    }
+}
+
+fn signature_hash(alg: &x509_cert::spki::AlgorithmIdentifierOwned) -> Option<Hash> {
     // ecdsa-with-SHA* has no parameters.
-    match only(alg, 0x06)? {
+    if alg.parameters.is_some() {
+        return None;
+    }
+    match alg.oid {
         OID_ECDSA_SHA256 => Some(Hash::Sha256),
         OID_ECDSA_SHA384 => Some(Hash::Sha384),
         _ => None,
     }
 }
 
-/// Parses a DER certificate with an EC key and an ECDSA signature; anything else is `None`.
-pub fn parse_cert(der: &[u8]) -> Option<Cert<'_>> {
-    let mut outer = Reader(only(der, 0x30)?);
-    let (tbs_content, tbs) = outer.take(0x30)?;
-    let alg = outer.next(0x30)?;
-    let bits = outer.next(0x03)?;
-    outer.end()?;
-    let (&unused, signature) = bits.split_first()?;
-    if unused != 0 {
+/// Parses a DER certificate (strict DER, X.509 v3, RFC 5280 profile, by x509-cert) with an EC key
+/// and an ECDSA signature; anything else is `None`.
+pub fn parse_cert(der: &[u8]) -> Option<Cert> {
+    let cert = Certificate::from_der(der).ok()?;
+    let tbs = cert.tbs_certificate();
+    if tbs.version() != Version::V3 {
         return None;
     }
-    let hash = signature_hash(alg)?;
-
-    let mut t = Reader(tbs_content);
-    // Version: v3 (INTEGER 2) explicitly tagged [0].
-    if only(t.next(0xa0)?, 0x02)? != [2] {
+    let hash = signature_hash(cert.signature_algorithm())?;
+    if tbs.signature() != cert.signature_algorithm() {
         return None;
     }
-    t.next(0x02)?;
-    if t.next(0x30)? != alg {
+    let spki = tbs.subject_public_key_info();
+    if spki.algorithm.oid != OID_EC_PUBLIC_KEY {
         return None;
     }
-    let (_, issuer) = t.take(0x30)?;
-    let mut validity = Reader(t.next(0x30)?);
-    let not_before = time(&mut validity)?;
-    let not_after = time(&mut validity)?;
-    validity.end()?;
-    let (_, subject) = t.take(0x30)?;
-    let (spki_content, spki) = t.take(0x30)?;
-    t.optional(0x81)?;
-    t.optional(0x82)?;
-    let mut extensions = Vec::new();
-    let mut is_ca = false;
-    if let Some(exts) = t.optional(0xa3)? {
-        let mut list = Reader(only(exts, 0x30)?);
-        while list.peek().is_some() {
-            let mut ext = Reader(list.next(0x30)?);
-            let oid = ext.next(0x06)?;
-            ext.optional(0x01)?;
-            let value = ext.next(0x04)?;
-            ext.end()?;
-            if oid == OID_BASIC_CONSTRAINTS {
-                // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER OPTIONAL }
-                let mut bc = Reader(only(value, 0x30)?);
-                is_ca = bc.optional(0x01)? == Some(&[0xff][..]);
-            }
-            extensions.push(oid);
-        }
-    }
-    t.end()?;
-
-    let mut key = Reader(spki_content);
-    let mut key_alg = Reader(key.next(0x30)?);
-    let point = key.next(0x03)?;
-    key.end()?;
-    if key_alg.next(0x06)? != OID_EC_PUBLIC_KEY {
-        return None;
-    }
-    let curve = match key_alg.next(0x06)? {
+    let curve_oid = ObjectIdentifier::from_der(&spki.algorithm.parameters.as_ref()?.to_der().ok()?).ok()?;
+    let curve = match curve_oid {
         OID_P256 => Curve::P256,
         OID_P384 => Curve::P384,
         _ => return None,
     };
-    key_alg.end()?;
-    // An uncompressed point after the BIT STRING's unused-bits byte.
-    if point.len() != 2 + 2 * curve.scalar_len() || point[0] != 0 || point[1] != 4 {
+    // An uncompressed point.
+    let point = spki.subject_public_key.as_bytes()?;
+    if point.len() != 1 + 2 * curve.scalar_len() || point[0] != 4 {
         return None;
     }
-    Some(Cert { tbs, issuer, subject, not_before, not_after, spki, curve, hash, signature, is_ca, extensions })
+    let ca = tbs.get_extension::<BasicConstraints>().ok()?.map(|(_, bc)| bc.ca);
+    let key_usage = tbs.get_extension::<KeyUsage>().ok()?.map(|(_, ku)| ku.0);
+    let exts = tbs.extensions().map(|e| e.as_slice()).unwrap_or(&[]);
+    let validity = tbs.validity();
+    let secs = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs()).ok();
+    Some(Cert {
+        tbs: tbs.to_der().ok()?,
+        issuer: tbs.issuer().to_der().ok()?,
+        subject: tbs.subject().to_der().ok()?,
+        not_before: secs(validity.not_before)?,
+        not_after: secs(validity.not_after)?,
+        spki: spki.to_der().ok()?,
+        curve,
+        hash,
+        signature: cert.signature().as_bytes()?.to_vec(),
+        ca,
+        key_usage,
+        extensions: exts.iter().map(|e| e.extn_id).collect(),
+        unknown_critical: exts.iter().any(|e| e.critical && !UNDERSTOOD.contains(&e.extn_id)),
+    })
 }
 
-/// DER `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` to the fixed-size `r || s` that
-/// WebCrypto (and JWS) use, for a curve whose scalars are `n` bytes.
+/// DER `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
+#[derive(der::Sequence)]
+struct EcdsaSig<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
+/// DER `Ecdsa-Sig-Value` to the fixed-size `r || s` that WebCrypto (and JWS) use, for a curve
+/// whose scalars are `n` bytes. The `der` crate refuses negative and non-minimal integers.
 pub fn ecdsa_raw(der: &[u8], n: usize) -> Option<Vec<u8>> {
-    let mut seq = Reader(only(der, 0x30)?);
+    let sig = EcdsaSig::from_der(der).ok()?;
     let mut out = vec![0u8; 2 * n];
-    for half in 0..2 {
-        let int = seq.next(0x02)?;
-        // Positive, minimally encoded: one leading zero only before a high bit.
-        if int.is_empty() || int[0] & 0x80 != 0 || (int.len() > 1 && int[0] == 0 && int[1] & 0x80 == 0) {
-            return None;
-        }
-        let digits = if int[0] == 0 { &int[1..] } else { int };
+    for (half, int) in [sig.r, sig.s].iter().enumerate() {
+        let digits = int.as_bytes();
         if digits.len() > n || digits.is_empty() {
             return None;
         }
         out[half * n + n - digits.len()..(half + 1) * n].copy_from_slice(digits);
     }
-    seq.end()?;
     Some(out)
 }
 
@@ -323,16 +255,15 @@ pub struct Check {
 /// A JWS whose structure and chain passed every rule here; trusted only after all `checks` pass.
 #[derive(Debug)]
 pub struct Signed {
-    /// The payload's JSON text: an object without repeated keys (read it with [`jsonr::parse`]).
+    /// The payload's JSON text: an object without repeated keys (read it with `serde_json`).
     pub payload: String,
     pub checks: Vec<Check>,
 }
 
 /// Decodes one base64url JWS part as text.
 fn text_part(part: &str) -> Option<String> {
-    String::from_utf8(b64::decode(part)?).ok()
+    String::from_utf8(crate::jwt::b64url(part)?).ok()
 }
-
 
 /// Parses a signed transaction or notification and applies the chain rules with `root` (the
 /// configured Apple root, DER) at the payload's signing date; `now` (unix seconds) bounds that date.
@@ -347,31 +278,41 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     };
     let header_text = text_part(h).ok_or(Malformed)?;
     let payload_text = text_part(p).ok_or(Malformed)?;
-    let header = jsonr::parse(&header_text).map_err(|_| Malformed)?;
-    let payload = jsonr::parse(&payload_text).map_err(|_| Malformed)?;
-    let signature = b64::decode(s).ok_or(Malformed)?;
-    if str_at(&header, "alg") != Some("ES256") {
+    // A repeated key anywhere in the header or the payload refuses the whole JWS.
+    let header: Header = strict::parse(&header_text).map_err(|_| Malformed)?;
+    let payload: Value = strict::parse(&payload_text).map_err(|_| Malformed)?;
+    let signature = crate::jwt::b64url(s).ok_or(Malformed)?;
+    if header.alg.as_deref() != Some("ES256") {
         return Err(Algorithm);
     }
-    if header.get("crit").is_some() || !payload.is_object() {
+    if header.crit || !payload.is_object() {
         return Err(Malformed);
     }
-    let x5c = header.get("x5c").and_then(Value::as_array).ok_or(Malformed)?;
+    let x5c = header.x5c.ok_or(Malformed)?;
     if x5c.len() != 3 {
         return Err(ChainLength);
     }
-    let ders = x5c
-        .iter()
-        .map(|c| c.as_str().and_then(b64::decode_standard))
-        .collect::<Option<Vec<Vec<u8>>>>()
-        .ok_or(Malformed)?;
+    let ders = x5c.iter().map(|c| STANDARD.decode(c).ok()).collect::<Option<Vec<Vec<u8>>>>().ok_or(Malformed)?;
     if ders[2] != root {
         return Err(UnknownRoot);
     }
     let certs = ders.iter().map(|d| parse_cert(d)).collect::<Option<Vec<_>>>().ok_or(Certificate)?;
     let (leaf, intermediate, root) = (&certs[0], &certs[1], &certs[2]);
-    if leaf.issuer != intermediate.subject || intermediate.issuer != root.subject || !intermediate.is_ca || !root.is_ca || leaf.is_ca {
+    if certs.iter().any(|c| c.unknown_critical) {
+        return Err(UnknownCriticalExtension);
+    }
+    if leaf.issuer != intermediate.subject
+        || intermediate.issuer != root.subject
+        || !intermediate.is_ca()
+        || !root.is_ca()
+        || leaf.is_ca()
+    {
         return Err(Chain);
+    }
+    // The intermediate signs certificates; the leaf signs data (RFC 5280 section 4.2.1.3).
+    let uses = |c: &Cert, usage: KeyUsages| c.key_usage.is_some_and(|ku| ku.contains(usage));
+    if !uses(intermediate, KeyUsages::KeyCertSign) || !uses(leaf, KeyUsages::DigitalSignature) {
+        return Err(KeyUsageMissing);
     }
     if !leaf.extensions.contains(&OID_LEAF_MARKER) || !intermediate.extensions.contains(&OID_INTERMEDIATE_MARKER) {
         return Err(Marker);
@@ -384,19 +325,25 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
     if at > now + 300 || certs.iter().any(|c| at < c.not_before || at > c.not_after) {
         return Err(NotValidAtSigningDate);
     }
-    let link = |subject: &Cert<'_>, issuer: &Cert<'_>| -> Result<Check, JwsError> {
+    let link = |subject: &Cert, issuer: &Cert| -> Result<Check, JwsError> {
         Ok(Check {
-            spki: issuer.spki.to_vec(),
+            spki: issuer.spki.clone(),
             curve: issuer.curve,
             hash: subject.hash,
-            message: subject.tbs.to_vec(),
-            signature: ecdsa_raw(subject.signature, issuer.curve.scalar_len()).ok_or(Certificate)?,
+            message: subject.tbs.clone(),
+            signature: ecdsa_raw(&subject.signature, issuer.curve.scalar_len()).ok_or(Certificate)?,
         })
     };
     let checks = vec![
         link(intermediate, root)?,
         link(leaf, intermediate)?,
-        Check { spki: leaf.spki.to_vec(), curve: Curve::P256, hash: Hash::Sha256, message: token[..h.len() + 1 + p.len()].as_bytes().to_vec(), signature },
+        Check {
+            spki: leaf.spki.clone(),
+            curve: Curve::P256,
+            hash: Hash::Sha256,
+            message: token.as_bytes()[..h.len() + 1 + p.len()].to_vec(),
+            signature,
+        },
     ];
     drop(payload);
     Ok(Signed { payload: payload_text, checks })
@@ -406,8 +353,8 @@ pub fn parse_jws(token: &str, root: &[u8], now: i64) -> Result<Signed, JwsError>
 /// allowed) and checks that it is a certificate this module can use as a trust anchor.
 pub fn decode_root(binding: &str) -> Option<Vec<u8>> {
     let compact: String = binding.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = b64::decode_standard(&compact)?;
-    parse_cert(&der).filter(|c| c.is_ca)?;
+    let der = STANDARD.decode(&compact).ok()?;
+    parse_cert(&der).filter(Cert::is_ca)?;
     Some(der)
 }
 
@@ -426,7 +373,8 @@ pub struct Transaction {
     pub product_id: String,
     /// The app account token, lower-cased (a UUID the app sets to the buyer's user id).
     pub app_account_token: Option<String>,
-    /// In minor units (Apple gives milli-units); 0 when the transaction carries no price.
+    /// In the currency's minor units (Apple gives milliunits, see [`minor_units`]); 0 when the
+    /// transaction carries no price or no ISO 4217 currency with an exponent.
     pub amount_cents: i64,
     /// ISO 4217, lower case; `xxx` ("no currency") when the transaction carries none.
     pub currency: String,
@@ -438,23 +386,32 @@ fn refuse(code: &str, message: &str) -> ApiError {
 }
 
 /// Applies the bundle, environment and shape rules to a verified transaction payload.
-pub fn transaction(payload: &Value<'_>, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
+pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
     if str_at(payload, "bundleId") != Some(expect.bundle_id) {
         return Err(refuse("wrong_bundle", "The transaction belongs to another app."));
     }
     if str_at(payload, "environment") != Some(expect.environment) {
         return Err(refuse("wrong_environment", "The transaction comes from another App Store environment."));
     }
-    let text = |k: &str, max: usize| str_at(payload, k).filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()));
-    let transaction_id = text("transactionId", 64).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
-    let product_id = text("productId", 255).ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
+    let text = |k: &str, max: usize| {
+        str_at(payload, k).filter(|s| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    let transaction_id = text("transactionId", 64)
+        .ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
+    let product_id = text("productId", 255)
+        .ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
     if str_at(payload, "type") != Some("Consumable") {
         return Err(refuse("unsupported_product_type", "Only consumable credit packages can be redeemed."));
     }
-    let currency = text("currency", 3).filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(str::to_ascii_lowercase);
+    let currency = text("currency", 3)
+        .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_lowercase);
     let price = payload.get("price").and_then(Value::as_i64).filter(|p| (0..=10_000_000_000).contains(p));
     let (amount_cents, currency) = match (price, currency) {
-        (Some(p), Some(c)) => (p / 10, c),
+        (Some(p), Some(c)) => match minor_units(p, &c) {
+            Some(minor) => (minor, c),
+            None => (0, "xxx".to_owned()),
+        },
         _ => (0, "xxx".to_owned()),
     };
     Ok(Transaction {
@@ -467,6 +424,23 @@ pub fn transaction(payload: &Value<'_>, expect: &Expect<'_>) -> Result<Transacti
     })
 }
 
+/// Converts Apple's `price` ("the price, in milliunits, of the In-App Purchase") to minor units of
+/// `currency` with its ISO 4217 exponent `e`: `price / 10^(3 - e)` (USD 4990 -> 499 cents, JPY
+/// 120000 -> 120 yen, KWD 1250 -> 1250 fils), `price * 10^(e - 3)` for the rare exponent above 3.
+/// Rule when the division is not exact (a price finer than the currency's minor unit, which Apple
+/// does not publish): rounded half up, so the recorded amount is the nearest one the currency can
+/// express. `None` for a code that is not ISO 4217 or has no exponent (`XXX`, funds without one).
+pub fn minor_units(milliunits: i64, currency: &str) -> Option<i64> {
+    let exponent = iso_currency::Currency::from_code(&currency.to_ascii_uppercase())?.exponent()?;
+    let exponent = u32::from(exponent);
+    if exponent <= 3 {
+        let divisor = 10i64.pow(3 - exponent);
+        Some(milliunits.checked_add(divisor / 2)? / divisor)
+    } else {
+        milliunits.checked_mul(10i64.checked_pow(exponent - 3)?)
+    }
+}
+
 /// A verified App Store Server Notification V2, reduced to what the ledger cares about.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Notification<'a> {
@@ -477,7 +451,7 @@ pub struct Notification<'a> {
 }
 
 /// Applies the bundle, environment and shape rules to a verified notification payload.
-pub fn notification<'a>(payload: &'a Value<'_>, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
+pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notification<'a>, ApiError> {
     let bad = || refuse("invalid_notification", "The notification is not a valid App Store Server Notification V2.");
     let notification_type = str_at(payload, "notificationType").filter(|s| s.len() <= 64).ok_or_else(bad)?;
     let notification_uuid = str_at(payload, "notificationUUID").filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
@@ -501,39 +475,11 @@ mod tests {
 
     /// Runs a payload rule over a test payload, as the Worker runs it over verified JSON text.
     fn tx(p: &Value, expect: &Expect<'_>) -> Result<Transaction, ApiError> {
-        transaction(&jsonr::parse(&p.to_string()).unwrap(), expect)
+        transaction(p, expect)
     }
 
     fn notif(n: &Value, expect: &Expect<'_>) -> Result<(String, Option<String>), ApiError> {
-        let text = n.to_string();
-        let v = jsonr::parse(&text).unwrap();
-        notification(&v, expect).map(|n| (n.notification_type.to_owned(), n.signed_transaction.map(str::to_owned)))
-    }
-
-    #[test]
-    fn reads_der_lengths_strictly() {
-        assert_eq!(tlv(&[0x04, 0x01, 0xaa, 0xff]).map(|t| (t.0, t.1.to_vec(), t.3.to_vec())), Some((4, vec![0xaa], vec![0xff])));
-        let mut long = vec![0x04, 0x81, 0x80];
-        long.extend([0u8; 128]);
-        assert_eq!(tlv(&long).map(|t| t.1.len()), Some(128));
-        for bad in [&[0x04, 0x81, 0x05, 0, 0, 0, 0, 0][..], &[0x04, 0x80], &[0x04, 0x82, 0x00, 0x80], &[0x04, 0x05, 0x00], &[0x1f, 0x01, 0x00], &[0x04]] {
-            assert!(tlv(bad).is_none(), "{bad:02x?}");
-        }
-    }
-
-    #[test]
-    fn reads_both_time_forms() {
-        let t = |tag: u8, s: &str| {
-            let mut v = vec![tag, s.len() as u8];
-            v.extend(s.as_bytes());
-            time(&mut Reader(&v))
-        };
-        assert_eq!(t(0x17, "700101000000Z"), Some(0));
-        assert_eq!(t(0x17, "490101000000Z"), Some(2493072000));
-        assert_eq!(t(0x18, "20240229120000Z"), Some(1709208000));
-        assert_eq!(t(0x17, "241301000000Z"), None);
-        assert_eq!(t(0x17, "240101000000+"), None);
-        assert_eq!(t(0x18, "240101000000Z"), None);
+        notification(n, expect).map(|n| (n.notification_type.to_owned(), n.signed_transaction.map(str::to_owned)))
     }
 
     #[test]
@@ -587,7 +533,7 @@ mod tests {
         let point = key.verifying_key().to_encoded_point(false);
         let mut bits = vec![0];
         bits.extend(point.as_bytes());
-        seq(&[seq(&[oid(OID_EC_PUBLIC_KEY), oid(OID_P256)]), tlv(0x03, &bits)])
+        seq(&[seq(&[oid(OID_EC_PUBLIC_KEY.as_bytes()), oid(OID_P256.as_bytes())]), tlv(0x03, &bits)])
     }
 
     fn sig_der(sig: &Signature) -> Vec<u8> {
@@ -611,14 +557,39 @@ mod tests {
         SigningKey::from_slice(&[seed; 32]).unwrap()
     }
 
+    const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+
+    /// What a test certificate carries besides its key and names.
+    #[derive(Clone, Copy)]
+    struct Profile<'a> {
+        ca: bool,
+        marker: Option<&'a [u8]>,
+        /// keyUsage as DER BIT STRING content (unused-bits byte, then the bits); `None` leaves it out.
+        key_usage: Option<&'a [u8]>,
+        /// An extra extension OID, marked critical.
+        critical_extra: Option<&'a [u8]>,
+    }
+
+    /// keyCertSign | cRLSign, and digitalSignature.
+    const KU_CA: &[u8] = &[0x01, 0x06];
+    const KU_SIGN: &[u8] = &[0x07, 0x80];
+
     /// A P-256 certificate for `subject_key`, signed by `issuer` (ECDSA with SHA-256).
-    fn cert(subject: &str, subject_key: &SigningKey, issuer: &Ca, ca: bool, marker: Option<&[u8]>, validity: (&str, &str)) -> Vec<u8> {
+    fn cert(subject: &str, subject_key: &SigningKey, issuer: &Ca, p: Profile<'_>, validity: (&str, &str)) -> Vec<u8> {
         use der::*;
-        let alg = seq(&[oid(OID_ECDSA_SHA256)]);
+        let alg = seq(&[oid(OID_ECDSA_SHA256.as_bytes())]);
         let spki = spki_of(subject_key);
-        let mut exts = vec![seq(&[oid(OID_BASIC_CONSTRAINTS), tlv(0x01, &[0xff]), tlv(0x04, &seq(&[tlv(0x01, &[if ca { 0xff } else { 0 }])]))])];
-        if let Some(m) = marker {
+        let bc = if p.ca { seq(&[tlv(0x01, &[0xff])]) } else { seq(&[]) };
+        let mut exts = vec![seq(&[oid(OID_BASIC_CONSTRAINTS), tlv(0x01, &[0xff]), tlv(0x04, &bc)])];
+        if let Some(bits) = p.key_usage {
+            exts.push(seq(&[oid(OID_KEY_USAGE), tlv(0x01, &[0xff]), tlv(0x04, &tlv(0x03, bits))]));
+        }
+        if let Some(m) = p.marker {
             exts.push(seq(&[oid(m), tlv(0x04, &[0x05, 0x00])]));
+        }
+        if let Some(extra) = p.critical_extra {
+            exts.push(seq(&[oid(extra), tlv(0x01, &[0xff]), tlv(0x04, &[0x05, 0x00])]));
         }
         let tbs = seq(&[
             tlv(0xa0, &tlv(0x02, &[2])),
@@ -644,39 +615,54 @@ mod tests {
         leaf_key: SigningKey,
     }
 
-    fn chain(tweak: impl FnOnce(&mut [Option<&[u8]>; 2], &mut [(&str, &str); 3], &mut [bool; 2])) -> Chain {
+    /// A good chain, after `tweak` changed the leaf's and the intermediate's profiles or validity.
+    fn chain(tweak: impl FnOnce(&mut [Profile<'static>; 2], &mut [(&str, &str); 3])) -> Chain {
         let root = Ca { key: key(1), name: "Test Root" };
         let inter = Ca { key: key(2), name: "Test WWDR" };
         let leaf_key = key(3);
-        let mut markers: [Option<&[u8]>; 2] = [Some(OID_LEAF_MARKER), Some(OID_INTERMEDIATE_MARKER)];
+        let mut profiles = [
+            Profile {
+                ca: false,
+                marker: Some(OID_LEAF_MARKER.as_bytes()),
+                key_usage: Some(KU_SIGN),
+                critical_extra: None,
+            },
+            Profile {
+                ca: true,
+                marker: Some(OID_INTERMEDIATE_MARKER.as_bytes()),
+                key_usage: Some(KU_CA),
+                critical_extra: None,
+            },
+        ];
         let mut validity = [VALID; 3];
-        let mut ca = [false, true];
-        tweak(&mut markers, &mut validity, &mut ca);
+        tweak(&mut profiles, &mut validity);
+        let root_profile = Profile { ca: true, marker: None, key_usage: Some(KU_CA), critical_extra: None };
         Chain {
             certs: [
-                cert("Test Leaf", &leaf_key, &inter, ca[0], markers[0], validity[0]),
-                cert(inter.name, &inter.key, &root, ca[1], markers[1], validity[1]),
-                cert(root.name, &root.key, &root, true, None, validity[2]),
+                cert("Test Leaf", &leaf_key, &inter, profiles[0], validity[0]),
+                cert(inter.name, &inter.key, &root, profiles[1], validity[1]),
+                cert(root.name, &root.key, &root, root_profile, validity[2]),
             ],
             leaf_key,
         }
     }
 
     fn jws(c: &Chain, header: Value, payload: Value) -> String {
-        let h = b64::encode(header.to_string().as_bytes());
-        let p = b64::encode(payload.to_string().as_bytes());
+        let h = crate::jwt::tests::b64(header.to_string().as_bytes());
+        let p = crate::jwt::tests::b64(payload.to_string().as_bytes());
         let sig: Signature = c.leaf_key.sign(format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", b64::encode(&sig.to_bytes()))
+        format!("{h}.{p}.{}", crate::jwt::tests::b64(&sig.to_bytes()))
     }
 
     fn header(c: &Chain) -> Value {
-        let std = |d: &Vec<u8>| b64::encode_standard(d);
+        let std = |d: &Vec<u8>| STANDARD.encode(d);
         serde_json::json!({"alg": "ES256", "x5c": c.certs.iter().map(std).collect::<Vec<_>>()})
     }
 
     fn payload() -> Value {
-        serde_json::json!({"transactionId": "2000000123", "productId": "com.example.credits.starter", "bundleId": "com.example.app",
-            "environment": "Sandbox", "type": "Consumable", "signedDate": SIGNED_MS, "price": 4990, "currency": "USD",
+        serde_json::json!({"transactionId": "2000000123", "productId": "com.example.credits.starter",
+            "bundleId": "com.example.app", "environment": "Sandbox", "type": "Consumable", "signedDate": SIGNED_MS,
+            "price": 4990, "currency": "USD",
             "appAccountToken": "0B7C3F0E-6B57-4D1E-9A4B-1C2D3E4F5A6B"})
     }
 
@@ -694,18 +680,27 @@ mod tests {
 
     #[test]
     fn accepts_a_good_chain_and_every_check_verifies() {
-        let c = chain(|_, _, _| {});
+        let c = chain(|_, _| {});
         let leaf = parse_cert(&c.certs[0]).unwrap();
-        assert_eq!((leaf.curve, leaf.hash, leaf.is_ca), (Curve::P256, Hash::Sha256, false));
+        assert_eq!((leaf.curve, leaf.hash, leaf.is_ca()), (Curve::P256, Hash::Sha256, false));
+        assert!(leaf.key_usage.is_some_and(|ku| ku.contains(KeyUsages::DigitalSignature)));
+        assert!(!leaf.unknown_critical);
         assert_eq!((leaf.not_before, leaf.not_after), (1577836800, 2208988800));
         assert!(leaf.extensions.contains(&OID_LEAF_MARKER));
-        let root_b64 = b64::encode_standard(&c.certs[2]);
-        assert_eq!(decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(), Some(&c.certs[2][..]));
-        assert_eq!(decode_root(&b64::encode_standard(&c.certs[0])), None, "a leaf is no root");
+        let root_b64 = STANDARD.encode(&c.certs[2]);
+        assert_eq!(
+            decode_root(&format!(" {}\n{} ", &root_b64[..10], &root_b64[10..])).as_deref(),
+            Some(&c.certs[2][..])
+        );
+        assert_eq!(decode_root(&STANDARD.encode(&c.certs[0])), None, "a leaf is no root");
         let signed = parse_jws(&jws(&c, header(&c), payload()), &c.certs[2], NOW).unwrap();
         assert_eq!(signed.checks.len(), 3);
         assert!(run_checks(&signed.checks));
-        let tx = transaction(&jsonr::parse(&signed.payload).unwrap(), &Expect { bundle_id: "com.example.app", environment: "Sandbox" }).unwrap();
+        let tx = transaction(
+            &serde_json::from_str(&signed.payload).unwrap(),
+            &Expect { bundle_id: "com.example.app", environment: "Sandbox" },
+        )
+        .unwrap();
         assert_eq!(tx.transaction_id, "2000000123");
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (499, "usd"));
         assert_eq!(tx.app_account_token.as_deref(), Some("0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b"));
@@ -714,7 +709,7 @@ mod tests {
 
     #[test]
     fn a_forged_signature_fails_its_check() {
-        let c = chain(|_, _, _| {});
+        let c = chain(|_, _| {});
         let token = jws(&c, header(&c), payload());
         let (rest, _) = token.rsplit_once('.').unwrap();
         let other = jws(&c, header(&c), serde_json::json!({"signedDate": SIGNED_MS, "x": 1}));
@@ -722,16 +717,22 @@ mod tests {
         let signed = parse_jws(&forged, &c.certs[2], NOW).unwrap();
         assert!(!run_checks(&signed.checks));
         // A leaf signed by a key other than the intermediate's fails the chain check.
-        let mut c2 = chain(|_, _, _| {});
+        let mut c2 = chain(|_, _| {});
         let stranger = Ca { key: key(9), name: "Test WWDR" };
-        c2.certs[0] = cert("Test Leaf", &c2.leaf_key, &stranger, false, Some(OID_LEAF_MARKER), VALID);
+        let leaf_profile = Profile {
+            ca: false,
+            marker: Some(OID_LEAF_MARKER.as_bytes()),
+            key_usage: Some(KU_SIGN),
+            critical_extra: None,
+        };
+        c2.certs[0] = cert("Test Leaf", &c2.leaf_key, &stranger, leaf_profile, VALID);
         let signed = parse_jws(&jws(&c2, header(&c2), payload()), &c2.certs[2], NOW).unwrap();
         assert!(!run_checks(&signed.checks));
     }
 
     #[test]
     fn refuses_every_broken_rule() {
-        let good = chain(|_, _, _| {});
+        let good = chain(|_, _| {});
         let root = good.certs[2].clone();
         let t = |c: &Chain, h: Value, p: Value| parse_jws(&jws(c, h, p), &root, NOW).map(|_| ()).unwrap_err();
         let mut h = header(&good);
@@ -743,23 +744,77 @@ mod tests {
         let mut h = header(&good);
         h["x5c"][2] = h["x5c"][1].clone();
         assert_eq!(t(&good, h, payload()), JwsError::UnknownRoot);
-        let no_leaf_marker = chain(|m, _, _| m[0] = None);
+        let no_leaf_marker = chain(|p, _| p[0].marker = None);
         assert_eq!(t(&no_leaf_marker, header(&no_leaf_marker), payload()), JwsError::Marker);
-        let swapped = chain(|m, _, _| *m = [Some(OID_INTERMEDIATE_MARKER), Some(OID_LEAF_MARKER)]);
+        let swapped = chain(|p, _| {
+            p[0].marker = Some(OID_INTERMEDIATE_MARKER.as_bytes());
+            p[1].marker = Some(OID_LEAF_MARKER.as_bytes());
+        });
         assert_eq!(t(&swapped, header(&swapped), payload()), JwsError::Marker);
-        let not_ca = chain(|_, _, ca| ca[1] = false);
+        let not_ca = chain(|p, _| p[1].ca = false);
         assert_eq!(t(&not_ca, header(&not_ca), payload()), JwsError::Chain);
-        let expired = chain(|_, v, _| v[0] = ("200101000000Z", "260101000000Z"));
+        let leaf_ca = chain(|p, _| p[0].ca = true);
+        assert_eq!(t(&leaf_ca, header(&leaf_ca), payload()), JwsError::Chain);
+        // What the DER walker skipped: keyUsage on the intermediate and the leaf, critical extensions.
+        for (name, broken) in [
+            ("intermediate without keyUsage", chain(|p, _| p[1].key_usage = None)),
+            ("intermediate that may not sign certificates", chain(|p, _| p[1].key_usage = Some(KU_SIGN))),
+            ("leaf without keyUsage", chain(|p, _| p[0].key_usage = None)),
+            ("leaf that may not sign data", chain(|p, _| p[0].key_usage = Some(KU_CA))),
+        ] {
+            assert_eq!(t(&broken, header(&broken), payload()), JwsError::KeyUsageMissing, "{name}");
+        }
+        for at in 0..2 {
+            let critical = chain(|p, _| p[at].critical_extra = Some(&[0x2a, 0x03, 0x04]));
+            assert_eq!(t(&critical, header(&critical), payload()), JwsError::UnknownCriticalExtension, "cert {at}");
+        }
+        let expired = chain(|_, v| v[0] = ("200101000000Z", "260101000000Z"));
         assert_eq!(t(&expired, header(&expired), payload()), JwsError::NotValidAtSigningDate);
         let mut future = payload();
         future["signedDate"] = (NOW * 1000 + 600_000).into();
         assert_eq!(t(&good, header(&good), future), JwsError::NotValidAtSigningDate);
         // A repeated key in the payload (the reader could take either value) is refused.
         let p = format!(r#"{{"signedDate":{SIGNED_MS},"signedDate":0}}"#);
-        let dup = format!("{}.{}.{}", b64::encode(header(&good).to_string().as_bytes()), b64::encode(p.as_bytes()), b64::encode(&[1u8; 64]));
+        let dup = format!(
+            "{}.{}.{}",
+            crate::jwt::tests::b64(header(&good).to_string().as_bytes()),
+            crate::jwt::tests::b64(p.as_bytes()),
+            crate::jwt::tests::b64(&[1u8; 64])
+        );
         assert_eq!(parse_jws(&dup, &root, NOW).unwrap_err(), JwsError::Malformed);
         for bad in ["", "a.b", "a.b.c.d", &"a".repeat(MAX_JWS_LEN + 1)] {
             assert_eq!(parse_jws(bad, &root, NOW).unwrap_err(), JwsError::Malformed, "{bad:.20}");
+        }
+    }
+
+    #[test]
+    fn prices_are_milliunits_converted_with_the_iso_4217_exponent() {
+        for (price, currency, minor) in [
+            (4990, "USD", Some(499)),
+            (120000, "JPY", Some(120)),
+            (1250, "KWD", Some(1250)),
+            (4990, "usd", Some(499)),
+            (0, "EUR", Some(0)),
+        ] {
+            assert_eq!(minor_units(price, currency), minor, "{price} {currency}");
+        }
+        assert_eq!(minor_units(4995, "USD"), Some(500), "half a cent rounds up");
+        assert_eq!(minor_units(4994, "USD"), Some(499));
+        assert_eq!(minor_units(120499, "JPY"), Some(120));
+        assert_eq!(minor_units(12345, "CLF"), Some(123450), "exponent 4: multiplied");
+        assert_eq!(minor_units(100, "XXX"), None, "no exponent");
+        assert_eq!(minor_units(100, "ABC"), None, "not ISO 4217");
+        let expect = Expect { bundle_id: "com.example.app", environment: "Sandbox" };
+        for (price, currency, amount) in [(120000, "JPY", 120), (1250, "KWD", 1250), (4990, "USD", 499)] {
+            let mut p = payload();
+            p["price"] = price.into();
+            p["currency"] = currency.into();
+            let t = tx(&p, &expect).unwrap();
+            assert_eq!(
+                (t.amount_cents, t.currency.as_str()),
+                (amount, currency.to_ascii_lowercase().as_str()),
+                "{currency}"
+            );
         }
     }
 
@@ -783,8 +838,10 @@ mod tests {
         assert!(tx.revoked);
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (0, "xxx"));
 
-        let n = serde_json::json!({"notificationType": "REFUND", "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",
-            "data": {"bundleId": "com.example.app", "environment": "Sandbox", "signedTransactionInfo": "x.y.z"}, "signedDate": SIGNED_MS});
+        let n = serde_json::json!({"notificationType": "REFUND",
+            "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",
+            "data": {"bundleId": "com.example.app", "environment": "Sandbox", "signedTransactionInfo": "x.y.z"},
+            "signedDate": SIGNED_MS});
         let parsed = notif(&n, &expect).unwrap();
         assert_eq!((parsed.0.as_str(), parsed.1.as_deref()), ("REFUND", Some("x.y.z")));
         let mut wrong = n.clone();

@@ -68,7 +68,10 @@ impl Config {
     /// Builds the configuration from a lookup of binding names; names the binding at fault.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         let required = |name: &str| {
-            get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or_else(|| format!("binding {name} is not set"))
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("binding {name} is not set"))
         };
         let optional = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let postgrest_url = required(names::POSTGREST_URL)?.trim_end_matches('/').to_owned();
@@ -109,10 +112,17 @@ impl Config {
                 let ttl = number(names::JWKS_CACHE_TTL_SECS, 600, 1, 3600)?;
                 let cooldown = number(names::JWKS_COOLDOWN_SECS, 30, 1, 300)?;
                 if cooldown > ttl {
-                    return Err(format!("binding {} must not exceed {}", names::JWKS_COOLDOWN_SECS, names::JWKS_CACHE_TTL_SECS));
+                    return Err(format!(
+                        "binding {} must not exceed {}",
+                        names::JWKS_COOLDOWN_SECS,
+                        names::JWKS_CACHE_TTL_SECS
+                    ));
                 }
                 let timeout = number(names::JWKS_FETCH_TIMEOUT_MS, 3000, 100, 10_000)?;
-                Some(JwksConfig { url, timings: Timings { ttl_ms: ttl * 1000, cooldown_ms: cooldown * 1000, fetch_timeout_ms: timeout } })
+                Some(JwksConfig {
+                    url,
+                    timings: Timings { ttl_ms: ttl * 1000, cooldown_ms: cooldown * 1000, fetch_timeout_ms: timeout },
+                })
             }
             _ => return Err(format!("binding {} must be jwks or none", names::SUPABASE_JWT_KEYS)),
         };
@@ -131,7 +141,9 @@ impl Config {
             jwks,
             service_role_key: optional(names::SUPABASE_SERVICE_ROLE_KEY),
             cors_origins: optional(names::CORS_ALLOWED_ORIGINS)
-                .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect())
+                .map(|v| {
+                    v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
+                })
                 .unwrap_or_default(),
             postgrest_timeout_ms: match optional(names::POSTGREST_TIMEOUT_MS) {
                 None => 8000,
@@ -215,7 +227,8 @@ mod tests {
         assert!(!cfg.origin_allowed("null"));
     }
 
-    const BASE: [(&str, &str); 2] = [("POSTGREST_URL", "http://127.0.0.1:3000"), ("SUPABASE_URL", "https://abc.supabase.co")];
+    const BASE: [(&str, &str); 2] =
+        [("POSTGREST_URL", "http://127.0.0.1:3000"), ("SUPABASE_URL", "https://abc.supabase.co")];
 
     fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, String> {
         let mut pairs = BASE.to_vec();
@@ -225,7 +238,9 @@ mod tests {
 
     #[test]
     fn signing_systems_are_derived_from_the_bindings() {
-        let legacy_only = with(&[("SUPABASE_JWT_SECRET", "0123456789abcdef0123456789abcdef"), ("SUPABASE_JWT_KEYS", "none")]).unwrap();
+        let legacy_only =
+            with(&[("SUPABASE_JWT_SECRET", "0123456789abcdef0123456789abcdef"), ("SUPABASE_JWT_KEYS", "none")])
+                .unwrap();
         assert!(legacy_only.jwks.is_none() && legacy_only.jwt_secret.is_some());
         let keys_only = with(&[
             ("SUPABASE_JWKS_URL", "http://127.0.0.1:45678/jwks.json"),
@@ -258,13 +273,28 @@ mod tests {
 
     #[test]
     fn keys_are_fetched_over_tls_or_from_loopback_only() {
-        for ok in ["https://abc.supabase.co/auth/v1/.well-known/jwks.json", "http://127.0.0.1:54321/x", "http://localhost/x", "http://[::1]:80/x"] {
+        for ok in [
+            "https://abc.supabase.co/auth/v1/.well-known/jwks.json",
+            "http://127.0.0.1:54321/x",
+            "http://localhost/x",
+            "http://[::1]:80/x",
+        ] {
             assert!(is_trusted_key_url(ok), "{ok}");
         }
-        for bad in ["http://abc.supabase.co/x", "http://127.0.0.1.evil.com/x", "http://127.0.0.1@evil.com/x", "http://[::1].evil.com/x", "ftp://x", "https://", "//x"] {
+        for bad in [
+            "http://abc.supabase.co/x",
+            "http://127.0.0.1.evil.com/x",
+            "http://127.0.0.1@evil.com/x",
+            "http://[::1].evil.com/x",
+            "ftp://x",
+            "https://",
+            "//x",
+        ] {
             assert!(!is_trusted_key_url(bad), "{bad}");
         }
-        let err = Config::from_lookup(lookup(&[("POSTGREST_URL", "http://x"), ("SUPABASE_URL", "http://supabase.internal")])).unwrap_err();
+        let err =
+            Config::from_lookup(lookup(&[("POSTGREST_URL", "http://x"), ("SUPABASE_URL", "http://supabase.internal")]))
+                .unwrap_err();
         assert!(err.contains("SUPABASE_JWKS_URL"), "{err}");
     }
 
@@ -272,7 +302,8 @@ mod tests {
     fn names_the_binding_at_fault() {
         let err = Config::from_lookup(lookup(&[("SUPABASE_URL", "https://x")])).unwrap_err();
         assert!(err.contains("POSTGREST_URL"), "{err}");
-        let err = Config::from_lookup(lookup(&[("POSTGREST_URL", "ftp://x"), ("SUPABASE_URL", "https://x")])).unwrap_err();
+        let err =
+            Config::from_lookup(lookup(&[("POSTGREST_URL", "ftp://x"), ("SUPABASE_URL", "https://x")])).unwrap_err();
         assert!(err.contains("http(s)"), "{err}");
         let err = Config::from_lookup(lookup(&[
             ("POSTGREST_URL", "http://x"),

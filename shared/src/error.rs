@@ -14,11 +14,13 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds for a `Retry-After` header (503s).
     pub retry_after: Option<u32>,
+    /// Why an internal fault happened: logged by the Worker, never part of the response.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), field: None, retry_after: None }
+        ApiError { status, code: code.into(), message: message.into(), field: None, retry_after: None, cause: None }
     }
 
     /// 400 for a request that names the field at fault.
@@ -56,8 +58,18 @@ impl ApiError {
     pub fn timeout() -> Self {
         ApiError {
             retry_after: Some(2),
-            ..ApiError::new(504, "upstream_timeout", "The database did not answer in time; retry with the same Idempotency-Key.")
+            ..ApiError::new(
+                504,
+                "upstream_timeout",
+                "The database did not answer in time; retry with the same Idempotency-Key.",
+            )
         }
+    }
+
+    /// Records why this error happened, for the log line only.
+    pub fn because(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -67,11 +79,19 @@ impl ApiError {
 
     /// The JSON body for this error.
     pub fn body(&self) -> String {
-        let mut inner = crate::json::Obj::new().str("code", &self.code).str("message", &self.message);
-        if let Some(field) = &self.field {
-            inner = inner.str("field", field);
+        #[derive(serde::Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
         }
-        crate::json::Obj::new().raw("error", &inner.finish()).finish()
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        let inner = Inner { code: &self.code, message: &self.message, field: self.field.as_deref() };
+        serde_json::to_string(&Body { error: inner }).unwrap_or_default()
     }
 }
 
@@ -81,10 +101,16 @@ mod tests {
 
     #[test]
     fn body_has_the_documented_shape() {
-        let body: serde_json::Value = serde_json::from_str(&ApiError::invalid_field("model_id", "Unknown model.").body()).unwrap();
-        assert_eq!(body, serde_json::json!({"error": {"code": "invalid_request", "message": "Unknown model.", "field": "model_id"}}));
+        let body: serde_json::Value =
+            serde_json::from_str(&ApiError::invalid_field("model_id", "Unknown model.").body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "invalid_request", "message": "Unknown model.", "field": "model_id"}})
+        );
         let body: serde_json::Value = serde_json::from_str(&ApiError::internal().body()).unwrap();
         assert!(body["error"].get("field").is_none());
         assert_eq!(ApiError::unavailable().retry_after, Some(2));
+        let internal = ApiError::internal().because("PostgREST answered garbage");
+        assert!(!internal.body().contains("garbage"), "the cause is never answered");
     }
 }

@@ -1,12 +1,11 @@
 //! Request input rules shared by every endpoint: JSON bodies and idempotency keys.
 //!
 //! A body must be `application/json`, at most a fixed size, valid UTF-8 JSON without NUL, and
-//! match the endpoint's fields exactly (read with [`crate::jsonr::Fields`], which refuses unknown
-//! members). Failures are 4xx [`ApiError`]s naming the field where one is at fault; nothing
-//! reaches the database before these checks pass.
+//! match the endpoint's derived type exactly (`deny_unknown_fields`, read with [`body`]). Failures
+//! are 4xx [`ApiError`]s naming the field where one is at fault; nothing reaches the database before these checks pass.
 
-use crate::jsonr::{self, FieldError, Fields, Value};
-use crate::ApiError;
+use crate::{strict, ApiError};
+use serde::Deserialize;
 
 /// The largest request body any endpoint accepts (drafts and prompts included).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -36,7 +35,8 @@ pub fn body_text(bytes: Vec<u8>) -> Result<String, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    let text = String::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
     if text.trim().is_empty() {
         return Err(ApiError::new(400, "invalid_json", "A JSON body is required."));
     }
@@ -52,29 +52,76 @@ pub fn syntax_error() -> ApiError {
     ApiError::new(400, "invalid_json", "The body is not valid JSON (or repeats a key, or nests too deep).")
 }
 
-/// 400 naming the field at fault.
-pub fn field_error(e: FieldError) -> ApiError {
-    match e {
-        FieldError::NotObject => ApiError::new(400, "invalid_request", "The body must be a JSON object."),
-        FieldError::Unknown(k) => ApiError::invalid_field(k.clone(), format!("Unknown field {k}.")),
-        FieldError::Missing(k) => ApiError::invalid_field(k, format!("{k} is required.")),
-        FieldError::Invalid(k, want) => ApiError::invalid_field(k, format!("{k} must be {want}.")),
+/// 400 for a body that is JSON but not an object.
+pub fn not_object() -> ApiError {
+    ApiError::new(400, "invalid_request", "The body must be a JSON object.")
+}
+
+/// Reads a request body into its derived type (`#[serde(deny_unknown_fields)]`): first the
+/// strict shape check (a repeated key or too deep nesting is `invalid_json`), then serde, whose
+/// error is turned into a 400 naming the field at fault (unknown, missing or mistyped). `null`
+/// counts as absent for `Option` fields.
+pub fn body<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
+    strict::check(text).map_err(|_| syntax_error())?;
+    // A derived struct also accepts an array (its fields in order); a body must be an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(not_object());
     }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        field_error(&path, &e.into_inner())
+    })
 }
 
-/// Parses JSON text.
-pub fn parse(text: &str) -> Result<Value<'_>, ApiError> {
-    jsonr::parse(text).map_err(|_| syntax_error())
+/// A body the database validates, checked here for shape only (strict JSON, an object) and
+/// passed on as its text.
+pub fn raw_object(text: &str) -> Result<&serde_json::value::RawValue, ApiError> {
+    strict::check(text).map_err(|_| syntax_error())?;
+    if !text.trim_start().starts_with('{') {
+        return Err(not_object());
+    }
+    serde_json::from_str(text).map_err(|_| syntax_error())
 }
 
-/// The members of a request object, refusing any not in `allowed`.
-pub fn fields<'v, 'a>(v: &'v Value<'a>, allowed: &[&str]) -> Result<Fields<'v, 'a>, ApiError> {
-    Fields::new(v, allowed).map_err(field_error)
+/// The 400 for serde's error at `path` (`.` for the body itself).
+fn field_error(path: &str, e: &serde_json::Error) -> ApiError {
+    if !e.is_data() {
+        return syntax_error();
+    }
+    let text = e.to_string();
+    // serde names the field of an unknown or missing member in backticks, in its message.
+    let quoted = || text.split('`').nth(1).map(|k| k.chars().take(64).collect::<String>());
+    if text.starts_with("unknown field") {
+        let k = quoted().unwrap_or_default();
+        return ApiError::invalid_field(k.clone(), format!("Unknown field {k}."));
+    }
+    if text.starts_with("missing field") {
+        let k = quoted().unwrap_or_default();
+        return ApiError::invalid_field(k.clone(), format!("{k} is required."));
+    }
+    if path == "." || path.is_empty() {
+        return not_object();
+    }
+    let field = path.split(['.', '[']).next().unwrap_or(path).chars().take(64).collect::<String>();
+    // "invalid type: string \"3\", expected i64 at line 1 column 9": keep what was expected.
+    let expected = text.split(" at line ").next().unwrap_or(&text).rsplit("expected ").next().unwrap_or("another type");
+    ApiError::invalid_field(field.clone(), format!("{field} must be {expected}."))
+}
+
+/// A whole-number field checked against its range.
+pub fn range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid_field(field, format!("{field} must be a whole number from {min} to {max}.")))
+    }
 }
 
 /// Whether the JSON text has a `\u0000` escape (an odd run of backslashes before `u0000`).
 fn has_nul_escape(text: &str) -> bool {
-    text.match_indices("u0000").any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
+    text.match_indices("u0000")
+        .any(|(i, _)| text.as_bytes()[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
 }
 
 /// The path of a serialized WHATWG URL (`Request.url`): from the first `/` after the host up to
@@ -92,7 +139,11 @@ pub fn idempotency_key(header: Option<&str>) -> Result<&str, ApiError> {
         ApiError::new(400, "idempotency_key_required", "An Idempotency-Key header is required for this operation.")
     })?;
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters."));
+        return Err(ApiError::new(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+        ));
     }
     Ok(key)
 }
@@ -109,24 +160,37 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn read(body: &[u8], allowed: &[&str]) -> Result<(), ApiError> {
-        let text = body_text(body.to_vec())?;
-        let v = parse(&text)?;
-        let f = fields(&v, allowed)?;
-        f.str("model_id").map_err(field_error)?;
-        f.int("target_minutes", 1, 600).map_err(field_error)?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Generate {
+        model_id: String,
+        target_minutes: i64,
+        prompt: Option<String>,
+    }
+
+    fn read(text: &[u8]) -> Result<(), ApiError> {
+        let text = body_text(text.to_vec())?;
+        let g: Generate = body(&text)?;
+        range("target_minutes", g.target_minutes, 1, 600)?;
         Ok(())
     }
 
     #[test]
     fn reads_bodies_and_names_the_field_at_fault() {
-        let allowed = &["model_id", "target_minutes"];
-        assert!(read(br#"{"model_id":"m","target_minutes":3}"#, allowed).is_ok());
-        assert!(read(br#"{"model_id":"\\u0000","target_minutes":3}"#, allowed).is_ok(), "a literal backslash then u0000");
+        assert!(read(br#"{"model_id":"m","target_minutes":3}"#).is_ok());
+        assert!(read(br#"{"model_id":"\\u0000","target_minutes":3}"#).is_ok(), "a literal backslash then u0000");
         let cases: &[(&[u8], u16, &str, Option<&str>)] = &[
             (br#"{"model_id":"m","target_minutes":3,"admin":true}"#, 400, "invalid_request", Some("admin")),
             (br#"{"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
             (br#"{"model_id":"m","target_minutes":-1}"#, 400, "invalid_request", Some("target_minutes")),
+            (
+                br#"{"model_id":"m","target_minutes":99999999999999999999}"#,
+                400,
+                "invalid_request",
+                Some("target_minutes"),
+            ),
+            (br#"{"model_id":7,"target_minutes":3}"#, 400, "invalid_request", Some("model_id")),
             (br#"{"model_id":"m","target_minutes":1.5}"#, 400, "invalid_request", Some("target_minutes")),
             (br#"{"model_id":"m","target_minutes":"3"}"#, 400, "invalid_request", Some("target_minutes")),
             (br#"{"model_id":"m","model_id":"n","target_minutes":3}"#, 400, "invalid_json", None),
@@ -138,8 +202,13 @@ mod tests {
             (br#"{"model_id":"a\u0000b","target_minutes":1}"#, 400, "invalid_request", None),
         ];
         for (body, status, code, field) in cases {
-            let e = read(body, allowed).unwrap_err();
-            assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (*status, *code, *field), "{:?}", String::from_utf8_lossy(body));
+            let e = read(body).unwrap_err();
+            assert_eq!(
+                (e.status, e.code.as_str(), e.field.as_deref()),
+                (*status, *code, *field),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
         assert_eq!(body_text(vec![b' '; MAX_BODY_BYTES + 1]).unwrap_err().status, 413);
     }

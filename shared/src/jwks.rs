@@ -19,9 +19,11 @@
 //!   until a later fetch succeeds. An empty key set is a valid answer (a legacy-only project):
 //!   every asymmetric token is then refused, never "decoded without verifying".
 
-use crate::b64;
-use crate::jsonr::{self, Value};
-use crate::jwt::Alg;
+use crate::jwt::{b64url, Alg};
+use crate::strict;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
 
 /// A JWKS document larger than this is refused (Supabase's holds a handful of keys, < 2 KB).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -54,12 +56,16 @@ impl PublicKey {
     /// public key, re-encoded canonically, so nothing else from the fetched document (private
     /// members, `key_ops`, `ext`, `x5c`) reaches the import.
     pub fn jwk_json(&self) -> String {
-        match &self.material {
+        let jwk = match &self.material {
             Material::Ec { x, y } => {
-                format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, b64::encode(x), b64::encode(y))
+                let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})
             }
-            Material::Rsa { n, e } => format!(r#"{{"kty":"RSA","n":"{}","e":"{}"}}"#, b64::encode(n), b64::encode(e)),
-        }
+            Material::Rsa { n, e } => {
+                serde_json::json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+            }
+        };
+        jwk.to_string()
     }
 }
 
@@ -72,48 +78,26 @@ pub enum JwksError {
 }
 
 /// One entry of `keys`, every member optional so an unusable key is skipped, not fatal; a member
-/// of the wrong JSON type, a repeated member (refused by the parser) or an entry that is not an
-/// object makes the whole document unusable (fail closed). `null` counts as absent.
-struct RawKey<'v> {
-    kty: Option<&'v str>,
-    kid: Option<&'v str>,
-    alg: Option<&'v str>,
-    use_: Option<&'v str>,
-    key_ops: Option<Vec<&'v str>>,
-    crv: Option<&'v str>,
-    x: Option<&'v str>,
-    y: Option<&'v str>,
-    n: Option<&'v str>,
-    e: Option<&'v str>,
+/// of the wrong JSON type, a repeated member (refused by the strict check) or an entry that is not
+/// an object makes the whole document unusable (fail closed). `null` counts as absent.
+#[derive(Deserialize)]
+struct RawKey {
+    kty: Option<String>,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
 }
 
-impl<'v> RawKey<'v> {
-    fn read(v: &'v Value<'_>) -> Result<RawKey<'v>, JwksError> {
-        if !v.is_object() {
-            return Err(JwksError::NotAKeySet);
-        }
-        let present = |k: &str| v.get(k).filter(|m| !m.is_null());
-        let s = |k: &str| present(k).map(|m| m.as_str().ok_or(JwksError::NotAKeySet)).transpose();
-        let key_ops = match present("key_ops") {
-            None => None,
-            Some(m) => {
-                let items = m.as_array().ok_or(JwksError::NotAKeySet)?;
-                Some(items.iter().map(|o| o.as_str().ok_or(JwksError::NotAKeySet)).collect::<Result<_, _>>()?)
-            }
-        };
-        Ok(RawKey {
-            kty: s("kty")?,
-            kid: s("kid")?,
-            alg: s("alg")?,
-            use_: s("use")?,
-            key_ops,
-            crv: s("crv")?,
-            x: s("x")?,
-            y: s("y")?,
-            n: s("n")?,
-            e: s("e")?,
-        })
-    }
+#[derive(Deserialize)]
+struct KeySet {
+    keys: Vec<RawKey>,
 }
 
 /// Parses a JWKS document. The document must be a JSON object with a `keys` array of objects; each
@@ -125,33 +109,31 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<PublicKey>, JwksError> {
         return Err(JwksError::TooLarge);
     }
     let text = std::str::from_utf8(body).map_err(|_| JwksError::NotAKeySet)?;
-    let doc = jsonr::parse(text).map_err(|_| JwksError::NotAKeySet)?;
-    if !doc.is_object() {
+    if !text.trim_start().starts_with('{') {
         return Err(JwksError::NotAKeySet);
     }
-    let entries = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NotAKeySet)?;
-    let raw: Vec<RawKey<'_>> = entries.iter().map(RawKey::read).collect::<Result<_, _>>()?;
-    let all_kids: Vec<Option<&str>> = raw.iter().map(|k| k.kid).collect();
-    let mut keys: Vec<PublicKey> = raw.into_iter().filter_map(usable_key).collect();
-    keys.retain(|k| all_kids.iter().filter(|kid| **kid == Some(k.kid.as_str())).count() == 1);
+    let doc: KeySet = strict::parse(text).map_err(|_| JwksError::NotAKeySet)?;
+    let all_kids: Vec<Option<String>> = doc.keys.iter().map(|k| k.kid.clone()).collect();
+    let mut keys: Vec<PublicKey> = doc.keys.into_iter().filter_map(usable_key).collect();
+    keys.retain(|k| all_kids.iter().filter(|kid| kid.as_deref() == Some(k.kid.as_str())).count() == 1);
     if keys.len() > MAX_KEYS {
         return Err(JwksError::TooManyKeys);
     }
     Ok(keys)
 }
 
-fn usable_key(raw: RawKey<'_>) -> Option<PublicKey> {
-    let kid = raw.kid.filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)?.to_owned();
-    if raw.use_.is_some_and(|u| u != "sig") {
+fn usable_key(raw: RawKey) -> Option<PublicKey> {
+    let kid = raw.kid.filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)?;
+    if raw.use_.as_deref().is_some_and(|u| u != "sig") {
         return None;
     }
-    if raw.key_ops.as_ref().is_some_and(|ops| !ops.contains(&"verify")) {
+    if raw.key_ops.as_ref().is_some_and(|ops| !ops.iter().any(|o| o == "verify")) {
         return None;
     }
-    let decode = |v: Option<&str>| v.and_then(b64::decode);
-    let (alg, material) = match raw.kty.unwrap_or("") {
+    let decode = |v: Option<String>| v.as_deref().and_then(b64url);
+    let (alg, material) = match raw.kty.as_deref().unwrap_or("") {
         "EC" => {
-            if raw.crv != Some("P-256") || raw.alg.is_some_and(|a| a != "ES256") {
+            if raw.crv.as_deref() != Some("P-256") || raw.alg.as_deref().is_some_and(|a| a != "ES256") {
                 return None;
             }
             let (x, y) = (decode(raw.x)?, decode(raw.y)?);
@@ -161,7 +143,7 @@ fn usable_key(raw: RawKey<'_>) -> Option<PublicKey> {
             (Alg::ES256, Material::Ec { x, y })
         }
         "RSA" => {
-            if raw.alg.is_some_and(|a| a != "RS256") {
+            if raw.alg.as_deref().is_some_and(|a| a != "RS256") {
                 return None;
             }
             let (n, e) = (decode(raw.n)?, decode(raw.e)?);
@@ -228,7 +210,15 @@ pub struct KeyCache<K> {
 
 impl<K> KeyCache<K> {
     pub fn new(timings: Timings) -> Self {
-        KeyCache { timings, keys: Vec::new(), fetched_at: None, attempted_at: None, last_failed: false, in_flight: None, tickets: 0 }
+        KeyCache {
+            timings,
+            keys: Vec::new(),
+            fetched_at: None,
+            attempted_at: None,
+            last_failed: false,
+            in_flight: None,
+            tickets: 0,
+        }
     }
 
     pub fn timings(&self) -> Timings {
@@ -432,11 +422,15 @@ mod tests {
     fn rsa(kid: &str, bits: usize) -> serde_json::Value {
         let mut n = vec![0xc3u8; bits / 8];
         n[bits / 8 - 1] = 0x01;
-        serde_json::json!({"kty": "RSA", "kid": kid, "alg": "RS256", "n": b64::encode(&n), "e": "AQAB"})
+        serde_json::json!({"kty": "RSA", "kid": kid, "alg": "RS256", "n": crate::jwt::tests::b64(&n), "e": "AQAB"})
     }
 
     fn parse(keys: Vec<serde_json::Value>) -> Vec<(String, Alg)> {
-        parse_jwks(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap().into_iter().map(|k| (k.kid, k.alg)).collect()
+        parse_jwks(serde_json::json!({ "keys": keys }).to_string().as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.kid, k.alg))
+            .collect()
     }
 
     #[test]
@@ -469,19 +463,33 @@ mod tests {
         let mut relabelled = ec("a");
         relabelled["alg"] = "HS256".into();
         let mut short_x = ec("x");
-        short_x["x"] = b64::encode(&[1u8; 31]).into();
+        short_x["x"] = crate::jwt::tests::b64(&[1u8; 31]).into();
         let mut padded = ec("p");
         padded["y"] = format!("{}=", padded["y"].as_str().unwrap()).into();
         let mut no_kid = ec("n");
         no_kid.as_object_mut().unwrap().remove("kid");
-        let oct = serde_json::json!({"kty": "oct", "kid": "s", "alg": "HS256", "k": b64::encode(b"0123456789abcdef0123456789abcdef")});
+        let k = crate::jwt::tests::b64(b"0123456789abcdef0123456789abcdef");
+        let oct = serde_json::json!({"kty": "oct", "kid": "s", "alg": "HS256", "k": k});
         let mut ps256 = rsa("ps", 2048);
         ps256["alg"] = "PS256".into();
         let mut e_one = rsa("e1", 2048);
         e_one["e"] = "AQ".into();
         let got = parse(vec![
-            wrong_curve, enc, no_verify, relabelled, short_x, padded, no_kid, oct, ps256, e_one, rsa("small", 1024), rsa("huge", 8192),
-            ec("dup"), ec("dup"), ec("ok"),
+            wrong_curve,
+            enc,
+            no_verify,
+            relabelled,
+            short_x,
+            padded,
+            no_kid,
+            oct,
+            ps256,
+            e_one,
+            rsa("small", 1024),
+            rsa("huge", 8192),
+            ec("dup"),
+            ec("dup"),
+            ec("ok"),
         ]);
         assert_eq!(got, vec![("ok".to_string(), Alg::ES256)]);
     }
@@ -491,10 +499,27 @@ mod tests {
         let not_an_object = br#"{"keys":["not an object"]}"#;
         let wrong_type = br#"{"keys":[{"kty":"EC","kid":7}]}"#;
         let repeated_member = br#"{"keys":[{"kty":"EC","kid":"a","kid":"b"}]}"#;
-        for bad in [&b"<html>502 Bad Gateway</html>"[..], b"", b"{}", b"[]", br#"{"keys":{}}"#, br#"{"keys":[],"keys":[]}"#, b"null", not_an_object, wrong_type, repeated_member] {
+        for bad in [
+            &b"<html>502 Bad Gateway</html>"[..],
+            b"",
+            b"{}",
+            b"[]",
+            br#"{"keys":{}}"#,
+            br#"{"keys":[],"keys":[]}"#,
+            b"null",
+            not_an_object,
+            wrong_type,
+            repeated_member,
+        ] {
             assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
         }
-        for bad in [&br#"{"keys":null}"#[..], br#"{"keys":[{"kty":"EC","key_ops":"verify"}]}"#, br#"{"keys":[{"kty":"EC","key_ops":[1]}]}"#, br#"{"keys":[null]}"#, b"{\"keys\":[],\"x\":\"\xff\"}"] {
+        for bad in [
+            &br#"{"keys":null}"#[..],
+            br#"{"keys":[{"kty":"EC","key_ops":"verify"}]}"#,
+            br#"{"keys":[{"kty":"EC","key_ops":[1]}]}"#,
+            br#"{"keys":[null]}"#,
+            b"{\"keys\":[],\"x\":\"\xff\"}",
+        ] {
             assert_eq!(parse_jwks(bad), Err(JwksError::NotAKeySet), "{:?}", String::from_utf8_lossy(bad));
         }
         let big = format!(r#"{{"keys":[],"pad":"{}"}}"#, "a".repeat(MAX_JWKS_BYTES));

@@ -5,17 +5,15 @@
 //! and the mapping of PostgREST errors to the bundle's stable error codes. The Worker
 //! (`functions`) only adds what needs the Workers runtime: fetch, WebCrypto, bindings.
 
-pub mod b64;
+pub mod appstore;
 pub mod config;
 pub mod error;
 pub mod input;
 pub mod jwks;
-pub mod json;
-pub mod jsonr;
 pub mod jwt;
 pub mod postgrest;
 pub mod signature;
+pub mod strict;
 pub mod stripe;
-pub mod appstore;
 
 pub use error::ApiError;

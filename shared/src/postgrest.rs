@@ -24,8 +24,7 @@ fn stable_code(s: &str) -> bool {
 /// Maps a non-2xx PostgREST response (status and raw body) to an outcome.
 pub fn map_error(status: u16, body: &[u8]) -> Outcome {
     // PostgREST's error body: {"code", "message", "details", "hint"}; anything else reads as empty.
-    let text = std::str::from_utf8(body).unwrap_or("");
-    let err = crate::jsonr::parse(text).ok();
+    let err: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let member = |k: &str| err.as_ref().and_then(|e| e.get(k)).and_then(|v| v.as_str());
     let code = member("code").unwrap_or("");
     let hint = member("hint").filter(|h| stable_code(h));
@@ -36,10 +35,18 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
         "PGRST000" | "PGRST001" | "PGRST002" | "PGRST003" => return Outcome::Fail(ApiError::unavailable()),
         // JWT refused by PostgREST although the edge accepted it: keys out of sync; fail closed.
         c if c.starts_with("PGRST30") => {
-            return Outcome::Fail(ApiError::unauthorized("invalid_token", "The access token is not valid for this project."))
+            return Outcome::Fail(ApiError::unauthorized(
+                "invalid_token",
+                "The access token is not valid for this project.",
+            ))
         }
         "57014" => return Outcome::Fail(ApiError::unavailable()),
         _ => {}
+    }
+    // One code per rule: the database's name for "anonymous sessions may not do this"
+    // (begin_purchase) is the edge's `anonymous_not_allowed`, with the edge's status.
+    if hint == Some("anonymous_user") {
+        return Outcome::Fail(crate::jwt::AuthError::AnonymousNotAllowed.to_api());
     }
     if let Some(h) = hint {
         // Our own RPC errors: the status comes from the PTxxx errcode, the code from the hint.
@@ -60,7 +67,7 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
         }
         _ if status >= 500 || status == 0 => ApiError::unavailable(),
         // Anything else (a missing function, a schema mismatch) is a deployment fault, not the client's.
-        _ => ApiError::internal(),
+        _ => ApiError::internal().because(format!("PostgREST answered {status} with code {code:?}")),
     })
 }
 
@@ -77,12 +84,29 @@ mod tests {
 
     #[test]
     fn maps_rpc_errors_by_errcode_and_hint() {
-        let e = fail(402, r#"{"code":"PT402","message":"Not enough credits.","details":null,"hint":"insufficient_credits"}"#);
-        assert_eq!((e.status, e.code.as_str(), e.message.as_str()), (402, "insufficient_credits", "Not enough credits."));
-        let e = fail(400, r#"{"code":"22023","message":"target_minutes must be 1 to 60.","details":"target_minutes","hint":"invalid_request"}"#);
+        let e = fail(
+            402,
+            r#"{"code":"PT402","message":"Not enough credits.","details":null,"hint":"insufficient_credits"}"#,
+        );
+        assert_eq!(
+            (e.status, e.code.as_str(), e.message.as_str()),
+            (402, "insufficient_credits", "Not enough credits.")
+        );
+        let e = fail(
+            400,
+            concat!(
+                r#"{"code":"22023","message":"target_minutes must be 1 to 60.","#,
+                r#""details":"target_minutes","hint":"invalid_request"}"#
+            ),
+        );
         assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "invalid_request", Some("target_minutes")));
         let e = fail(410, r#"{"code":"PT410","message":"expired","details":null,"hint":"draft_expired"}"#);
         assert_eq!((e.status, e.code.as_str()), (410, "draft_expired"));
+        let e = fail(
+            403,
+            r#"{"code":"PT403","message":"Anonymous users cannot buy.","details":null,"hint":"anonymous_user"}"#,
+        );
+        assert_eq!((e.status, e.code.as_str()), (403, "anonymous_not_allowed"), "one code per rule");
     }
 
     #[test]
@@ -95,7 +119,10 @@ mod tests {
         assert_eq!(fail(403, r#"{"code":"42501","message":"permission denied"}"#).code, "forbidden");
         assert_eq!(fail(409, r#"{"code":"23505","message":"duplicate key"}"#).status, 409);
         assert_eq!(fail(400, r#"{"code":"P0001","message":"raw internal text"}"#).message, "The request is not valid.");
-        assert_eq!(fail(400, r#"{"code":"22P05","message":"unsupported Unicode escape sequence"}"#).code, "invalid_request");
+        assert_eq!(
+            fail(400, r#"{"code":"22P05","message":"unsupported Unicode escape sequence"}"#).code,
+            "invalid_request"
+        );
         assert_eq!(fail(400, r#"{"code":"22003","message":"integer out of range"}"#).status, 400);
         assert_eq!(fail(404, r#"{"code":"PGRST202","message":"Could not find the function"}"#).status, 500);
         // A hint that is not a stable code is never passed through.

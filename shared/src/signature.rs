@@ -48,7 +48,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// Verifies `header` against the raw `body`, any of `secrets`, at time `now` (unix seconds).
 /// Returns the signed timestamp.
-pub fn verify(header: Option<&str>, body: &[u8], secrets: &[&[u8]], now: i64, tolerance_secs: i64) -> Result<i64, SignatureError> {
+pub fn verify(
+    header: Option<&str>,
+    body: &[u8],
+    secrets: &[&[u8]],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<i64, SignatureError> {
     let header = header.filter(|h| h.len() <= 1024).ok_or(SignatureError::Malformed)?;
     let mut t = None;
     let mut candidates = Vec::new();

@@ -4,15 +4,20 @@
 //! Signatures use the timestamped HMAC-SHA256 scheme of [`crate::signature`] (`Stripe-Signature:
 //! t=...,v1=...`): any `v1` matching any configured endpoint secret passes (several during secret
 //! rotation), compared in constant time, with Stripe's default tolerance of 300 seconds. Events are
-//! read with `crate::jsonr` (a repeated key anywhere refuses the event) rather than typed structs:
-//! only a handful of fields matter, and every derived type costs wasm bytes. Amounts, currency and
-//! metadata ids go to the database as the JSON text Stripe sent; the RPCs validate them. An event type not listed in [`parse_event`] is acknowledged
-//! and ignored, as Stripe recommends.
+//! checked by `crate::strict` (a repeated key anywhere refuses the event) and read as a
+//! `serde_json::Value`: Stripe's objects carry dozens of members of which a handful matter, and
+//! which of them exist depends on the event type. Amounts, currency and metadata ids go to the
+//! database as the JSON values Stripe sent; the RPCs validate them. An event type not listed in
+//! [`parse_event`] is acknowledged and ignored, as Stripe recommends.
 
 use crate::signature::{self, SignatureError};
-use crate::json::Obj;
-use crate::jsonr::{self, str_at, Value};
-use crate::ApiError;
+use crate::{strict, ApiError};
+use serde_json::{json, Map, Value};
+
+/// The string member `key` of an object.
+fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
 
 /// Stripe's default signature tolerance (its libraries use 300 s).
 pub const TOLERANCE_SECS: i64 = 300;
@@ -26,11 +31,15 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 pub fn verify_signature(header: Option<&str>, body: &[u8], secrets_binding: &str, now: i64) -> Result<(), ApiError> {
     let secrets = signature::secrets(secrets_binding);
     if secrets.is_empty() {
-        return Err(ApiError::internal());
+        return Err(ApiError::internal().because("STRIPE_WEBHOOK_SECRET lists no secret"));
     }
     signature::verify(header, body, &secrets, now, TOLERANCE_SECS).map(|_| ()).map_err(|e| match e {
-        SignatureError::Malformed => ApiError::new(400, "invalid_signature_header", "The Stripe-Signature header is missing or malformed."),
-        SignatureError::Stale => ApiError::new(400, "signature_expired", "The Stripe-Signature timestamp is outside the tolerance."),
+        SignatureError::Malformed => {
+            ApiError::new(400, "invalid_signature_header", "The Stripe-Signature header is missing or malformed.")
+        }
+        SignatureError::Stale => {
+            ApiError::new(400, "signature_expired", "The Stripe-Signature timestamp is outside the tolerance.")
+        }
         SignatureError::Mismatch => ApiError::new(400, "invalid_signature", "No Stripe-Signature v1 value matches."),
     })
 }
@@ -98,7 +107,7 @@ impl Checkout<'_> {
 
 /// Reads `id` and `url` from a `checkout.session` answer.
 pub fn parse_session(body: &[u8]) -> Option<(String, String)> {
-    let v = jsonr::parse(std::str::from_utf8(body).ok()?).ok()?;
+    let v: Value = strict::parse_slice(body)?;
     if str_at(&v, "object") != Some("checkout.session") {
         return None;
     }
@@ -114,12 +123,12 @@ pub enum Action {
     Ignore(&'static str),
 }
 
-/// A member's JSON text as Stripe sent it, for the database to validate, or `null`.
-fn raw_at<'a>(v: &Value<'a>, key: &str) -> &'a str {
-    v.get(key).map_or("null", |m| m.raw)
+/// A member's JSON value as Stripe sent it, for the database to validate, or `null`.
+fn raw_at(v: &Value, key: &str) -> Value {
+    v.get(key).cloned().unwrap_or(Value::Null)
 }
 
-fn id_of<'v>(v: Option<&'v Value<'_>>) -> Option<&'v str> {
+fn id_of(v: Option<&Value>) -> Option<&str> {
     // An expandable field is either an id or the expanded object.
     let v = v?;
     v.as_str().or_else(|| str_at(v, "id")).filter(|s| !s.is_empty() && s.len() <= 255)
@@ -130,19 +139,36 @@ fn bad_event(what: &str) -> ApiError {
 }
 
 /// The arguments every payment RPC starts with.
-fn payment_args(payment: &str, event_id: &str, kind: &str) -> Obj {
-    Obj::new().str("p_provider", "stripe").str("p_provider_payment_id", payment).str("p_event_id", event_id).str("p_event_type", kind)
+fn payment_args(payment: &str, event_id: &str, kind: &str) -> Map<String, Value> {
+    let args =
+        json!({"p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": event_id, "p_event_type": kind});
+    match args {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Adds members to RPC arguments.
+fn with(mut args: Map<String, Value>, more: &[(&str, Value)]) -> Map<String, Value> {
+    for (k, v) in more {
+        args.insert((*k).to_owned(), v.clone());
+    }
+    args
 }
 
 /// Maps a verified event to what it does. Payment ids are PaymentIntent ids throughout, so a
 /// refund or dispute seen before the payment is matched to it when the payment arrives.
 pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| bad_event("not JSON"))?;
-    let event = jsonr::parse(text).map_err(|_| bad_event("not JSON"))?;
+    let event: Value = strict::parse(text).map_err(|_| bad_event("not JSON"))?;
     let id = str_at(&event, "id").filter(|s| s.starts_with("evt_") && s.len() <= 255).ok_or_else(|| bad_event("id"))?;
     let kind = str_at(&event, "type").filter(|s| s.len() <= 255).ok_or_else(|| bad_event("type"))?;
-    let object = event.get("data").and_then(|d| d.get("object")).filter(|o| o.is_object()).ok_or_else(|| bad_event("data.object"))?;
-    let rpc = |name, args: Obj| Ok(Action::Rpc { name, args: args.finish() });
+    let object = event
+        .get("data")
+        .and_then(|d| d.get("object"))
+        .filter(|o| o.is_object())
+        .ok_or_else(|| bad_event("data.object"))?;
+    let rpc = |name, args: Map<String, Value>| Ok(Action::Rpc { name, args: Value::Object(args).to_string() });
     match kind {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             // `unpaid` means a delayed payment method: the async_payment_* event decides later.
@@ -157,15 +183,21 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
                 return Ok(Action::Ignore("not_ours"));
             };
             // A session with nothing to pay has no PaymentIntent; its own id is the payment then.
-            let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
+            let payment = id_of(object.get("payment_intent"))
+                .or_else(|| id_of(object.get("id")))
+                .ok_or_else(|| bad_event("payment_intent"))?;
             rpc(
                 "fulfill_purchase",
-                payment_args(payment, id, kind)
-                    .raw("p_user_id", raw_at(meta, "user_id"))
-                    .raw("p_package_id", raw_at(meta, "package_id"))
-                    .raw("p_amount_cents", raw_at(object, "amount_total"))
-                    .raw("p_currency", raw_at(object, "currency"))
-                    .str("p_purchase_id", purchase_id),
+                with(
+                    payment_args(payment, id, kind),
+                    &[
+                        ("p_user_id", raw_at(meta, "user_id")),
+                        ("p_package_id", raw_at(meta, "package_id")),
+                        ("p_amount_cents", raw_at(object, "amount_total")),
+                        ("p_currency", raw_at(object, "currency")),
+                        ("p_purchase_id", purchase_id.into()),
+                    ],
+                ),
             )
         }
         "checkout.session.async_payment_failed" => {
@@ -177,8 +209,10 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
             if object.get("metadata").and_then(|m| str_at(m, "purchase_id")) != Some(purchase_id) {
                 return Ok(Action::Ignore("not_ours"));
             }
-            let payment = id_of(object.get("payment_intent")).or_else(|| id_of(object.get("id"))).ok_or_else(|| bad_event("payment_intent"))?;
-            rpc("fail_purchase", payment_args(payment, id, kind).str("p_purchase_id", purchase_id))
+            let payment = id_of(object.get("payment_intent"))
+                .or_else(|| id_of(object.get("id")))
+                .ok_or_else(|| bad_event("payment_intent"))?;
+            rpc("fail_purchase", with(payment_args(payment, id, kind), &[("p_purchase_id", purchase_id.into())]))
         }
         "charge.refunded" => {
             let Some(payment) = id_of(object.get("payment_intent")) else {
@@ -188,9 +222,13 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
             // reordered event never takes back more than the refunds add up to.
             rpc(
                 "refund_purchase_amount",
-                payment_args(payment, id, kind)
-                    .raw("p_amount_refunded_cents", raw_at(object, "amount_refunded"))
-                    .raw("p_amount_cents", raw_at(object, "amount")),
+                with(
+                    payment_args(payment, id, kind),
+                    &[
+                        ("p_amount_refunded_cents", raw_at(object, "amount_refunded")),
+                        ("p_amount_cents", raw_at(object, "amount")),
+                    ],
+                ),
             )
         }
         "charge.dispute.created" | "charge.dispute.funds_withdrawn" => {
@@ -216,7 +254,6 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
 mod tests {
     use super::*;
     use crate::signature::sign;
-    use serde_json::{json, Value};
 
     const NOW: i64 = 1_800_000_000;
 
@@ -242,20 +279,34 @@ mod tests {
 
     #[test]
     fn encodes_the_checkout_form() {
-        assert_eq!(form_encode(&[("a[0][b]", "x y&z=é"), ("c", "https://e.test/?s={CHECKOUT_SESSION_ID}")]),
-            "a[0][b]=x%20y%26z%3D%C3%A9&c=https%3A%2F%2Fe.test%2F%3Fs%3D%7BCHECKOUT_SESSION_ID%7D");
-        let c = Checkout { purchase_id: "p1", user_id: "u1", package_id: "starter", price_id: "price_1", success_url: "https://s", cancel_url: "https://c" };
+        assert_eq!(
+            form_encode(&[("a[0][b]", "x y&z=é"), ("c", "https://e.test/?s={CHECKOUT_SESSION_ID}")]),
+            "a[0][b]=x%20y%26z%3D%C3%A9&c=https%3A%2F%2Fe.test%2F%3Fs%3D%7BCHECKOUT_SESSION_ID%7D"
+        );
+        let c = Checkout {
+            purchase_id: "p1",
+            user_id: "u1",
+            package_id: "starter",
+            price_id: "price_1",
+            success_url: "https://s",
+            cancel_url: "https://c",
+        };
         let form = c.form();
         assert!(form.starts_with("mode=payment&line_items[0][price]=price_1&line_items[0][quantity]=1&"), "{form}");
         assert!(form.contains("client_reference_id=p1") && form.contains("metadata[user_id]=u1"), "{form}");
         assert_eq!(c.idempotency_key(), "checkout-p1");
-        assert_eq!(parse_session(br#"{"object":"checkout.session","id":"cs_test_1","url":"https://checkout.stripe.com/c/pay/cs_test_1"}"#),
-            Some(("cs_test_1".into(), "https://checkout.stripe.com/c/pay/cs_test_1".into())));
+        let session =
+            br#"{"object":"checkout.session","id":"cs_test_1","url":"https://checkout.stripe.com/c/pay/cs_test_1"}"#;
+        assert_eq!(
+            parse_session(session),
+            Some(("cs_test_1".into(), "https://checkout.stripe.com/c/pay/cs_test_1".into()))
+        );
         assert_eq!(parse_session(br#"{"object":"payment_intent","id":"pi_1"}"#), None);
     }
 
     fn event(kind: &str, object: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"id": "evt_1", "object": "event", "type": kind, "data": {"object": object}})).unwrap()
+        serde_json::to_vec(&json!({"id": "evt_1", "object": "event", "type": kind, "data": {"object": object}}))
+            .unwrap()
     }
 
     fn rpc_name(a: Action) -> String {
@@ -267,7 +318,8 @@ mod tests {
 
     #[test]
     fn maps_each_event_type() {
-        let session = json!({"id": "cs_1", "object": "checkout.session", "payment_status": "paid", "payment_intent": "pi_1",
+        let session = json!({"id": "cs_1", "object": "checkout.session", "payment_status": "paid",
+            "payment_intent": "pi_1",
             "client_reference_id": "p1", "metadata": {"purchase_id": "p1", "user_id": "u1", "package_id": "starter"},
             "amount_total": 499, "currency": "usd"});
         match parse_event(&event("checkout.session.completed", session.clone())).unwrap() {
@@ -304,8 +356,16 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(rpc_name(parse_event(&body).unwrap()), want, "{}", String::from_utf8_lossy(&body));
         }
-        for bad in [&b"nope"[..], br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#, br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#,
-            br#"{"id":"evt_1","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","payment_intent":"pi_2"}}}"#] {
+        for bad in [
+            &b"nope"[..],
+            br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#,
+            br#"{"id":"evt_1","type":"charge.refunded","data":{}}"#,
+            concat!(
+                r#"{"id":"evt_1","type":"charge.refunded","#,
+                r#""data":{"object":{"payment_intent":"pi_1","payment_intent":"pi_2"}}}"#
+            )
+            .as_bytes(),
+        ] {
             assert_eq!(parse_event(bad).unwrap_err().code, "invalid_event");
         }
     }

@@ -11,6 +11,7 @@ import http from 'node:http';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import os from 'node:os';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stack, localBindings, createUser, mintToken, claimsFor, sql } from '../e2e/harness.mjs';
@@ -69,7 +70,8 @@ async function load(url, { method = 'GET', headers = {}, body, concurrency = 1, 
   const deadline = performance.now() + durationMs;
   const one = () => new Promise((resolve) => {
     const t0 = performance.now();
-    const req = http.request({ agent, host: u.hostname, port: u.port, path: u.pathname, method, headers }, (res) => {
+    const h = typeof headers === 'function' ? headers() : headers;
+    const req = http.request({ agent, host: u.hostname, port: u.port, path: u.pathname, method, headers: h }, (res) => {
       res.resume();
       res.on('end', () => { lat.push(performance.now() - t0); res.statusCode === expect ? ok++ : bad++; resolve(); });
     });
@@ -235,6 +237,13 @@ async function throughput(user) {
   ]);
   const same = bodies.every((b) => JSON.stringify(b) === JSON.stringify(bodies[0]));
   if (!same) log('WARNING: the three paths answered differently:', JSON.stringify(bodies));
+  // POST /v1/generate on both Workers: a fresh Idempotency-Key per request (a new job and hold each
+  // time), for a user given enough credits for every run.
+  sql(`select app.add_grant('${user.id}', 'adjustment', 'promotional', 100000000, null, 'grant')`);
+  const gen = {
+    method: 'POST', expect: 202, body: JSON.stringify({ model_id: 'draft-v1', prompt: 'A bench prompt', target_minutes: 1 }),
+    headers: () => ({ ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() }),
+  };
   const targets = [
     ['PostgREST direct POST /rpc/get_balance', direct.url, direct.opts],
     ['Rust Worker GET /v1/balance', `${rust.url}/v1/balance`, { headers: auth }],
@@ -242,6 +251,9 @@ async function throughput(user) {
     // Without the database: what each Worker alone costs per request (routing, JSON error, log line).
     ['Rust Worker GET /nope (404, no database)', `${rust.url}/nope`, { expect: 404 }],
     ['TS Worker GET /nope (404, no database)', `${js.url}/nope`, { expect: 404 }],
+    // Kept after the balance rows: the summary reads rows 0-2 (direct, Rust and TS balance).
+    ['Rust Worker POST /v1/generate', `${rust.url}/v1/generate`, gen],
+    ['TS Worker (postgrest-js) POST /v1/generate', `${js.url}/v1/generate`, gen],
   ];
   for (const [, url, opts] of targets) await load(url, { ...opts, concurrency: C, durationMs: 1000 }); // warm up
   const runs = {}; for (const [name] of targets) runs[name] = [];

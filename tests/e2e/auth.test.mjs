@@ -70,6 +70,14 @@ function serveJwks(req, res) {
     case 'garbage': res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys": [ {"kty": "EC", "crv": "P-2'); break;
     case 'html': res.writeHead(200, { 'content-type': 'text/html' }).end('<html>Bad gateway</html>'); break;
     case 'huge': res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: s.keys.map((k) => k.jwk), pad: 'a'.repeat(100_000) })); break;
+    // Over the cap with no Content-Length (chunked): the Worker must stop reading at 64 KB.
+    case 'huge-chunked': {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`{"keys": ${JSON.stringify(s.keys.map((k) => k.jwk))}, "pad": "`);
+      for (let i = 0; i < 20; i++) res.write('a'.repeat(10_000));
+      res.end('"}');
+      break;
+    }
     case 'redirect': res.writeHead(302, { location: jwksUrl('main') }).end(); break;
     case 'hang': break; // never answers; the Worker's fetch timeout must fire
     default: res.writeHead(500).end();
@@ -372,7 +380,7 @@ test('rotation: a new kid is accepted after a refetch; a removed key is refused 
 
 test('fail closed: a JWKS that errors, times out, redirects, is garbage or too large', async () => {
   const user = createUser();
-  for (const [mode, extra] of [['error'], ['garbage'], ['html'], ['huge'], ['redirect'], ['hang', { JWKS_FETCH_TIMEOUT_MS: '300' }]]) {
+  for (const [mode, extra] of [['error'], ['garbage'], ['html'], ['huge'], ['huge-chunked'], ['redirect'], ['hang', { JWKS_FETCH_TIMEOUT_MS: '300' }]]) {
     const s = scenario(`fail-${mode}`, [keyA], mode);
     const w = await keysOnlyWorker(`fail-${mode}`, extra);
     const t0 = Date.now();

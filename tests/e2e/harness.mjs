@@ -124,17 +124,20 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
     unsafeTriggerHandlers: true,
     handleRuntimeStdio: log ? undefined : (stdout, stderr) => {
       if (logLines) {
-        // The Worker's console lines, for tests of what it logs (and does not).
-        let rest = '';
-        stdout.on('data', (chunk) => {
-          const lines = (rest + chunk).split('\n');
-          rest = lines.pop();
-          logLines.push(...lines);
-        });
+        // The Worker's console lines (console.log on stdout, console.error on stderr), for tests of
+        // what it logs (and does not).
+        for (const stream of [stdout, stderr]) {
+          let rest = '';
+          stream.on('data', (chunk) => {
+            const lines = (rest + chunk).split('\n');
+            rest = lines.pop();
+            logLines.push(...lines);
+          });
+        }
       } else {
         stdout.resume();
+        stderr.resume();
       }
-      stderr.resume();
     },
     workers: [
       {

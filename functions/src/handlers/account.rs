@@ -4,7 +4,7 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
-use shared::json::Obj;
+use serde_json::json;
 use shared::ApiError;
 use web_sys::Response;
 
@@ -14,7 +14,7 @@ pub async fn job(cx: Cx) -> Result<Response, ApiError> {
     if !shared::jwt::is_uuid(id) {
         return Err(ApiError::new(404, "not_found", "No such job."));
     }
-    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_job", &Obj::new().str("p_job_id", id).finish(), 200).await
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_job", &json!({ "p_job_id": id }).to_string(), 200).await
 }
 
 pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
@@ -28,19 +28,21 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
         match k {
             "before" => {
                 before = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ApiError::invalid_field("before", "before must be a positive ledger entry id (next_before of the previous page).")
+                    ApiError::invalid_field(
+                        "before",
+                        "before must be a positive ledger entry id (next_before of the previous page).",
+                    )
                 })?)
             }
             "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| ApiError::invalid_field("limit", "limit must be a whole number from 1 to 100."))?
+                limit =
+                    v.parse().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+                        ApiError::invalid_field("limit", "limit must be a whole number from 1 to 100.")
+                    })?
             }
             _ => return Err(ApiError::invalid_field("query", "Unknown query parameter; use before and limit.")),
         }
     }
-    let args = Obj::new().opt_int("p_before", before).int("p_limit", limit).finish();
+    let args = json!({ "p_before": before, "p_limit": limit }).to_string();
     db::rpc_response(&cx.cfg, Caller::User(&user.token), "list_ledger", &args, 200).await
 }

@@ -10,83 +10,140 @@
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::log;
-use shared::input::{field_error, fields, parse};
-use shared::json::Obj;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use shared::input::range;
 use shared::signature::{self, SignatureError};
 use shared::ApiError;
+use std::collections::BTreeMap;
 use web_sys::Response;
 
 const TOLERANCE_SECS: i64 = 300;
 
-/// The members every event has, and those of each type.
-const EVENT_FIELDS: &[&str] = &[
-    "type", "event_id", "job_id", "worker_id", "attempt", // every event
-    "status", "progress", "message", "visibility_timeout_seconds", // job.progress
-    "actual_cost", "output_url", "manifest", "assets", // job.succeeded
-    "error_code", "error_message", "retryable", // job.failed
-];
+/// `POST /v1/pipeline/claim`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimRequest {
+    worker_id: String,
+    limit: Option<i64>,
+    visibility_timeout_seconds: Option<i64>,
+}
+
+/// `POST /v1/pipeline/events`: the members every event has, and those of each type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event<'a> {
+    // Every event.
+    #[serde(rename = "type")]
+    kind: String,
+    event_id: String,
+    job_id: String,
+    worker_id: String,
+    attempt: i64,
+    // job.progress
+    status: Option<String>,
+    progress: Option<i64>,
+    message: Option<String>,
+    visibility_timeout_seconds: Option<i64>,
+    // job.succeeded
+    actual_cost: Option<i64>,
+    output_url: Option<String>,
+    #[serde(borrow)]
+    manifest: Option<&'a RawValue>,
+    #[serde(borrow)]
+    assets: Option<&'a RawValue>,
+    // job.failed
+    error_code: Option<String>,
+    error_message: Option<String>,
+    retryable: Option<bool>,
+}
+
+fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::invalid_field(field, format!("{field} is required.")))
+}
+
+/// RPC arguments whose members keep the client's JSON text where it is passed through.
+#[derive(Default)]
+struct Args(BTreeMap<&'static str, Box<RawValue>>);
+
+impl Args {
+    fn set(&mut self, k: &'static str, v: Value) {
+        if let Ok(raw) = serde_json::value::to_raw_value(&v) {
+            self.0.insert(k, raw);
+        }
+    }
+    /// A member passed through as the client sent it (the RPC validates it), or `default`.
+    fn raw(&mut self, k: &'static str, v: Option<&RawValue>, default: &str) {
+        let raw = v.map(RawValue::to_owned).or_else(|| RawValue::from_string(default.to_owned()).ok());
+        if let Some(raw) = raw {
+            self.0.insert(k, raw);
+        }
+    }
+    fn text(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_default()
+    }
+}
 
 pub async fn claim(mut cx: Cx) -> Result<Response, ApiError> {
     let text = signed_body(&mut cx).await?;
-    let body = parse(&text)?;
-    let f = fields(&body, &["worker_id", "limit", "visibility_timeout_seconds"])?;
-    let args = Obj::new()
-        .str("p_worker_id", f.str("worker_id").map_err(field_error)?)
-        .int("p_limit", f.opt_int("limit", 1, 100).map_err(field_error)?.unwrap_or(1))
-        .int("p_visibility_timeout_seconds", f.opt_int("visibility_timeout_seconds", 10, 86_400).map_err(field_error)?.unwrap_or(300))
-        .finish();
-    db::rpc_response(&cx.cfg, Caller::Service, "claim_next_jobs", &args, 200).await
+    let body: ClaimRequest = shared::input::body(&text)?;
+    let limit = body.limit.map(|n| range("limit", n, 1, 100)).transpose()?.unwrap_or(1);
+    let lease = body
+        .visibility_timeout_seconds
+        .map(|n| range("visibility_timeout_seconds", n, 10, 86_400))
+        .transpose()?
+        .unwrap_or(300);
+    let args = json!({ "p_worker_id": body.worker_id, "p_limit": limit, "p_visibility_timeout_seconds": lease });
+    db::rpc_response(&cx.cfg, Caller::Service, "claim_next_jobs", &args.to_string(), 200).await
 }
 
 pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
     let text = signed_body(&mut cx).await?;
-    let body = parse(&text)?;
-    let f = fields(&body, EVENT_FIELDS)?;
-    let event_id = f.str("event_id").map_err(field_error)?;
-    let job_id = f.str("job_id").map_err(field_error)?;
-    if event_id.is_empty() || event_id.len() > 255 {
+    let e: Event<'_> = shared::input::body(&text)?;
+    if e.event_id.is_empty() || e.event_id.len() > 255 {
         return Err(ApiError::invalid_field("event_id", "event_id must be 1 to 255 characters."));
     }
-    if !shared::jwt::is_uuid(job_id) {
+    if !shared::jwt::is_uuid(&e.job_id) {
         return Err(ApiError::invalid_field("job_id", "job_id must be a UUID."));
     }
     // `attempt` is the job's `attempts` as claim_next_jobs returned it: an event of an earlier
     // attempt changes nothing, even from a worker that reuses its worker_id.
-    let base = Obj::new()
-        .str("p_job_id", job_id)
-        .str("p_worker_id", f.str("worker_id").map_err(field_error)?)
-        .int("p_attempt", f.int("attempt", 1, 1000).map_err(field_error)?);
-    let kind = f.str("type").map_err(field_error)?;
-    let (rpc, args) = match kind {
+    let mut args = Args::default();
+    args.set("p_job_id", e.job_id.clone().into());
+    args.set("p_worker_id", e.worker_id.clone().into());
+    args.set("p_attempt", range("attempt", e.attempt, 1, 1000)?.into());
+    let rpc = match e.kind.as_str() {
         "job.progress" => {
-            let args = base
-                .str("p_status", f.str("status").map_err(field_error)?)
-                .opt_int("p_progress", f.opt_int("progress", 0, 100).map_err(field_error)?)
-                .opt_str("p_message", f.opt_str("message").map_err(field_error)?);
+            args.set("p_status", required("status", e.status)?.into());
+            args.set("p_progress", e.progress.map(|n| range("progress", n, 0, 100)).transpose()?.into());
+            args.set("p_message", e.message.into());
             // The lease a heartbeat extends to; absent, the database's default (300 s) applies.
-            let args = match f.opt_int("visibility_timeout_seconds", 10, 86_400).map_err(field_error)? {
-                Some(secs) => args.int("p_visibility_timeout_seconds", secs),
-                None => args,
-            };
-            ("report_job_progress", args)
+            if let Some(secs) = e.visibility_timeout_seconds {
+                args.set("p_visibility_timeout_seconds", range("visibility_timeout_seconds", secs, 10, 86_400)?.into());
+            }
+            "report_job_progress"
         }
-        "job.succeeded" => (
-            "complete_job",
-            base.int("p_actual_cost", f.int("actual_cost", 0, i64::from(i32::MAX)).map_err(field_error)?)
-                .opt_str("p_output_url", f.opt_str("output_url").map_err(field_error)?)
-                .raw("p_manifest", f.opt_raw("manifest").unwrap_or("null"))
-                .raw("p_assets", f.opt_raw("assets").unwrap_or("[]")),
-        ),
-        "job.failed" => (
-            "fail_job",
-            base.str("p_error_code", f.str("error_code").map_err(field_error)?)
-                .opt_str("p_error_message", f.opt_str("error_message").map_err(field_error)?)
-                .bool("p_retryable", f.opt_bool("retryable").map_err(field_error)?.unwrap_or(true)),
-        ),
+        "job.succeeded" => {
+            args.set(
+                "p_actual_cost",
+                range("actual_cost", required("actual_cost", e.actual_cost)?, 0, i64::from(i32::MAX))?.into(),
+            );
+            args.set("p_output_url", e.output_url.into());
+            args.raw("p_manifest", e.manifest, "null");
+            args.raw("p_assets", e.assets, "[]");
+            "complete_job"
+        }
+        "job.failed" => {
+            args.set("p_error_code", required("error_code", e.error_code)?.into());
+            args.set("p_error_message", e.error_message.into());
+            args.set("p_retryable", e.retryable.unwrap_or(true).into());
+            "fail_job"
+        }
         _ => return Err(ApiError::invalid_field("type", "type must be job.progress, job.succeeded or job.failed.")),
     };
-    let resp = db::rpc_response(&cx.cfg, Caller::Service, rpc, &args.finish(), 200).await?;
-    log::info(log::event("pipeline_event").str("event_id", event_id).str("rpc", rpc));
+    let resp = db::rpc_response(&cx.cfg, Caller::Service, rpc, &args.text(), 200).await?;
+    log::info(log::event("pipeline_event").str("event_id", &e.event_id).str("rpc", rpc));
     Ok(resp)
 }
 
@@ -97,12 +154,17 @@ async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
     let body = cx.body_bytes(shared::input::MAX_BODY_BYTES).await?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     let header = cx.header("pipeline-signature");
-    signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(|e| {
-        log::info(log::event("signature_rejected").str("reason", e.reason()));
-        match e {
-            SignatureError::Stale => ApiError::unauthorized("signature_expired", "The signature timestamp is outside the 5-minute window."),
-            _ => ApiError::unauthorized("invalid_signature", "The Pipeline-Signature header does not verify."),
-        }
-    })?;
+    signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(
+        |e| {
+            log::info(log::event("signature_rejected").str("reason", e.reason()));
+            match e {
+                SignatureError::Stale => ApiError::unauthorized(
+                    "signature_expired",
+                    "The signature timestamp is outside the 5-minute window.",
+                ),
+                _ => ApiError::unauthorized("invalid_signature", "The Pipeline-Signature header does not verify."),
+            }
+        },
+    )?;
     shared::input::body_text(body)
 }

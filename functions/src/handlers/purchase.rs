@@ -13,30 +13,39 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::{respond, stripe};
-use shared::json::Obj;
-use shared::jsonr;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use shared::stripe::Checkout;
 use shared::ApiError;
 use web_sys::Response;
 
-/// A string at `path` in a JSON document (`None` if any step is missing or not an object).
+/// `POST /v1/purchase/checkout`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutRequest {
+    package_id: String,
+}
+
 /// A setting with a default (`Cx::setting` is for required ones).
 pub fn setting_or(cx: &Cx, name: &str, default: &str) -> String {
-    cx.env
-        .var(name)
-        .map(|v| v.to_string())
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned())
+    crate::context::binding(&cx.env, name).unwrap_or_else(|| default.to_owned())
+}
+
+/// The string at `path` in a JSON document.
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str)
 }
 
 pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Refused).await?;
     let key = shared::input::idempotency_key(cx.header("idempotency-key").as_deref())?.to_owned();
     let text = cx.body_text().await?;
-    let body = shared::input::parse(&text)?;
-    let id = shared::input::fields(&body, &["package_id"])?.str("package_id").map_err(shared::input::field_error)?;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+    let body: CheckoutRequest = shared::input::body(&text)?;
+    let id = body.package_id.as_str();
+    if id.is_empty()
+        || id.len() > 64
+        || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
         return Err(ApiError::invalid_field("package_id", "package_id must be a package id from GET /v1/packages."));
     }
     // Every setting is read before anything is written: a deployment fault writes nothing.
@@ -45,12 +54,15 @@ pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
     let cancel_url = cx.setting("CHECKOUT_CANCEL_URL")?;
     let base = setting_or(&cx, "STRIPE_API_BASE", "https://api.stripe.com");
 
-    let args = Obj::new().str("p_package_id", id).str("p_idempotency_key", &key).finish();
+    let args = json!({ "p_package_id": id, "p_idempotency_key": key }).to_string();
     let begun = db::rpc(&cx.cfg, Caller::User(&user.token), "begin_purchase", &args).await?;
-    let begun = jsonr::parse(&begun).map_err(|_| ApiError::internal())?;
-    let purchase_id = begun.str_at(&["purchase", "id"]).ok_or_else(ApiError::internal)?;
-    let Some(price_id) = begun.str_at(&["package", "stripe_price_id"]) else {
-        return Err(ApiError::new(409, "not_sold_on_stripe", "This package is not sold through Stripe.").with_field("package_id"));
+    let begun: Value = serde_json::from_str(&begun)
+        .map_err(|e| ApiError::internal().because(format!("begin_purchase answered non-JSON: {e}")))?;
+    let purchase_id = str_at(&begun, &["purchase", "id"])
+        .ok_or_else(|| ApiError::internal().because("begin_purchase answered no purchase.id"))?;
+    let Some(price_id) = str_at(&begun, &["package", "stripe_price_id"]) else {
+        return Err(ApiError::new(409, "not_sold_on_stripe", "This package is not sold through Stripe.")
+            .with_field("package_id"));
     };
     let checkout = Checkout {
         purchase_id,
@@ -61,9 +73,9 @@ pub async fn checkout(mut cx: Cx) -> Result<Response, ApiError> {
         cancel_url: &cancel_url,
     };
     let (session_id, url) = stripe::create_checkout_session(&base, &secret_key, &checkout).await?;
-    let args = Obj::new().str("p_purchase_id", purchase_id).str("p_session_id", &session_id).finish();
+    let args = json!({ "p_purchase_id": purchase_id, "p_session_id": session_id }).to_string();
     db::rpc(&cx.cfg, Caller::Service, "attach_checkout_session", &args).await?;
-    let body = Obj::new().str("purchase_id", purchase_id).str("session_id", &session_id).str("checkout_url", &url).finish();
+    let body = json!({ "purchase_id": purchase_id, "session_id": session_id, "checkout_url": url }).to_string();
     Ok(respond::json(200, body))
 }
 

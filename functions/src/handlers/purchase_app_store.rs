@@ -19,15 +19,35 @@ use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::{appstore, respond};
+use serde::Deserialize;
+use serde_json::{json, Value};
 use shared::appstore::{self as rules, Expect};
-use shared::json::Obj;
-use shared::jsonr;
 use shared::ApiError;
 use web_sys::Response;
 
 /// Notifications embed a signed transaction (and for subscriptions renewal info): larger than
 /// the 16 KB of ordinary requests.
 const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
+
+/// `POST /v1/purchase/app-store`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionRequest {
+    signed_transaction: String,
+}
+
+/// App Store Server Notifications V2: `{"signedPayload"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NotificationRequest {
+    signed_payload: String,
+}
+
+/// A verified payload's JSON (an object the strict check accepted during verification).
+fn payload_json(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::internal().because(format!("verified App Store payload unreadable: {e}")))
+}
 
 struct Settings {
     root: Vec<u8>,
@@ -37,10 +57,8 @@ struct Settings {
 
 impl Settings {
     fn read(cx: &Cx) -> Result<Settings, ApiError> {
-        let root = rules::decode_root(&cx.setting("APPLE_ROOT_CERT")?).ok_or_else(|| {
-            crate::log::error(crate::log::event("config_error").str("error", "APPLE_ROOT_CERT is not a base64 DER CA certificate"));
-            ApiError::internal()
-        })?;
+        let root = rules::decode_root(&cx.setting("APPLE_ROOT_CERT")?)
+            .ok_or_else(|| ApiError::internal().because("APPLE_ROOT_CERT is not a base64 DER CA certificate"))?;
         Ok(Settings { root, bundle_id: cx.setting("APPLE_BUNDLE_ID")?, environment: cx.setting("APPLE_ENVIRONMENT")? })
     }
     fn expect(&self) -> Expect<'_> {
@@ -53,7 +71,7 @@ fn now() -> i64 {
 }
 
 /// Verifies one signed payload and returns its JSON text (an object without repeated keys, read
-/// with `jsonr::parse`); every failure is the same 400 for the client, the reason is logged.
+/// with `serde_json`); every failure is the same 400 for the client, the reason is logged.
 async fn verified(token: &str, settings: &Settings, code: &str) -> Result<String, ApiError> {
     appstore::verify(token, &settings.root, now()).await.map_err(|why| {
         crate::log::info(crate::log::event("app_store_jws_rejected").str("reason", &format!("{why:?}")));
@@ -64,23 +82,28 @@ async fn verified(token: &str, settings: &Settings, code: &str) -> Result<String
 pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
     let text = cx.body_text().await?;
-    let body = shared::input::parse(&text)?;
-    let signed = shared::input::fields(&body, &["signed_transaction"])?.str("signed_transaction").map_err(shared::input::field_error)?;
+    let body: TransactionRequest = shared::input::body(&text)?;
     let settings = Settings::read(&cx)?;
-    let payload = verified(signed, &settings, "invalid_signed_transaction").await?;
-    let tx = rules::transaction(&jsonr::parse(&payload).map_err(|_| ApiError::internal())?, &settings.expect())?;
+    let payload = verified(&body.signed_transaction, &settings, "invalid_signed_transaction").await?;
+    let tx = rules::transaction(&payload_json(&payload)?, &settings.expect())?;
     match tx.app_account_token.as_deref() {
         Some(token) if token == user.claims.sub => {}
-        Some(_) => return Err(ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")),
+        Some(_) => {
+            return Err(ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account."))
+        }
         None => {
-            return Err(ApiError::new(400, "app_account_token_required", "Set appAccountToken to the user's id when purchasing."))
+            return Err(ApiError::new(
+                400,
+                "app_account_token_required",
+                "Set appAccountToken to the user's id when purchasing.",
+            ))
         }
     }
     if tx.revoked {
         return Err(ApiError::new(409, "transaction_revoked", "This transaction was refunded or revoked."));
     }
     // The product's package whether or not it is still on sale: the money was already taken.
-    let lookup = Obj::new().str("p_product_id", &tx.product_id).finish();
+    let lookup = json!({ "p_product_id": tx.product_id }).to_string();
     let package = db::rpc(&cx.cfg, Caller::Service, "app_store_package", &lookup).await.map_err(|e| {
         if e.code == "unknown_product" {
             ApiError::new(400, "unknown_product", "The product is not a credit package.")
@@ -88,18 +111,23 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
             e
         }
     })?;
-    let package = jsonr::parse(&package).map_err(|_| ApiError::internal())?;
-    let package = package.str_at(&["id"]).ok_or_else(ApiError::internal)?;
-    let args = Obj::new()
-        .str("p_provider", "app_store")
-        .str("p_provider_payment_id", &tx.transaction_id)
-        .str("p_event_id", &format!("transaction:{}", tx.transaction_id))
-        .str("p_user_id", &user.claims.sub)
-        .str("p_package_id", package)
-        .int("p_amount_cents", tx.amount_cents)
-        .str("p_currency", &tx.currency)
-        .str("p_event_type", "signed_transaction")
-        .finish();
+    let package: Value = serde_json::from_str(&package)
+        .map_err(|e| ApiError::internal().because(format!("app_store_package answered non-JSON: {e}")))?;
+    let package = package
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::internal().because("app_store_package answered no id"))?;
+    let args = json!({
+        "p_provider": "app_store",
+        "p_provider_payment_id": tx.transaction_id,
+        "p_event_id": format!("transaction:{}", tx.transaction_id),
+        "p_user_id": user.claims.sub,
+        "p_package_id": package,
+        "p_amount_cents": tx.amount_cents,
+        "p_currency": tx.currency,
+        "p_event_type": "signed_transaction",
+    })
+    .to_string();
     db::rpc_response(&cx.cfg, Caller::Service, "fulfill_purchase", &args, 200).await.map_err(|e| {
         // The transaction id was already redeemed for another user.
         if e.field.as_deref() == Some("user_id") {
@@ -116,11 +144,11 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let body = cx.body_bytes(MAX_NOTIFICATION_BYTES).await?;
     let not_json = || ApiError::new(400, "invalid_json", "The body is not valid JSON.");
     let text = std::str::from_utf8(&body).map_err(|_| not_json())?;
-    let outer = jsonr::parse(text).map_err(|_| not_json())?;
-    let signed = jsonr::Fields::new(&outer, &["signedPayload"]).and_then(|f| f.str("signedPayload")).ok();
-    let signed = signed.ok_or_else(|| ApiError::invalid_field("signedPayload", "The body must be {\"signedPayload\": \"...\"}."))?;
-    let payload = verified(signed, &settings, "invalid_notification_signature").await?;
-    let payload = jsonr::parse(&payload).map_err(|_| ApiError::internal())?;
+    shared::strict::check(text).map_err(|_| not_json())?;
+    let outer: NotificationRequest = serde_json::from_str(text)
+        .map_err(|_| ApiError::invalid_field("signedPayload", "The body must be {\"signedPayload\": \"...\"}."))?;
+    let payload = verified(&outer.signed_payload, &settings, "invalid_notification_signature").await?;
+    let payload = payload_json(&payload)?;
     let n = rules::notification(&payload, &settings.expect())?;
     let rpc = match n.notification_type {
         "REFUND" => "refund_purchase",
@@ -130,15 +158,18 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
             return Ok(respond::json(200, r#"{"received":true,"ignored":"notification_type"}"#.into()));
         }
     };
-    let signed_tx = n.signed_transaction.ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
+    let signed_tx = n
+        .signed_transaction
+        .ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
     let tx_payload = verified(signed_tx, &settings, "invalid_notification_signature").await?;
-    let tx = rules::transaction(&jsonr::parse(&tx_payload).map_err(|_| ApiError::internal())?, &settings.expect())?;
-    let args = Obj::new()
-        .str("p_provider", "app_store")
-        .str("p_provider_payment_id", &tx.transaction_id)
-        .str("p_event_id", n.notification_uuid)
-        .str("p_event_type", n.notification_type)
-        .finish();
+    let tx = rules::transaction(&payload_json(&tx_payload)?, &settings.expect())?;
+    let args = json!({
+        "p_provider": "app_store",
+        "p_provider_payment_id": tx.transaction_id,
+        "p_event_id": n.notification_uuid,
+        "p_event_type": n.notification_type,
+    })
+    .to_string();
     db::rpc(&cx.cfg, Caller::Service, rpc, &args).await?;
     Ok(respond::json(200, r#"{"received":true}"#.into()))
 }

@@ -31,7 +31,9 @@ pub async fn handle(mut cx: Cx) -> Result<Response, ApiError> {
         crate::log::info(crate::log::event("stripe_signature_rejected").str("reason", &e.code));
     })?;
     match stripe::parse_event(&body)? {
-        Action::Ignore(why) => Ok(respond::json(200, format!(r#"{{"received":true,"ignored":"{why}"}}"#))),
+        Action::Ignore(why) => {
+            Ok(respond::json(200, serde_json::json!({ "received": true, "ignored": why }).to_string()))
+        }
         Action::Rpc { name, args } => {
             db::rpc(&cx.cfg, Caller::Service, name, &args).await.inspect_err(|e| {
                 crate::log::error(crate::log::event("stripe_event_failed").str("rpc", name).str("code", &e.code));
