@@ -2,7 +2,10 @@
 //! their jobs failed), expired credits are taken out of balances, and expired idempotency records
 //! and long-expired unclaimed drafts are deleted. Job retries need no sweeper: a failed job goes
 //! back to QUEUED with its `next_retry_at`, and `claim_next_jobs` hands it out once that passes.
-//! Each sweeper is one service-role RPC; one failing does not stop the others.
+//! Each sweeper is a service-role RPC that works in small batches, never waits for a row lock a
+//! user request holds, and answers `"more": true` while work is left; it is called again until it
+//! answers otherwise, at most `MAX_BATCHES` times a run (the next run, 5 minutes later, goes on).
+//! One sweeper failing does not stop the others.
 
 use crate::context;
 use crate::db::{self, Caller};
@@ -11,6 +14,17 @@ use worker::Env;
 
 const SWEEPERS: &[(&str, &str)] =
     &[("expire_stale_holds", "{}"), ("expire_credits", r#"{"p_max_users":1000}"#), ("cleanup_expired", "{}")];
+
+/// Batches of one sweeper per run: bounds a run's subrequests and wall time.
+const MAX_BATCHES: usize = 20;
+
+/// Whether a sweeper's answer says that work is left.
+fn more_left(result: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(result)
+        .ok()
+        .and_then(|v| v.get("more").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false)
+}
 
 pub async fn run(env: &Env) {
     let cfg = match context::config(env) {
@@ -21,13 +35,38 @@ pub async fn run(env: &Env) {
         }
     };
     for (rpc, args) in SWEEPERS {
-        match db::rpc(&cfg, Caller::Service, rpc, args).await {
-            Ok(result) => log::info(
-                log::event("sweep")
-                    .str("rpc", rpc)
-                    .json("result", serde_json::from_str(&result).unwrap_or(result.into())),
-            ),
-            Err(e) => log::error(log::event("sweep_failed").str("rpc", rpc).str("code", &e.code)),
+        for batch in 1..=MAX_BATCHES {
+            match db::rpc(&cfg, Caller::Service, rpc, args).await {
+                Ok(result) => {
+                    let more = more_left(&result);
+                    log::info(
+                        log::event("sweep")
+                            .str("rpc", rpc)
+                            .json("batch", batch.into())
+                            .json("result", serde_json::from_str(&result).unwrap_or(result.into())),
+                    );
+                    if !more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log::error(log::event("sweep_failed").str("rpc", rpc).str("code", &e.code));
+                    break;
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::more_left;
+
+    #[test]
+    fn reads_whether_a_sweeper_has_more_to_do() {
+        assert!(more_left(r#"{"expired": 100, "skipped": 0, "more": true}"#));
+        assert!(!more_left(r#"{"expired": 3, "skipped": 0, "more": false}"#));
+        assert!(!more_left(r#"{"idempotency_keys": 0}"#));
+        assert!(!more_left("not json"));
     }
 }

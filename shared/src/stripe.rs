@@ -231,20 +231,29 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
                 ),
             )
         }
-        "charge.dispute.created" | "charge.dispute.funds_withdrawn" => {
+        "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated"
+        | "charge.dispute.closed" => {
+            // Every dispute event names its dispute, status and amount: the database keeps the
+            // highest-ranked status per dispute id and the payment keeps what the payment rule
+            // says (migrations/README.md), so one closed inquiry never hides a later chargeback.
             let Some(payment) = id_of(object.get("payment_intent")) else {
                 return Ok(Action::Ignore("no_payment_intent"));
             };
-            rpc("clawback_purchase", payment_args(payment, id, kind))
-        }
-        "charge.dispute.funds_reinstated" | "charge.dispute.closed" => {
-            if kind == "charge.dispute.closed" && !matches!(str_at(object, "status"), Some("won" | "warning_closed")) {
-                return Ok(Action::Ignore("dispute_lost"));
-            }
-            let Some(payment) = id_of(object.get("payment_intent")) else {
-                return Ok(Action::Ignore("no_payment_intent"));
-            };
-            rpc("reinstate_purchase", payment_args(payment, id, kind))
+            let dispute = id_of(object.get("id")).ok_or_else(|| bad_event("dispute id"))?;
+            rpc(
+                "dispute_purchase",
+                with(
+                    payment_args(payment, id, kind),
+                    &[
+                        ("p_dispute_id", dispute.into()),
+                        ("p_dispute_status", raw_at(object, "status")),
+                        ("p_dispute_amount_cents", raw_at(object, "amount")),
+                    ],
+                ),
+            )
         }
         _ => Ok(Action::Ignore("event_type")),
     }
@@ -338,7 +347,8 @@ mod tests {
         let mut foreign = session.clone();
         foreign["metadata"] = json!({});
         let charge = json!({"id": "ch_1", "payment_intent": "pi_1", "amount": 499, "amount_refunded": 200});
-        let dispute = |status: &str| json!({"id": "dp_1", "payment_intent": {"id": "pi_1"}, "status": status});
+        let dispute =
+            |status: &str| json!({"id": "dp_1", "payment_intent": {"id": "pi_1"}, "status": status, "amount": 499});
         let cases = [
             (event("checkout.session.completed", unpaid), "ignore:awaiting_payment"),
             (event("checkout.session.completed", foreign.clone()), "ignore:not_ours"),
@@ -346,16 +356,32 @@ mod tests {
             (event("checkout.session.async_payment_failed", session), "fail_purchase"),
             (event("checkout.session.async_payment_failed", foreign.clone()), "ignore:not_ours"),
             (event("charge.refunded", charge), "refund_purchase_amount"),
-            (event("charge.dispute.created", dispute("needs_response")), "clawback_purchase"),
-            (event("charge.dispute.funds_withdrawn", dispute("needs_response")), "clawback_purchase"),
-            (event("charge.dispute.funds_reinstated", dispute("under_review")), "reinstate_purchase"),
-            (event("charge.dispute.closed", dispute("won")), "reinstate_purchase"),
-            (event("charge.dispute.closed", dispute("lost")), "ignore:dispute_lost"),
+            (event("charge.dispute.created", dispute("warning_needs_response")), "dispute_purchase"),
+            (event("charge.dispute.created", dispute("needs_response")), "dispute_purchase"),
+            (event("charge.dispute.funds_withdrawn", dispute("needs_response")), "dispute_purchase"),
+            (event("charge.dispute.funds_reinstated", dispute("under_review")), "dispute_purchase"),
+            (event("charge.dispute.closed", dispute("won")), "dispute_purchase"),
+            (event("charge.dispute.closed", dispute("warning_closed")), "dispute_purchase"),
+            (event("charge.dispute.closed", dispute("lost")), "dispute_purchase"),
             (event("customer.created", json!({"id": "cus_1"})), "ignore:event_type"),
         ];
         for (body, want) in cases {
             assert_eq!(rpc_name(parse_event(&body).unwrap()), want, "{}", String::from_utf8_lossy(&body));
         }
+        // A dispute event carries its dispute id, status and amount to the database as Stripe sent them.
+        let Action::Rpc { args, .. } = parse_event(&event("charge.dispute.closed", dispute("lost"))).unwrap() else {
+            panic!("a dispute event is an RPC");
+        };
+        let args: Value = serde_json::from_str(&args).unwrap();
+        assert_eq!(
+            (
+                &args["p_dispute_id"],
+                &args["p_dispute_status"],
+                &args["p_dispute_amount_cents"],
+                &args["p_provider_payment_id"]
+            ),
+            (&json!("dp_1"), &json!("lost"), &json!(499), &json!("pi_1"))
+        );
         for bad in [
             &b"nope"[..],
             br#"{"id":"x","type":"charge.refunded","data":{"object":{}}}"#,

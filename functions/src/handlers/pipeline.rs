@@ -158,11 +158,12 @@ async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
         |e| {
             log::info(log::event("signature_rejected").str("reason", e.reason()));
             match e {
-                SignatureError::Stale => ApiError::unauthorized(
-                    "signature_expired",
-                    "The signature timestamp is outside the 5-minute window.",
-                ),
-                _ => ApiError::unauthorized("invalid_signature", "The Pipeline-Signature header does not verify."),
+                // One status per code: a bad or stale signature is 400 wherever it is checked
+                // (Stripe's webhook too); a retry with the same signature cannot succeed.
+                SignatureError::Stale => {
+                    ApiError::new(400, "signature_expired", "The signature timestamp is outside the 5-minute window.")
+                }
+                _ => ApiError::new(400, "invalid_signature", "The Pipeline-Signature header does not verify."),
             }
         },
     )?;

@@ -11,7 +11,8 @@
 //!   once. Answers `{"purchase", "granted", "replayed"}`.
 //! - `POST /v1/purchase/app-store/notifications` (Apple's servers; no user token): body
 //!   `{"signedPayload"}`, verified the same way, as is the transaction inside it. `REFUND` takes
-//!   the credits back (`refund_purchase`), `REVOKE` claws them back (`clawback_purchase`); the
+//!   the credits back (`refund_purchase`), `REFUND_REVERSED` gives them back
+//!   (`reverse_refund_purchase`), `REVOKE` claws them back (`clawback_purchase`); the
 //!   `notificationUUID` is the event id, so a repeated notification changes nothing. Other types
 //!   are acknowledged (200) and ignored. A signature failure is 400; Apple retries non-2xx answers.
 
@@ -152,6 +153,7 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let n = rules::notification(&payload, &settings.expect())?;
     let rpc = match n.notification_type {
         "REFUND" => "refund_purchase",
+        "REFUND_REVERSED" => "reverse_refund_purchase",
         "REVOKE" => "clawback_purchase",
         other => {
             crate::log::info(crate::log::event("app_store_notification_ignored").str("type", other));
