@@ -284,9 +284,26 @@ test('a dispute claws back, and winning it after the claw-back gives the credits
   const won = evt('charge.dispute.funds_reinstated', dispute(pi, 'under_review'));
   await Promise.all([deliver(won), deliver(won), deliver(evt('charge.dispute.closed', dispute(pi, 'won')))]);
   assert.deepEqual([purchases(user.id)[0].status, balance(user.id).available], ['succeeded', 110]);
-  // A lost dispute's close changes nothing further.
+  // The won close delivered again changes nothing further.
+  await deliver(evt('charge.dispute.closed', dispute(pi, 'won')));
+  assert.deepEqual([purchases(user.id)[0].status, balance(user.id).available], ['succeeded', 110]);
+  assert.deepEqual(reconcile(), []);
+});
+
+test('issue 9.2: a closed inquiry does not hide a later chargeback on the same payment, and a lost one keeps the credits taken', async () => {
+  const { user, purchaseId } = await pendingPurchase();
+  const pi = `pi_${randomUUID().replaceAll('-', '')}`;
+  const inquiry = { ...dispute(pi, 'warning_needs_response'), id: `du_${pi.slice(3)}` };
+  await deliver(completed(user, purchaseId, { pi }));
+  await deliver(evt('charge.dispute.created', inquiry));
+  await deliver(evt('charge.dispute.closed', { ...inquiry, status: 'warning_closed' }));
+  assert.deepEqual([purchases(user.id)[0].status, balance(user.id).available], ['succeeded', 110]);
+  // The chargeback (its own dispute id), then lost: the payment keeps nothing.
+  await deliver(evt('charge.dispute.created', dispute(pi)));
+  assert.deepEqual([purchases(user.id)[0].status, balance(user.id).available], ['disputed', 10]);
   const lost = await deliver(evt('charge.dispute.closed', dispute(pi, 'lost')));
-  assert.equal((await lost.json()).ignored, 'dispute_lost');
+  assert.equal(lost.status, 200);
+  assert.deepEqual([purchases(user.id)[0].status, purchases(user.id)[0].credits_granted, balance(user.id).available], ['disputed', 0, 10]);
   assert.deepEqual(reconcile(), []);
 });
 
