@@ -206,9 +206,7 @@ begin
                  'started_at', s.started_at, 'finished_at', s.finished_at) order by s.id)
           from public.job_steps s where s.job_id = p_job_id), '[]'::jsonb),
       'assets', coalesce((
-        select jsonb_agg(jsonb_build_object('id', a.id, 'kind', a.kind, 'url', a.url, 'mime_type', a.mime_type,
-                 'size_bytes', a.size_bytes, 'duration_seconds', a.duration_seconds, 'metadata', a.metadata,
-                 'created_at', a.created_at) order by a.created_at, a.id)
+        select jsonb_agg(app.asset_json(a) order by a.created_at, a.id)
           from public.assets a where a.job_id = p_job_id), '[]'::jsonb));
   end if;
   return v_json;
@@ -487,74 +485,6 @@ end;
 $$;
 comment on function public.report_job_step(uuid, text, text, text, integer, text, text, jsonb, integer) is 'Service role: one step''s event (step SCRIPTING .. PACKAGING, status pending / started / succeeded / failed, progress 0-100, error, log_excerpt <= 8000 chars, artifacts array <= 16 KB). Ignored (applied = false) unless the worker holds the job in a working state for p_attempt. {"job" with steps, "applied", "cancel_requested"}.';
 
-create or replace function public.complete_job(
-  p_job_id uuid, p_actual_cost integer, p_output_url text default null, p_manifest jsonb default null,
-  p_assets jsonb default '[]'::jsonb, p_worker_id text default null, p_attempt integer default null)
-returns jsonb
-language plpgsql
-security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_job public.jobs;
-  v_asset jsonb;
-begin
-  perform app.require_service_role();
-  v_job := app.require_job_event(p_job_id);
-  if v_job.status in ('READY', 'FAILED', 'CANCELED', 'PENDING') or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id)
-     or (p_attempt is not null and v_job.attempts is distinct from p_attempt) then
-    return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', false);
-  end if;
-  if p_actual_cost is null or p_actual_cost not between 0 and v_job.credits_reserved then
-    raise exception using errcode = '22023', message = 'actual_cost must be between 0 and the credits reserved.',
-      hint = 'invalid_request', detail = 'actual_cost';
-  end if;
-  if p_output_url is not null and (char_length(p_output_url) > 2048 or p_output_url !~ '^https?://') then
-    raise exception using errcode = '22023', message = 'output_url must be an http(s) URL of at most 2048 characters.',
-      hint = 'invalid_request', detail = 'output_url';
-  end if;
-  if p_manifest is not null and (jsonb_typeof(p_manifest) <> 'object' or pg_column_size(p_manifest) > 65536) then
-    raise exception using errcode = '22023', message = 'manifest must be a JSON object of at most 64 KB.',
-      hint = 'invalid_request', detail = 'manifest';
-  end if;
-  if p_assets is null or jsonb_typeof(p_assets) <> 'array' or jsonb_array_length(p_assets) > 100 then
-    raise exception using errcode = '22023', message = 'assets must be an array of at most 100 assets.',
-      hint = 'invalid_request', detail = 'assets';
-  end if;
-  for v_asset in select value from jsonb_array_elements(p_assets) loop
-    if jsonb_typeof(v_asset) <> 'object'
-       or v_asset ->> 'kind' is null or v_asset ->> 'kind' not in ('video', 'audio', 'image', 'subtitle', 'thumbnail', 'script', 'other')
-       or v_asset ->> 'url' is null or char_length(v_asset ->> 'url') > 2048 then
-      raise exception using errcode = '22023', message = 'Each asset needs a known kind and a url.',
-        hint = 'invalid_request', detail = 'assets';
-    end if;
-    insert into public.assets (job_id, project_id, user_id, kind, url, mime_type, size_bytes, duration_seconds, metadata)
-    values (p_job_id, v_job.project_id, v_job.user_id, v_asset ->> 'kind', v_asset ->> 'url', v_asset ->> 'mime_type',
-            (v_asset ->> 'size_bytes')::bigint, (v_asset ->> 'duration_seconds')::numeric,
-            coalesce(v_asset -> 'metadata', '{}'::jsonb));
-  end loop;
-
-  -- A job whose cancel was requested ends CANCELED, charged what the pipeline reports as spent.
-  if v_job.cancel_requested_at is not null then
-    perform app.finish_canceled_job(p_job_id, p_actual_cost);
-    update public.jobs set output_url = p_output_url, manifest = p_manifest where id = p_job_id;
-    return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', true);
-  end if;
-  if v_job.hold_id is not null then
-    perform app.settle_hold(v_job.hold_id, p_actual_cost, 'released');
-  end if;
-  update public.jobs
-     set status = 'READY', progress = 100, credits_final = p_actual_cost, output_url = p_output_url,
-         manifest = p_manifest, worker_id = null, locked_until = null, next_retry_at = null,
-         error_code = null, error_message = null, finished_at = pg_catalog.now(), updated_at = pg_catalog.now()
-   where id = p_job_id;
-  update public.job_steps set status = 'succeeded', progress = 100, finished_at = pg_catalog.now(), updated_at = pg_catalog.now()
-   where job_id = p_job_id and status = 'started';
-  return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', true);
-end;
-$$;
-comment on function public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer) is 'Service role: the job is READY (CANCELED if its cancel was requested). Captures p_actual_cost (0 .. credits_reserved) from its hold and returns the rest to the grants, records the output and assets. Idempotent: on a terminal job, for a worker that no longer owns it, or for another attempt than p_attempt, returns the job with applied = false. {"job", "applied"}.';
-
 create or replace function public.fail_job(
   p_job_id uuid, p_error_code text, p_error_message text default null, p_retryable boolean default true,
   p_worker_id text default null, p_attempt integer default null)
@@ -707,7 +637,6 @@ revoke all on function
   public.claim_next_jobs(text, integer, integer),
   public.report_job_progress(uuid, text, text, integer, text, integer, integer),
   public.report_job_step(uuid, text, text, text, integer, text, text, jsonb, integer),
-  public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer),
   public.fail_job(uuid, text, text, boolean, text, integer),
   public.finish_canceled_job(uuid, integer, text, integer),
   public.expire_stale_holds(integer)
@@ -716,7 +645,6 @@ grant execute on function
   public.claim_next_jobs(text, integer, integer),
   public.report_job_progress(uuid, text, text, integer, text, integer, integer),
   public.report_job_step(uuid, text, text, text, integer, text, text, jsonb, integer),
-  public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer),
   public.fail_job(uuid, text, text, boolean, text, integer),
   public.finish_canceled_job(uuid, integer, text, integer),
   public.expire_stale_holds(integer)
