@@ -154,12 +154,21 @@ as $$
 declare
   v_event_id bigint;
   v_rows integer;
+  v_purchase public.purchases;
 begin
   perform app.require_service_role();
-  if p_user_id is not null
-     and exists (select 1 from public.profiles where user_id = p_user_id and deleted_at is not null)
-     and not exists (select 1 from public.purchases
-                      where provider = p_provider and provider_payment_id = p_provider_payment_id and grant_id is not null) then
+  if p_user_id is not null and exists (select 1 from public.profiles where user_id = p_user_id and deleted_at is not null) then
+    -- A payment granted before the account closed: this event is a repeat; record it, change nothing.
+    select * into v_purchase from public.purchases
+     where provider = p_provider and provider_payment_id = p_provider_payment_id and grant_id is not null;
+    if found then
+      v_event_id := app.record_payment_event(p_provider, p_event_id, 'payment', p_event_type, p_provider_payment_id);
+      if v_event_id is not null then
+        update public.payment_events set outcome = 'already_granted', purchase_id = v_purchase.id, processed_at = pg_catalog.now()
+         where id = v_event_id;
+      end if;
+      return jsonb_build_object('purchase', app.purchase_json(v_purchase), 'granted', false, 'replayed', v_event_id is null);
+    end if;
     v_event_id := app.record_payment_event(p_provider, p_event_id, 'payment', p_event_type, p_provider_payment_id);
     if v_event_id is not null then
       update public.payment_events set outcome = 'account_closed_refund_due', processed_at = pg_catalog.now() where id = v_event_id;
