@@ -191,7 +191,8 @@ declare
 begin
   perform app.require_service_role();
   v_job := app.require_job_event(p_job_id);
-  if v_job.status in ('READY', 'FAILED', 'CANCELED', 'PENDING') or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id)
+  -- Only a job in a working state can succeed (a queued job did no work; a finished one is final).
+  if not app.is_working_status(v_job.status) or (p_worker_id is not null and v_job.worker_id is distinct from p_worker_id)
      or (p_attempt is not null and v_job.attempts is distinct from p_attempt) then
     return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', false);
   end if;
@@ -260,7 +261,7 @@ begin
   return jsonb_build_object('job', app.job_json(p_job_id, true), 'applied', true);
 end;
 $$;
-comment on function public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer) is 'Service role: the job is READY (CANCELED if its cancel was requested). Captures p_actual_cost (0 .. credits_reserved) from its hold and returns the rest to the grants, records the output and assets (p_assets: [{kind, url, mime_type?, size_bytes?, duration_seconds?, metadata?}] for external files, [{name, kind?, duration_seconds?, metadata?}] for files uploaded through register_asset). Idempotent: on a terminal job, for a worker that no longer owns it, or for another attempt than p_attempt, returns the job with applied = false. {"job", "applied"}.';
+comment on function public.complete_job(uuid, integer, text, jsonb, jsonb, text, integer) is 'Service role: the job is READY (CANCELED if its cancel was requested). Captures p_actual_cost (0 .. credits_reserved) from its hold and returns the rest to the grants, records the output and assets (p_assets: [{kind, url, mime_type?, size_bytes?, duration_seconds?, metadata?}] for external files, [{name, kind?, duration_seconds?, metadata?}] for files uploaded through register_asset). Idempotent: on a job not in a working state (queued or finished), for a worker that no longer owns it, or for another attempt than p_attempt, returns the job with applied = false. {"job", "applied"}.';
 
 
 revoke all on function app.delete_assets(uuid[], text), app.asset_json(public.assets) from public, anon, authenticated, service_role;
