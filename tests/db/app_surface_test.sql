@@ -5,7 +5,7 @@
 -- Account closing has its own file (account_closing_test.sql). Time moves with app.now.
 begin;
 \ir _setup.psql
-select plan(118);
+select plan(126);
 
 select tests.set_now('2030-01-01 00:00:00+00');
 select tests.create_user('alice@example.com') as alice \gset
@@ -268,6 +268,31 @@ select is(public.list_storage_deletions() -> 'keys', jsonb_build_array(:'a1' || 
 select is(public.confirm_storage_deletions(array[:'a1' || '/final.mp4']) ->> 'confirmed', '1', 'the Worker confirms it');
 select is(public.list_storage_deletions() -> 'keys', '[]'::jsonb, 'and the queue is empty');
 select is(tests.violations(), '[]'::jsonb, 'reconcile is empty after the project deletion');
+
+-- 6b. More of the job model: PENDING, and a stale hold of a cancel-requested job.
+select tests.authenticate_as(:'alice');
+select public.generate('s-10', '{"model_id": "standard-v1", "prompt": "Pending one", "target_minutes": 1}') -> 'response' -> 'job' ->> 'id' as pj \gset
+select public.generate('s-11', '{"model_id": "standard-v1", "prompt": "Stale one", "target_minutes": 1}') -> 'response' -> 'job' ->> 'id' as sj \gset
+select tests.clear_authentication();
+select lives_ok(format($$ insert into public.jobs (user_id, project_id, model_id, status, target_minutes, credits_reserved)
+  select user_id, project_id, model_id, 'PENDING', 1, 3 from public.jobs where id = %L $$, :'pj'), 'a job can be inserted PENDING');
+select (select id from public.jobs where status = 'PENDING' limit 1) as pending \gset
+select throws_ok(format($$ update public.jobs set status = 'SCRIPTING' where id = %L $$, :'pending'), '55000', null,
+  'PENDING cannot skip the queue');
+select lives_ok(format($$ update public.jobs set status = 'QUEUED' where id = %L $$, :'pending'), 'PENDING -> QUEUED is allowed');
+delete from public.jobs where id = :'pending';
+select tests.authenticate_as_service_role();
+select is((select array_agg(j ->> 'id' order by j ->> 'id') from jsonb_array_elements(public.claim_next_jobs('w5', 5, 60) -> 'jobs') j),
+  (select array_agg(id::text order by id::text) from public.jobs where id in (:'pj', :'sj')), 'both queued jobs are claimed');
+select tests.authenticate_as(:'alice');
+select public.cancel_job(:'sj') is not null as sj_requested;
+select tests.authenticate_as_service_role();
+select tests.set_now('2030-01-02 07:00:00+00');
+select is(public.expire_stale_holds() ->> 'expired', '2', 'the holds of both lapsed jobs expire after 6 hours');
+select is((select status || '/' || credits_final from public.jobs where id = :'sj'), 'CANCELED/0', 'the cancel-requested one ends CANCELED, nothing charged');
+select is((select status || '/' || error_code || '/' || failed_step from public.jobs where id = :'pj'), 'FAILED/hold_expired/SCRIPTING',
+  'the other one fails in the step it was in');
+select is(tests.violations(), '[]'::jsonb, 'reconcile is empty after the stale holds');
 
 -- 7. Realtime: the app sees jobs, steps, balances and purchases change.
 select is((select array_agg(tablename::text order by tablename) from pg_publication_tables
