@@ -51,6 +51,13 @@ comment on table public.profiles is 'One profile per account: display settings a
 -- Serves app.require_user's closed-account check and reconcile-style scans of closed accounts.
 create index profiles_deleted_at_idx on public.profiles (user_id) where deleted_at is not null;
 
+-- A closed account's still-valid token cannot write personal data back into its profile.
+drop policy "Users can update their own profile" on public.profiles;
+create policy "Users can update their own open profile"
+  on public.profiles for update to authenticated
+  using ((select auth.uid()) = user_id and deleted_at is null)
+  with check ((select auth.uid()) = user_id and deleted_at is null);
+
 -- 2. Payments that arrive for a closed account.
 create table public.closed_account_payments (
   id bigint generated always as identity primary key,

@@ -4,7 +4,7 @@
 -- can neither spend nor be granted credits, and a payment that arrives for it is parked for refund.
 begin;
 \ir _setup.psql
-select plan(41);
+select plan(42);
 
 select tests.set_now('2030-01-01 00:00:00+00');
 
@@ -87,6 +87,7 @@ select is(tests.error_of($$ select public.generate('again', '{"model_id": "stand
 select is(tests.error_of($$ select public.begin_purchase('starter', 'buy-again') $$) ->> 'hint', 'account_closed', 'nor start a purchase');
 select is(tests.error_of($$ select public.get_balance() $$) ->> 'hint', 'account_closed', 'nor use any user RPC');
 select is(public.list_projects() -> 'items', '[]'::jsonb, 'its projects are gone from every list');
+select is(tests.attempt($$ update public.profiles set display_name = 'Back again' $$), 'none', 'nor write personal data back into its profile');
 select is(public.delete_account() ->> 'replayed', 'true', 'deleting again answers replayed');
 select tests.clear_authentication();
 
