@@ -11,7 +11,7 @@ select tests.create_user('bob@example.com') as bob \gset
 
 -- 1. create_draft as anon.
 select tests.authenticate_as_anon();
-select public.create_draft('A short film about bees', 'nature-doc', '{"target_minutes": 2, "voice": "calm", "transcript_mode": "burned_in"}') as d1 \gset
+select public.create_draft('A short film about bees', 'science', '{"target_minutes": 2, "voice": "calm", "transcript_mode": "burned_in"}') as d1 \gset
 select ok(:'d1'::jsonb ?& array['draft_id', 'claim_token', 'expires_at'], 'create_draft returns the draft id, the claim token and the expiry');
 select ok((:'d1'::jsonb ->> 'claim_token') ~ '^[0-9a-f]{64}$', 'the claim token is 32 random bytes in hex');
 select is((:'d1'::jsonb ->> 'expires_at')::timestamptz, '2030-01-08 00:00:00+00'::timestamptz, 'the draft can be claimed for 7 days');
@@ -48,7 +48,7 @@ select public.claim_draft(:'d1'::jsonb ->> 'claim_token') as c1 \gset
 select is(:'c1'::jsonb -> 'draft' ->> 'id', :'d1'::jsonb ->> 'draft_id', 'claim_draft returns the draft');
 select results_eq(
   format($$ select title, niche_preset, target_minutes, voice, transcript_mode from public.projects where id = %L $$, :'c1'::jsonb -> 'project' ->> 'id'),
-  $$ values ('A short film about bees'::text, 'nature-doc'::text, 2, 'calm'::text, 'burned_in'::text) $$,
+  $$ values ('A short film about bees'::text, 'science'::text, 2, 'calm'::text, 'burned_in'::text) $$,
   'claiming makes the draft a project of the user, shaped by its options');
 select is(public.claim_draft(:'d1'::jsonb ->> 'claim_token'), :'c1'::jsonb, 'claiming again as the same user returns the same answer');
 select is((select count(*)::int from public.projects where user_id = :'alice'), 1, 'claiming twice made one project');

@@ -23,8 +23,8 @@ select public.claim_next_jobs('worker-a', 1, 60) as c1 \gset
 select is(jsonb_array_length(:'c1'::jsonb -> 'jobs'), 1, 'claim_next_jobs claims up to p_limit jobs');
 select is(:'c1'::jsonb -> 'jobs' -> 0 ->> 'id', :'j1', 'the oldest queued job comes first');
 select results_eq(format($$ select status, attempts, worker_id, locked_until from public.jobs where id = %L $$, :'j1'),
-  $$ values ('PLANNING'::text, 1, 'worker-a'::text, '2030-01-01 00:01:00+00'::timestamptz) $$,
-  'a claimed job is PLANNING, attempt 1, owned by the worker until the visibility timeout');
+  $$ values ('SCRIPTING'::text, 1, 'worker-a'::text, '2030-01-01 00:01:00+00'::timestamptz) $$,
+  'a claimed job is SCRIPTING (the first working state), attempt 1, owned by the worker until the visibility timeout');
 select ok(:'c1'::jsonb -> 'jobs' -> 0 ? 'project', 'the claim carries the project for the worker');
 select is(public.claim_next_jobs('worker-b', 1, 60) -> 'jobs' -> 0 ->> 'id', :'j2', 'another worker gets the next job, not the claimed one');
 select is(jsonb_array_length(public.claim_next_jobs('worker-c', 10, 60) -> 'jobs'), 1, 'the third job goes to a third worker');
@@ -45,7 +45,7 @@ select is(tests.error_of(format($$ select public.report_job_progress(%L, 'worker
 select is(tests.error_of($$ select public.report_job_progress(gen_random_uuid(), 'worker-a', 'RENDERING', 1) $$) ->> 'code', 'PT404',
   'an unknown job is PT404');
 select is((select array_agg(name || ':' || status order by id) from public.job_steps where job_id = :'j1'),
-  array['PLANNING:succeeded', 'RENDERING:running'], 'each state the job entered is a step; the previous one succeeded');
+  array['SCRIPTING:succeeded', 'RENDERING:started'], 'each state the job entered is a step; the previous one succeeded');
 
 -- 3. Complete: capture the actual cost, release the rest, record assets; idempotent.
 select is(tests.error_of(format($$ select public.complete_job(%L, 6) $$, :'j1')) ->> 'detail', 'actual_cost',

@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(388);
+select plan(448);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -22,6 +22,14 @@ select public.claim_draft(:'token') is not null as claimed;
 select tests.clear_authentication();
 select public.claim_next_jobs('worker-1') is not null as claimed_job;
 select public.complete_job(:'job', 2, null, null, '[{"kind": "video", "url": "https://cdn.example.com/v.mp4"}]') is not null as completed;
+
+-- A queued R2 deletion, and a payment parked for a closed account (issue 11).
+insert into public.storage_deletions (storage_key, reason) values ('matrix/owner.mp4', 'project_deleted');
+select tests.create_user('closed@example.com') as closed \gset
+select tests.authenticate_as(:'closed');
+select public.delete_account() is not null as closed_account;
+select tests.clear_authentication();
+select public.fulfill_purchase('stripe', 'pi_closed', 'evt_closed', :'closed', 'starter', 499, 'usd') is not null as parked;
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -87,7 +95,7 @@ insert into matrix values
   ('jobs', 'update', 'update public.jobs set credits_final = 0 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('jobs', 'delete', 'delete from public.jobs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('job_steps', 'select', 'select 1 from public.job_steps where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
-  ('job_steps', 'insert', 'insert into public.job_steps (job_id, user_id, name) values (gen_random_uuid(), :owner, ''PLANNING'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_steps', 'insert', 'insert into public.job_steps (job_id, user_id, name) values (gen_random_uuid(), :owner, ''SCRIPTING'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('job_steps', 'update', 'update public.job_steps set status = ''failed'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('job_steps', 'delete', 'delete from public.job_steps where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('assets', 'select', 'select 1 from public.assets where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
@@ -101,7 +109,19 @@ insert into matrix values
   ('idempotency_keys', 'select', 'select 1 from public.idempotency_keys where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
   ('idempotency_keys', 'insert', 'insert into public.idempotency_keys (user_id, operation, key, request_fingerprint, expires_at) values (:owner, ''generate'', ''k'', sha256(''x''), now())', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('idempotency_keys', 'update', 'update public.idempotency_keys set response = ''{}'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('idempotency_keys', 'delete', 'delete from public.idempotency_keys where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
+  ('idempotency_keys', 'delete', 'delete from public.idempotency_keys where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('niche_presets', 'select', 'select 1 from public.niche_presets where id = ''history''', 'rows', 'rows', 'rows', 'rows', 'rows'),
+  ('niche_presets', 'insert', 'insert into public.niche_presets (id, name, description) values (''new'', ''N'', ''D'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('niche_presets', 'update', 'update public.niche_presets set active = false where id = ''history''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('niche_presets', 'delete', 'delete from public.niche_presets where id = ''history''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('storage_deletions', 'select', 'select 1 from public.storage_deletions where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('storage_deletions', 'insert', 'insert into public.storage_deletions (storage_key, reason) values (''x/y'', ''project_deleted'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('storage_deletions', 'update', 'update public.storage_deletions set reason = ''account_closed'' where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('storage_deletions', 'delete', 'delete from public.storage_deletions where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('closed_account_payments', 'select', 'select 1 from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('closed_account_payments', 'insert', 'insert into public.closed_account_payments (provider, provider_payment_id, event_id, user_id) values (''stripe'', ''pi_y'', ''evt_y'', :owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('closed_account_payments', 'update', 'update public.closed_account_payments set refund_status = ''refunded'' where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('closed_account_payments', 'delete', 'delete from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 -- The matrix covers every table of the public schema and every command.
 select set_eq(

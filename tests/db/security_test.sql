@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(130);
+select plan(166);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -129,7 +129,32 @@ insert into expected_execute values
   ('app.request_text(jsonb,text,integer)', false, false, false),
   ('app.job_status_rank(text)', false, false, false),
   ('app.finish_failed_job(uuid,text,text,boolean)', false, false, false),
-  ('app.require_job_event(uuid)', false, false, false);
+  ('app.require_job_event(uuid)', false, false, false),
+  ('public.list_projects(uuid,integer)', false, true, false),
+  ('public.get_project(uuid)', false, true, false),
+  ('public.list_jobs(text,uuid,integer)', false, true, false),
+  ('public.update_project(uuid,jsonb)', false, true, false),
+  ('public.delete_project(uuid)', false, true, false),
+  ('public.cancel_job(uuid)', false, true, false),
+  ('public.delete_account()', false, true, false),
+  ('public.report_job_step(uuid,text,text,text,integer,text,text,jsonb,integer)', false, false, true),
+  ('public.finish_canceled_job(uuid,integer,text,integer)', false, false, true),
+  ('public.register_asset(uuid,text,text,text,bigint,text,text,integer,jsonb)', false, false, true),
+  ('public.list_storage_deletions(integer)', false, false, true),
+  ('public.confirm_storage_deletions(text[])', false, false, true),
+  ('app.job_status_alias(text)', false, false, false),
+  ('app.is_working_status(text)', false, false, false),
+  ('app.check_job_transition()', false, false, false),
+  ('app.finish_canceled_job(uuid,integer)', false, false, false),
+  ('app.start_job_step(uuid,uuid,text,text)', false, false, false),
+  ('app.delete_assets(uuid[],text)', false, false, false),
+  ('app.asset_json(assets)', false, false, false),
+  ('app.check_project_niche_preset()', false, false, false),
+  ('app.cancel_locked_job(uuid)', false, false, false),
+  ('app.refuse_grant_to_closed_account()', false, false, false),
+  ('app.close_account(uuid)', false, false, false),
+  ('app.handle_user_deleted()', false, false, false),
+  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid
@@ -181,7 +206,9 @@ select is(
                    'public.reinstate_purchase(text,text,text,text)', 'public.dispute_purchase(text,text,text,text,text,integer,text)',
                    'public.reverse_refund_purchase(text,text,text,text)',
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
-                   'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)')
+                   'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)',
+                   'public.cancel_job(uuid)', 'public.delete_project(uuid)', 'public.delete_account()',
+                   'public.finish_canceled_job(uuid,integer,text,integer)', 'public.update_project(uuid,jsonb)')
       and p.provolatile <> 'v'),
   '{}'::text[], 'money-moving RPCs are VOLATILE (PostgREST refuses them over GET)');
 select is(

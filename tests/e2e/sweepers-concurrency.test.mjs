@@ -54,7 +54,7 @@ test('issue 9.7: sweepers concurrent with each other and with user traffic: no d
         where h.job_id = r.id`);
   sql(`update public.jobs set next_retry_at = now() + interval '1 day' where id in (${list(0)})`);
   // Job 1: abandoned by its worker after its last attempt (dead letter), in another order.
-  sql(`update public.jobs j set status = 'PLANNING', attempts = max_attempts, worker_id = 'gone', started_at = now(),
+  sql(`update public.jobs j set status = 'SCRIPTING', attempts = max_attempts, worker_id = 'gone', started_at = now(),
               locked_until = now() - interval '1 hour' - (((r.n * 7) % ${USERS}) * interval '1 second')
          from (select id, row_number() over (order by user_id) n from public.jobs where id in (${list(1)})) r
         where j.id = r.id`);
