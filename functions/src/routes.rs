@@ -10,7 +10,7 @@
 //! CORS headers. An origin that is not allowed gets no CORS headers, so browsers refuse it.
 
 use crate::context::{self, Cx};
-use crate::handlers::{account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe};
+use crate::handlers::{account, balance, drafts, generate, health, models, openapi, pipeline, purchase, purchase_app_store, purchase_stripe};
 use crate::respond;
 use shared::ApiError;
 use web_sys::{Request, Response};
@@ -35,6 +35,7 @@ enum Op {
     AppStoreNotifications,
     Purchases,
     Packages,
+    Models,
 }
 
 /// Method, path pattern, operation.
@@ -55,6 +56,7 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/purchase/app-store/notifications", Op::AppStoreNotifications),
     (Method::Get, "/v1/purchases", Op::Purchases),
     (Method::Get, "/v1/packages", Op::Packages),
+    (Method::Get, "/v1/models", Op::Models),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -75,6 +77,7 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::AppStoreNotifications => purchase_app_store::notification(cx).await,
         Op::Purchases => purchase::list_purchases(cx).await,
         Op::Packages => purchase::list_packages(cx).await,
+        Op::Models => models::list(cx).await,
     }
 }
 
