@@ -2,7 +2,7 @@
 // page on its own origin (examples/web/serve.mjs), the Stripe stand-in with its Checkout page
 // (tests/e2e/stripe-standin.mjs), the Worker with bindings that allow the page's origin (CORS) and
 // send Checkout back to it, and the demo pipeline (examples/pipeline/demo-pipeline.mjs) as a
-// separate process driving the Worker's signed pipeline API.
+// separate process driving the Worker's signed pipeline API, woken by each JOBS_QUEUE message.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -39,8 +39,11 @@ export async function startDemoStack({ workerPort = 0, webPort = 0, log = false,
 
     const pipeline = spawn(process.execPath, [path.join(root, 'examples/pipeline/demo-pipeline.mjs')], {
       env: { ...process.env, API_URL: worker.url, PIPELINE_SIGNING_SECRET: PIPELINE_SECRET, DEMO_STEP_MS: String(pipelineStepMs) },
-      stdio: ['ignore', log ? 'inherit' : 'ignore', 'inherit'],
+      stdio: ['pipe', log ? 'inherit' : 'ignore', 'inherit'],
     });
+    // The queue's wake-up, as the pipeline's queue consumer would get it: claim now.
+    pipeline.stdin.on('error', () => {});
+    worker.onQueued(() => pipeline.stdin.write('wake\n'));
     const exited = new Promise((resolve) => pipeline.once('exit', resolve));
     stopping.push(async () => { pipeline.kill('SIGTERM'); await exited; });
     return { web, stripe, worker, pipeline, stop };
