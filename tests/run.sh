@@ -8,6 +8,9 @@
 #   2b. db lint:    `supabase db lint` (plpgsql_check over every function), any warning fails
 #   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
+#   4. client:      the typed client's suite (clients/typescript/test: its generated types current,
+#                   tsc, calls and retries against the same stack) and the demo page clicked through
+#                   in Debian's Chromium (examples/web/test, screenshots in .local/test-logs/web-*.png)
 # and tears everything down. Prints the count per layer and a closing `N passed, N failed` line.
 # For quick iterations, `bash tests/run.sh --e2e tests/e2e/x.test.mjs ...` runs only the build, the
 # database set-up and those end-to-end files.
@@ -38,7 +41,7 @@ count() { # count LAYER PASSED FAILED
 }
 
 # --- 0. lint -----------------------------------------------------------------------------------
-layer_lint="skipped"; layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"; layer_dblint="skipped"
+layer_lint="skipped"; layer_unit="skipped"; layer_deploy="skipped"; layer_database="skipped"; layer_dblint="skipped"; layer_client="skipped"
 if [ ${#only_e2e[@]} = 0 ]; then
 step "Lint (cargo fmt --check, clippy -D warnings native and wasm32, line width)"
 lint_ok=0; lint_bad=0
@@ -131,7 +134,28 @@ if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$logs/e2e.log" >&2; fi
 [ "$f" = 0 ] || sed -n '/✖ failing tests/,$p' "$logs/e2e.log" | head -n 80 >&2
 count e2e "$p" "$f"; done_step
 
-printf '\nlayers: lint %s; unit %s; deploy check %s; database %s; db lint %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
-  "$layer_lint" "$layer_unit" "$layer_deploy" "$layer_database" "$layer_dblint" "$layer_e2e" "$(( $(date +%s) - run_started ))"
+# --- 4. client and demo ------------------------------------------------------------------------
+# node:test files, counted like the end-to-end layer; `--e2e FILES` may name these files too.
+run_node_tests() { # run_node_tests LAYER LOG FILES...
+  local layer=$1 log=$2; shift 2
+  set +e
+  node --test --test-concurrency=1 --test-reporter=spec "$@" >"$log" 2>&1; local rc=$?
+  set -e
+  grep -E '^\s*(✖|not ok)|^ℹ (tests|pass|fail)' "$log" >&2 || true
+  local p f
+  p=$(grep -oE '^ℹ pass [0-9]+' "$log" | grep -oE '[0-9]+$' || true); p=${p:-0}
+  f=$(grep -oE '^ℹ fail [0-9]+' "$log" | grep -oE '[0-9]+$' || true); f=${f:-0}
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$log" >&2; fi
+  [ "$f" = 0 ] || sed -n '/✖ failing tests/,$p' "$log" | head -n 80 >&2
+  count "$layer" "$p" "$f"
+}
+if [ ${#only_e2e[@]} = 0 ]; then
+step "Client and demo: the typed client against the stack; the demo page in Chromium (CORS, pipeline, Checkout)"
+run_node_tests client "$logs/client.log" clients/typescript/test/ examples/web/test/
+done_step
+fi
+
+printf '\nlayers: lint %s; unit %s; deploy check %s; database %s; db lint %s; end-to-end %s; client and demo %s. Logs in .local/test-logs/. Total %ss.\n' \
+  "$layer_lint" "$layer_unit" "$layer_deploy" "$layer_database" "$layer_dblint" "$layer_e2e" "$layer_client" "$(( $(date +%s) - run_started ))"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -11,7 +11,8 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, balance, drafts, generate, health, openapi, pipeline, purchase, purchase_app_store, purchase_stripe,
+    account, balance, drafts, generate, health, models, openapi, pipeline, purchase, purchase_app_store,
+    purchase_stripe,
 };
 use crate::respond;
 use shared::ApiError;
@@ -37,6 +38,7 @@ enum Op {
     AppStoreNotifications,
     Purchases,
     Packages,
+    Models,
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
@@ -65,6 +67,7 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/purchase/app-store/notifications", Op::AppStoreNotifications),
     (Method::Get, "/v1/purchases", Op::Purchases),
     (Method::Get, "/v1/packages", Op::Packages),
+    (Method::Get, "/v1/models", Op::Models),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -85,6 +88,7 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::AppStoreNotifications => purchase_app_store::notification(cx).await,
         Op::Purchases => purchase::list_purchases(cx).await,
         Op::Packages => purchase::list_packages(cx).await,
+        Op::Models => models::list(cx).await,
     }
 }
 

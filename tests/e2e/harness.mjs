@@ -82,18 +82,20 @@ let sink;
 async function queueSink() {
   if (sink) return sink;
   const received = [];
+  const listeners = [];
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       const msg = JSON.parse(body);
       (received[msg.worker] ??= []).push(msg.body);
+      for (const l of listeners[msg.worker] ?? []) l(msg.body);
       res.end('ok');
     });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   server.unref();
-  sink = { url: `http://127.0.0.1:${server.address().port}`, received };
+  sink = { url: `http://127.0.0.1:${server.address().port}`, received, listeners };
   return sink;
 }
 
@@ -166,6 +168,8 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
     url,
     /** Messages the pipeline consumer received from this Worker's JOBS_QUEUE. */
     get queued() { return s.received[tag] ?? []; },
+    /** Calls `listener(message)` for each later message of this Worker's JOBS_QUEUE. */
+    onQueued: (listener) => { (s.listeners[tag] ??= []).push(listener); },
     fetch: async (p, init) => {
       const res = await fetch(url + p, init);
       record(init?.method ?? 'GET', p, res.clone());

@@ -9,8 +9,17 @@
 //   session); the same key with other parameters is 400 `idempotency_error`.
 // Errors have Stripe's shape `{ "error": { "type", "code"?, "message", "param"? } }`. Answers are
 // `checkout.session` objects. `down = true` makes it answer 500 `api_error` (Stripe unavailable).
+//
+// With `checkout: { webhookUrl, webhookSecret }` it also stands in for the hosted Checkout page (for
+// `npm run dev` and the browser test): a session's `url` is `<stand-in>/c/pay/<session id>`, a page
+// showing the amount with a Pay button. Paying completes the session and sends Stripe's
+// `checkout.session.completed` event, signed with `Stripe-Signature` (t=<unix>,v1=<HMAC-SHA256 of
+// "{t}.{body}">), to `webhookUrl`, then redirects to the session's `success_url` (with
+// `{CHECKOUT_SESSION_ID}` filled in) once the endpoint answered 2xx; Cancel goes to `cancel_url`.
+// `checkout.webhookUrl` is read at payment time, so it may be set after the Worker has started.
+// Without it, sessions point at checkout.stripe.com as Stripe's do, and no page is served.
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export const STRIPE_TEST_KEY = 'sk_test_standin_0123456789';
 
@@ -26,9 +35,10 @@ function absoluteUrl(s) {
   try { return ['http:', 'https:'].includes(new URL(s).protocol); } catch { return false; }
 }
 
-export async function startStripeStandin() {
+export async function startStripeStandin({ checkout = null } = {}) {
   const idempotency = new Map(); // key -> { params, status, body }
-  const state = { requests: [], sessions: new Map(), down: false };
+  const state = { requests: [], sessions: new Map(), down: false, webhooks: [] };
+  let base;
   const server = http.createServer((req, res) => {
     let raw = '';
     req.setEncoding('utf8');
@@ -37,6 +47,12 @@ export async function startStripeStandin() {
       const request = { method: req.method, url: req.url, headers: req.headers, body: raw };
       state.requests.push(request);
       if (state.down) return error(res, 500, 'api_error', 'An unknown error occurred.');
+      const page = /^\/c\/pay\/(cs_test_[0-9a-f]+)$/.exec(req.url);
+      if (checkout && page) {
+        return checkoutPage(req, raw, res, state.sessions.get(page[1]), checkout, state).catch((e) => {
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
+        });
+      }
       if (req.method !== 'POST' || req.url !== '/v1/checkout/sessions') {
         return error(res, 404, 'invalid_request_error', `Unrecognized request URL (${req.method}: ${req.url}).`);
       }
@@ -93,16 +109,56 @@ export async function startStripeStandin() {
         amount_subtotal: amount * Number(quantity), amount_total: amount * Number(quantity), currency,
         client_reference_id: form.get('client_reference_id'), metadata, payment_intent: null,
         success_url: form.get('success_url'), cancel_url: form.get('cancel_url'),
-        url: `https://checkout.stripe.com/c/pay/${id}`,
+        url: checkout ? `${base}/c/pay/${id}` : `https://checkout.stripe.com/c/pay/${id}`,
       };
       state.sessions.set(id, session);
       answer(200, session);
     });
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.listen(checkout?.port ?? 0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${server.address().port}`;
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     state,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
+}
+
+const escape = (v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The hosted Checkout page of one session: GET shows it, POST pays (or `action=cancel` leaves). */
+async function checkoutPage(req, raw, res, session, { webhookUrl, webhookSecret }, state) {
+  if (!session) return res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>This checkout session does not exist.</h1>');
+  if (req.method === 'GET') {
+    const amount = `${(session.amount_total / 100).toFixed(2)} ${session.currency.toUpperCase()}`;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    return res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Checkout (Stripe stand-in)</title>
+<style>body{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1.5rem;margin-right:.5rem}</style></head>
+<body><p><small>Local stand-in for Stripe Checkout; no card is charged.</small></p>
+<h1>Pay ${escape(amount)}</h1><p>Session <code>${escape(session.id)}</code>, ${escape(session.status)}.</p>
+<form method="post"><button name="action" value="pay" id="pay">Pay ${escape(amount)}</button><button name="action" value="cancel" id="cancel">Cancel</button></form>
+</body></html>`);
+  }
+  if (req.method !== 'POST') return res.writeHead(405).end();
+  if (new URLSearchParams(raw).get('action') === 'cancel') {
+    return res.writeHead(303, { location: session.cancel_url }).end();
+  }
+  if (session.status === 'open') {
+    Object.assign(session, { status: 'complete', payment_status: 'paid', payment_intent: `pi_${randomBytes(12).toString('hex')}` });
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const event = {
+    id: `evt_${randomBytes(12).toString('hex')}`, object: 'event', api_version: '2024-06-20', created: now,
+    livemode: false, pending_webhooks: 1, type: 'checkout.session.completed', data: { object: session },
+  };
+  const body = JSON.stringify(event);
+  const signature = `t=${now},v1=${createHmac('sha256', webhookSecret).update(`${now}.${body}`).digest('hex')}`;
+  const answer = await fetch(webhookUrl, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': signature }, body });
+  const text = await answer.text();
+  state.webhooks.push({ event, status: answer.status, body: text });
+  if (!answer.ok) {
+    res.writeHead(502, { 'content-type': 'text/html; charset=utf-8' });
+    return res.end(`<h1>The webhook endpoint answered ${answer.status}</h1><pre>${escape(text)}</pre>`);
+  }
+  res.writeHead(303, { location: session.success_url.replaceAll('{CHECKOUT_SESSION_ID}', session.id) }).end();
 }

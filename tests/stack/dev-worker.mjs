@@ -1,11 +1,14 @@
-// Runs the built Worker in workerd for `npm run dev`, makes a local test user, and prints how to
-// call the stack. Stops on Ctrl-C (dev.sh then stops PostgREST and Postgres).
+// Runs the built Worker in workerd for `npm run dev`, with the demo around it (demo-stack.mjs: the
+// demo page on 127.0.0.1:8788, the Stripe stand-in's Checkout, the demo pipeline), makes a local
+// test user, and prints how to call the stack. Stops on Ctrl-C (dev.sh then stops PostgREST and
+// Postgres).
 import http from 'node:http';
 import { sign } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { startWorker, sql, mintToken, claimsFor, stack } from '../e2e/harness.mjs';
+import { sql, mintToken, claimsFor, stack } from '../e2e/harness.mjs';
 import { localKeys } from './keys.mjs';
+import { startDemoStack } from './demo-stack.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const keys = localKeys(path.join(root, '.local/keys'), stack.jwtSecret);
@@ -30,7 +33,8 @@ function mintEs256(claims) {
 }
 
 const port = Number(process.env.DEV_WORKER_PORT || 8787);
-const w = await startWorker({}, { port, log: true });
+const demo = await startDemoStack({ workerPort: port, webPort: Number(process.env.DEV_WEB_PORT || 8788), log: true });
+const w = demo.worker;
 
 // A fixed local user, created once (the sign-up trigger gives it a profile, a balance and welcome credits).
 const userId = '00000000-0000-4000-8000-00000000d3f0';
@@ -47,6 +51,10 @@ The local stack is running (ready in ${secs}):
   Worker     ${w.url}
   PostgREST  ${stack.postgrestUrl}
   Postgres   postgres://postgres@127.0.0.1:${stack.pgPort}/postgres
+
+The demo app (examples/web; paste $TOKEN to sign in, pay on the Stripe stand-in's Checkout page):
+  ${demo.web.url}
+  Stripe stand-in ${demo.stripe.url}, demo pipeline (examples/pipeline) claiming jobs
 
 Tokens for the local user ${userId}, valid 12 hours. HS256 (legacy secret):
   export TOKEN=${token}
@@ -65,6 +73,6 @@ Try:
 
 Ctrl-C stops everything.`);
 
-const stop = async () => { jwksServer.close(); await w.dispose(); process.exit(0); };
+const stop = async () => { jwksServer.close(); await demo.stop(); process.exit(0); };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up and runs the local stack (`npm run dev`): installs what is missing, builds the Worker,
 # starts Postgres 15 (a cluster kept in .local/pg), applies the Supabase compatibility file and
-# any new migration, starts PostgREST 12 and the Worker in workerd, and prints how to call it.
+# any new migration, starts PostgREST 12 and the Worker in workerd with the demo around it (the
+# demo page, the Stripe stand-in's Checkout, the demo pipeline), and prints how to call it.
 # Ctrl-C stops every process it started. Ports: DEV_PG_PORT (54322), DEV_POSTGREST_PORT (54323),
-# DEV_WORKER_PORT (8787).
+# DEV_WORKER_PORT (8787), DEV_WEB_PORT (8788, the demo page).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

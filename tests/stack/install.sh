@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs whatever the local stack and the tests need and is missing; a no-op when all is there.
 #   Debian: postgresql-15, postgresql-15-pgtap, pg_prove (libtap-parser-sourcehandler-pgtap-perl),
-#           postgresql-15-plpgsql-check (for `supabase db lint`)
+#           postgresql-15-plpgsql-check (for `supabase db lint`), chromium (the browser test)
 #   Rust:   the wasm32 target, worker-build 0.8.7, wasm-bindgen-cli equal to the locked wasm-bindgen
 #   npm:    the pinned packages of package-lock.json (wrangler, miniflare, esbuild, binaryen, PostgREST,
-#           the Supabase CLI)
+#           the Supabase CLI, openapi-typescript, openapi-fetch, playwright-core; no browser download)
 # Everything comes from the package registries; nothing is downloaded from anywhere else.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -19,6 +19,7 @@ command -v pg_prove >/dev/null || missing+=(libtap-parser-sourcehandler-pgtap-pe
 [ -f /usr/share/postgresql/15/extension/plpgsql_check.control ] || missing+=(postgresql-15-plpgsql-check)
 command -v psql >/dev/null || missing+=(postgresql-client-15)
 command -v curl >/dev/null || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)   # the demo page's browser test (playwright-core drives it)
 if [ ${#missing[@]} -gt 0 ]; then
   step "Installing Debian packages: ${missing[*]} (about 1 minute)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -5,6 +5,7 @@ pub mod balance;
 pub mod drafts;
 pub mod generate;
 pub mod health;
+pub mod models;
 pub mod openapi;
 pub mod pipeline;
 pub mod purchase;
