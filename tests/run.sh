@@ -2,7 +2,9 @@
 # Every test, one command (`npm test`): installs what is missing, then runs
 #   1. unit:        native Rust unit tests of the workspace (cargo test)
 #   2. database:    pgTAP suites (tests/db/*.sql) on a throwaway Postgres 15 cluster
-#   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
+#   3. model:       random money histories (tests/model) through the real RPCs on that cluster,
+#                   compared with the reference model; MODEL_HISTORIES (default 2000), MODEL_SEED
+#   4. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
 # and tears everything down. Prints the count per layer and a closing `N passed, N failed` line.
 # For quick iterations, `bash tests/run.sh --e2e tests/e2e/x.test.mjs ...` runs only the build, the
@@ -81,7 +83,23 @@ count database "$((p - f))" "$f"
 fi
 done_step
 
-# --- 3. end-to-end -----------------------------------------------------------------------------
+# --- 3. model ----------------------------------------------------------------------------------
+# Before PostgREST connects: the model copies the freshly migrated `postgres` database as a template
+# and runs its histories in copies of it, so nothing it writes reaches the end-to-end layer.
+layer_model="skipped"
+if [ ${#only_e2e[@]} = 0 ]; then
+step "Model: ${MODEL_HISTORIES:-2000} random money histories through the real RPCs, against the reference model"
+set +e
+MODEL_PG_PORT="$pgport" node tests/model/run.mjs --histories "${MODEL_HISTORIES:-2000}" >"$logs/model.log" 2>&1; rc=$?
+set -e
+grep -E '^(MISMATCH|minimal history|disagreement|model against|histories run)' "$logs/model.log" | cut -c1-2000 | sed 's/^/    /' >&2 || true
+p=$(tail -n 1 "$logs/model.log" | grep -oE '^[0-9]+ passed' | grep -oE '[0-9]+' || true); p=${p:-0}
+f=$(tail -n 1 "$logs/model.log" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true); f=${f:-0}
+if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 20 "$logs/model.log" >&2; fi
+count model "$p" "$f"; done_step
+fi
+
+# --- 4. end-to-end -----------------------------------------------------------------------------
 step "End-to-end: the Worker in workerd -> PostgREST 12 -> Postgres 15"
 pgrstport=$(free_port)
 postgrest_start "$pgport" "$pgrstport" "$logs/postgrest.log"
@@ -99,7 +117,7 @@ if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$logs/e2e.log" >&2; fi
 [ "$f" = 0 ] || sed -n '/✖ failing tests/,$p' "$logs/e2e.log" | head -n 80 >&2
 count e2e "$p" "$f"; done_step
 
-printf '\nlayers: unit %s; deploy check %s; database %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
-  "$layer_unit" "$layer_deploy" "$layer_database" "$layer_e2e" "$(( $(date +%s) - run_started ))"
+printf '\nlayers: unit %s; deploy check %s; database %s; model %s; end-to-end %s. Logs in .local/test-logs/. Total %ss.\n' \
+  "$layer_unit" "$layer_deploy" "$layer_database" "$layer_model" "$layer_e2e" "$(( $(date +%s) - run_started ))"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -78,7 +78,7 @@ export function concreteEvent(tag, p, spec) {
 }
 
 export class Runner {
-  constructor(db) { this.db = db; this.clock = Date.UTC(2031, 0, 1); this.worldCount = 0; this.baseline = new Set(); this.events = 0; }
+  constructor(db) { this.db = db; this.clock = Date.UTC(2031, 0, 1); this.worldCount = 0; this.baseline = new Set(); }
 
   // Runs the history on the database; returns {observations, snapshot} (or throws on set-up errors).
   async run(h) {
@@ -102,9 +102,10 @@ export class Runner {
 
     const jobs = uids.map(() => []);
     const obs = [];
+    let events = 0;
     const deliver = async (p, spec) => {
       const ev = concreteEvent(tag, p, spec);
-      this.events++;
+      events++;
       const a = [lit(p.provider), lit(p.payId), lit(ev.id)];
       let sql = null;
       switch (ev.type) {
@@ -147,7 +148,9 @@ export class Runner {
         if (!jobs[u].some((j) => j.id === job.id)) jobs[u].push({ id: job.id, reserved: job.credits_reserved });
         return { outcome: made.r.replayed ? 'replayed' : 'ok', all: rs.map(outcomeOf) };
       }
-      return { outcome: outcomeOf(rs[0]), all: rs.map(outcomeOf) };
+      // A copy sent at the same time may be turned away as in flight; the other one answers.
+      const answered = rs.map(outcomeOf).filter((x) => x !== 'idempotency_in_flight');
+      return { outcome: answered[0] ?? 'idempotency_in_flight', all: rs.map(outcomeOf) };
     };
     for (const [i, o] of h.ops.entries()) {
       switch (o.t) {
@@ -180,7 +183,7 @@ export class Runner {
     await db.pool.query(`select set_config('request.jwt.claims', '{"role": "service_role"}', true), set_config('app.now', ${lit(iso(now))}, true);
       select count(public.fail_job(id, 'model_world_end', null, false)) from public.jobs where user_id = any(${lit(`{${uids.join(',')}}`)}::uuid[]) and status not in ('READY', 'FAILED')`);
     this.clock = Math.ceil((now + 86400e3) / 1000) * 1000;
-    return { tag, start, obs, snapshot };
+    return { tag, start, obs, snapshot, events };
   }
 
   // Sweepers may work in batches and say whether more remains: call until done.
