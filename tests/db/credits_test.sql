@@ -35,8 +35,8 @@ select is(public.get_balance(), '{"available": 0, "held": 0, "expiring_soon": 0,
   'after expiry get_balance no longer counts them, even before the sweep');
 select tests.clear_authentication();
 select tests.authenticate_as_service_role();
-select is(public.expire_credits(), '{"users": 2, "credits": 20}'::jsonb, 'expire_credits sweeps both users'' welcome credits');
-select is(public.expire_credits(), '{"users": 0, "credits": 0}'::jsonb, 'a second sweep finds nothing');
+select is(public.expire_credits(), '{"users": 2, "credits": 20, "skipped": 0, "more": false}'::jsonb, 'expire_credits sweeps both users'' welcome credits');
+select is(public.expire_credits(), '{"users": 0, "credits": 0, "skipped": 0, "more": false}'::jsonb, 'a second sweep finds nothing');
 select tests.clear_authentication();
 select results_eq(
   format($$ select type, delta_available, balance_available_after from public.credit_ledger where user_id = %L order by id $$, :'alice'),

@@ -102,10 +102,10 @@ select public.generate('job-5', '{"model_id": "standard-v1", "prompt": "Five", "
 select tests.authenticate_as_service_role();
 select tests.set_now('2030-01-01 06:20:01+00');
 select public.claim_next_jobs('worker-h', 1, 3600) -> 'jobs' -> 0 ->> 'id' as leased \gset
-select is(public.expire_stale_holds(), '{"expired": 1}'::jsonb, 'one stale hold expires; the leased job keeps its hold');
+select is(public.expire_stale_holds(), '{"expired": 1, "skipped": 0, "more": false}'::jsonb, 'one stale hold expires; the leased job keeps its hold');
 select is((select status || '/' || error_code from public.jobs where id = (case when :'leased' = :'j4' then :'j5' else :'j4' end)::uuid),
   'FAILED/hold_expired', 'the unclaimed job fails with hold_expired');
-select is(public.expire_stale_holds(), '{"expired": 0}'::jsonb, 'running it again expires nothing');
+select is(public.expire_stale_holds(), '{"expired": 0, "skipped": 0, "more": false}'::jsonb, 'running it again expires nothing');
 select is(tests.violations(), '[]'::jsonb, 'reconcile is empty after expiring holds');
 
 select * from finish();

@@ -61,7 +61,7 @@ select is(:'f1'::jsonb -> 'purchase' ->> 'id', :'b1'::jsonb -> 'purchase' ->> 'i
 select is(public.fulfill_purchase('stripe', 'pi_a1', 'evt_a1', :'alice', 'starter', 499, 'usd') - 'purchase',
   '{"granted": false, "replayed": true}'::jsonb, 'the same event again grants nothing');
 select is(public.fulfill_purchase('stripe', 'pi_a1', 'evt_a1_retry', :'alice', 'starter', 499, 'usd') - 'purchase',
-  '{"granted": false, "replayed": true}'::jsonb, 'another event for the same payment grants nothing');
+  '{"granted": false, "replayed": false}'::jsonb, 'another event for the same payment grants nothing (and, first seen, is no replay)');
 select is((select count(*)::int from public.credit_grants where source = 'purchase' and user_id = :'alice'), 1, 'one grant for the payment');
 select tests.authenticate_as(:'alice');
 select is((public.get_balance() ->> 'available')::int, 110, 'Alice has 10 welcome + 100 purchased credits');
@@ -78,7 +78,7 @@ select is(tests.error_of(format($$ select public.fulfill_purchase('app_store', '
 select is(public.refund_purchase('stripe', 'pi_b1', 'evt_b1_refund') - 'purchase',
   '{"taken": 0, "debt": 0, "replayed": false}'::jsonb, 'a refund for an unknown payment is recorded');
 select is(public.fulfill_purchase('stripe', 'pi_b1', 'evt_b1_paid', :'bob', 'starter', 499, 'usd') - 'purchase',
-  '{"granted": false, "replayed": true}'::jsonb, 'the payment arriving after its refund grants nothing');
+  '{"granted": false, "replayed": false}'::jsonb, 'the payment arriving after its full refund keeps nothing (and, first seen, is no replay)');
 select is((select status || '/' || credits_granted from public.purchases where provider_payment_id = 'pi_b1'), 'refunded/0',
   'the purchase is recorded as refunded with nothing granted');
 select is(public.fulfill_purchase('stripe', 'pi_b2', 'evt_b2', :'bob', 'starter', 499, 'usd') ->> 'granted', 'true', 'a normal payment grants');

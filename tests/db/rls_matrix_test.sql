@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(328);
+select plan(388);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -14,6 +14,7 @@ select tests.create_user(null, true) as anonymous \gset
 insert into public.models (id, name, provider, cost_per_generation) values ('test-model', 'Test', 'test', 1), ('test-model-del', 'Test', 'test', 1);
 insert into public.credit_packages (id, name, credits, price_cents) values ('test-pack', 'Test', 1, 100), ('test-pack-del', 'Test', 1, 100);
 select public.fulfill_purchase('stripe', 'pi_owner', 'evt_owner', :'owner', 'starter', 499, 'usd') is not null as fulfilled;
+select public.dispute_purchase('stripe', 'pi_owner', 'evt_owner_dispute', 'dp_owner', 'warning_needs_response', 100) is not null as disputed;
 select tests.authenticate_as(:'owner');
 select public.generate('matrix-1', '{"model_id": "standard-v1", "prompt": "A video", "target_minutes": 1}') -> 'response' -> 'job' ->> 'id' as job \gset
 select public.create_draft('A draft') ->> 'claim_token' as token \gset
@@ -65,9 +66,21 @@ insert into matrix values
   ('payment_events', 'insert', 'insert into public.payment_events (provider, event_id, kind, provider_payment_id) values (''stripe'', ''evt_x'', ''payment'', ''pi_x'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('payment_events', 'update', 'update public.payment_events set outcome = null where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('payment_events', 'delete', 'delete from public.payment_events where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_states', 'select', 'select 1 from public.payment_states where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('payment_states', 'insert', 'insert into public.payment_states (provider, provider_payment_id) values (''stripe'', ''pi_x'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_states', 'update', 'update public.payment_states set refunded_cents = 0 where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_states', 'delete', 'delete from public.payment_states where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_disputes', 'select', 'select 1 from public.payment_disputes where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('payment_disputes', 'insert', 'insert into public.payment_disputes (provider, dispute_id, provider_payment_id, status) values (''stripe'', ''dp_x'', ''pi_owner'', ''won'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_disputes', 'update', 'update public.payment_disputes set status = ''won'' where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_disputes', 'delete', 'delete from public.payment_disputes where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_take_backs', 'select', 'select 1 from public.payment_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('payment_take_backs', 'insert', 'insert into public.payment_take_backs (purchase_id, user_id, amount) select id, user_id, 1 from public.purchases where provider_payment_id = ''pi_owner''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_take_backs', 'update', 'update public.payment_take_backs set given_back = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('payment_take_backs', 'delete', 'delete from public.payment_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('projects', 'select', 'select 1 from public.projects where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
-  ('projects', 'insert', 'insert into public.projects (title, prompt) values (''Mine'', ''A prompt'')', 'denied', 'rows', 'rows', 'rows', 'denied'),
-  ('projects', 'update', 'update public.projects set title = ''Renamed'' where user_id = :owner', 'denied', 'rows', 'none', 'none', 'denied'),
+  ('projects', 'insert', 'insert into public.projects (user_id, title, prompt) values (:owner, ''Mine'', ''A prompt'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('projects', 'update', 'update public.projects set title = ''Renamed'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('projects', 'delete', 'delete from public.projects where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('jobs', 'select', 'select 1 from public.jobs where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
   ('jobs', 'insert', 'insert into public.jobs (user_id, project_id, model_id, target_minutes, credits_reserved) values (:owner, gen_random_uuid(), ''standard-v1'', 1, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
@@ -128,15 +141,15 @@ grant execute on function pg_temp.run_matrix(uuid, uuid, uuid) to public;
 
 select * from pg_temp.run_matrix(:'owner', :'other', :'anonymous');
 
--- Direct inserts cannot name another owner, whatever the grants.
+-- Issue 9.10: projects are written only through RPCs: no direct insert or update, even of one's own.
 select tests.authenticate_as(:'other');
 select is(tests.attempt(format($$ insert into public.projects (user_id, title, prompt) values (%L, 't', 'p') $$, :'owner')), 'denied',
   'another user cannot create a project owned by the owner');
-select is(tests.attempt($$ insert into public.projects (title, prompt) values ('t', 'p') returning user_id $$), 'rows',
-  'a user can create a project for themselves');
+select is(tests.attempt(format($$ insert into public.projects (user_id, title, prompt) values (%L, 't', 'p') returning user_id $$, :'other')), 'denied',
+  'a user cannot create a project directly, even for themselves');
 select tests.authenticate_as(:'owner');
-select is(tests.attempt(format($$ update public.projects set title = 'x' where user_id = %L $$, :'owner')), 'rows',
-  'the owner can rename their project');
+select is(tests.attempt(format($$ update public.projects set title = 'x' where user_id = %L $$, :'owner')), 'denied',
+  'the owner cannot rename their project directly');
 select throws_ok(format($$ update public.projects set user_id = %L $$, :'other'), '42501', null,
   'the owner cannot give a project to another user');
 select throws_ok($$ update public.profiles set stripe_customer_id = 'cus_1' $$, '42501', null,

@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(124);
+select plan(130);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -79,11 +79,13 @@ insert into expected_execute values
   ('public.refund_purchase_amount(text,text,text,integer,integer,text)', false, false, true),
   ('public.reinstate_purchase(text,text,text,text)', false, false, true),
   ('public.clawback_purchase(text,text,text,text)', false, false, true),
+  ('public.dispute_purchase(text,text,text,text,text,integer,text)', false, false, true),
+  ('public.reverse_refund_purchase(text,text,text,text)', false, false, true),
   ('public.claim_next_jobs(text,integer,integer)', false, false, true),
   ('public.report_job_progress(uuid,text,text,integer,text,integer,integer)', false, false, true),
   ('public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', false, false, true),
   ('public.fail_job(uuid,text,text,boolean,text,integer)', false, false, true),
-  ('public.expire_stale_holds()', false, false, true),
+  ('public.expire_stale_holds(integer)', false, false, true),
   ('public.expire_credits(integer)', false, false, true),
   ('public.reconcile()', false, false, true),
   ('public.cleanup_expired()', false, false, true),
@@ -107,6 +109,17 @@ insert into expected_execute values
   ('app.package_json(credit_packages)', false, false, false),
   ('app.record_payment_event(text,text,text,text,text)', false, false, false),
   ('app.reverse_purchase(text,text,text,text,text)', false, false, false),
+  ('app.dispute_rank(text)', false, false, false),
+  ('app.payment_state(text,text)', false, false, false),
+  ('app.payment_rule(text,text,integer)', false, false, false),
+  ('app.payment_take_back(purchases,integer,text)', false, false, false),
+  ('app.return_to_grant(uuid,integer,uuid)', false, false, false),
+  ('app.payment_give_back(purchases,integer)', false, false, false),
+  ('app.apply_payment_rule(text,text,text)', false, false, false),
+  ('app.finish_payment_event(bigint,text,text,jsonb)', false, false, false),
+  ('app.record_dispute(text,text,text,text,integer)', false, false, false),
+  ('app.try_lock_balance(uuid)', false, false, false),
+  ('app.try_lock_hold_and_balance(uuid,uuid)', false, false, false),
   ('app.project_json(projects)', false, false, false),
   ('app.job_json(uuid,boolean)', false, false, false),
   ('app.check_text(text,text,integer,boolean)', false, false, false),
@@ -149,10 +162,12 @@ select is(
   (select coalesce(array_agg(f.fn order by f.fn), '{}') from actual_functions f join pg_proc p on p.oid = f.oid
     where p.prolang <> (select oid from pg_language where lanname = 'plpgsql')),
   '{}'::text[], 'every function in public and app is plpgsql (no inlinable language sql)');
+-- Issue 9.8: '' still searches pg_temp first for type names; pg_temp must come last, on every function.
 select is(
   (select coalesce(array_agg(f.fn order by f.fn), '{}') from actual_functions f join pg_proc p on p.oid = f.oid
-    where p.prosecdef and not ('search_path=""' = any (coalesce(p.proconfig, '{}')))),
-  '{}'::text[], 'every SECURITY DEFINER function pins search_path to the empty string');
+    where (select coalesce(array_agg(c), '{}') from unnest(p.proconfig) c where c like 'search_path=%')
+          is distinct from array['search_path=pg_catalog, pg_temp']),
+  '{}'::text[], 'issue 9.8: every function in public and app has exactly search_path = pg_catalog, pg_temp');
 select is(
   (select coalesce(array_agg(f.fn order by f.fn), '{}') from actual_functions f join pg_proc p on p.oid = f.oid
     where f.fn like 'public.%' and p.prorettype <> 'jsonb'::regtype),
@@ -163,9 +178,10 @@ select is(
                    'public.begin_purchase(text,text)', 'public.fulfill_purchase(text,text,text,uuid,text,integer,text,uuid,text)',
                    'public.refund_purchase(text,text,text,text)', 'public.clawback_purchase(text,text,text,text)',
                    'public.fail_purchase(text,text,text,uuid,text)', 'public.refund_purchase_amount(text,text,text,integer,integer,text)',
-                   'public.reinstate_purchase(text,text,text,text)',
+                   'public.reinstate_purchase(text,text,text,text)', 'public.dispute_purchase(text,text,text,text,text,integer,text)',
+                   'public.reverse_refund_purchase(text,text,text,text)',
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
-                   'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds()')
+                   'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)')
       and p.provolatile <> 'v'),
   '{}'::text[], 'money-moving RPCs are VOLATILE (PostgREST refuses them over GET)');
 select is(
