@@ -55,8 +55,11 @@ export function addFacts(f, ev, P) {
     default:
       if (ev.type.startsWith('charge.dispute.')) {
         const s = disputeStatus(ev.type, ev.status);
-        const d = f.disputes[ev.disputeId];
-        if (!d || rank(s) > rank(d.status)) f.disputes[ev.disputeId] = { status: s, amount: ev.amount };
+        // Per dispute id: the highest-ranked status and the largest amount seen.
+        const d = f.disputes[ev.disputeId] ?? { status: s, amount: ev.amount };
+        if (rank(s) > rank(d.status)) d.status = s;
+        d.amount = Math.max(d.amount, ev.amount);
+        f.disputes[ev.disputeId] = d;
       } else throw new Error(`unknown event type ${ev.type}`);
   }
 }
@@ -118,6 +121,17 @@ export class World {
     this.repay(u); // "new credits (a purchase, a grant) ... repay debt first"
     return grant;
   }
+  // Credits coming back to a grant. A grant never holds more than its amount: "should it [have
+  // less room than the credits taken from it], the excess becomes an adjustment grant of the same
+  // category and expiry" (one per category and expiry here; compared summed).
+  credit(u, g, x) {
+    const fits = Math.min(x, g.amount - g.remaining);
+    g.remaining += fits;
+    if (x > fits) {
+      const key = `adjustment:${g.kind}:${g.expiresAt === null ? 'never' : new Date(g.expiresAt).toISOString()}`;
+      u.grants.push({ key, kind: g.kind, expiresAt: g.expiresAt, amount: x - fits, remaining: x - fits, seq: this.seq++ });
+    }
+  }
   available(u) { return u.grants.reduce((s, g) => s + effective(g, this.now), 0); }
   held(u) { return u.jobs.filter((j) => j.hold).reduce((s, j) => s + j.hold.reduce((t, a) => t + a.amount, 0), 0); }
   expire(u) { for (const g of u.grants) if (expired(g, this.now)) g.remaining = 0; }
@@ -163,7 +177,7 @@ export class World {
     for (const a of allocs) {
       const c = Math.min(capture, a.amount);
       capture -= c;
-      a.g.remaining += a.amount - c;
+      this.credit(u, a.g, a.amount - c);
     }
     job.hold = null;
     this.repay(u);
@@ -248,11 +262,11 @@ export class World {
       const piece = p.pieces[p.pieces.length - 1];
       const x = Math.min(y, piece.amount);
       if (piece.grant !== null) {
-        u.grants.find((g) => g.seq === piece.grant).remaining += x;
+        this.credit(u, u.grants.find((g) => g.seq === piece.grant), x);
       } else {
         const c = Math.min(x, u.debt);
         u.debt -= c;
-        own.remaining += x - c; // what the user repaid meanwhile returns to the payment's grant
+        this.credit(u, own, x - c); // what the user repaid meanwhile returns to the payment's grant
       }
       piece.amount -= x; y -= x;
       if (piece.amount === 0) p.pieces.pop();
@@ -271,7 +285,7 @@ export class World {
         available: this.available(u), held: this.held(u), debt: u.debt,
         // A grant worth nothing and no grant at all are the same money (the database may not write a
         // payment's grant whose credits are all taken back on arrival): only non-zero grants count.
-        grants: u.grants.map((g) => ({ key: g.key, remaining: effective(g, this.now) })).filter((g) => g.remaining > 0).sort((a, b) => (a.key < b.key ? -1 : 1)),
+        grants: sumByKey(u.grants.map((g) => ({ key: g.key, remaining: effective(g, this.now) }))),
       })),
       purchases: this.payments.map((p, i) => this.purchaseStatus(i)),
     };
@@ -282,4 +296,11 @@ export class World {
     if (p.provider === 'app_store' && !p.facts.paid) return 'none';
     return this.status(pi);
   }
+}
+
+// Per grant key, effective remaining; keys worth nothing left out; sorted by key.
+export function sumByKey(grants) {
+  const m = new Map();
+  for (const g of grants) m.set(g.key, (m.get(g.key) ?? 0) + g.remaining);
+  return [...m].filter(([, r]) => r > 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, remaining]) => ({ key, remaining }));
 }
