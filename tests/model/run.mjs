@@ -3,11 +3,11 @@
 // `postgres`, reachable as the `postgres` superuser on 127.0.0.1:MODEL_PG_PORT (or E2E_PG_PORT).
 //
 //   node tests/model/run.mjs [--histories N] [--seed S] [--batch B] [--lanes L] [--rotate R]
-//                            [--payments MAX] [--ops MAX]
+//                            [--payments MAX] [--ops MAX] [--shrink K]
 //
 // Histories run in batches of B (default 500); batch b is one fast-check run with seed S + b, so a
 // batch replays exactly with `--histories B --seed S+b`. A mismatch stops its batch, is shrunk to
-// a minimal history that still mismatches, and is printed with that seed. L lanes (default 2) run
+// a minimal history that still mismatches, and is printed with that seed. L lanes (default 3) run
 // batches side by side, each in its own databases: a lane works in a copy of `postgres` (made once
 // as a template before anything else connects) and moves to a fresh copy every R histories
 // (default 200), so reconcile() and the global sweeps stay as cheap as on a small database and
@@ -23,8 +23,9 @@ const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0
 const histories = opt('histories', 2000);
 const seed = opt('seed', Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31));
 const batch = opt('batch', Math.min(500, histories));
-const lanes = opt('lanes', 2);
+const lanes = opt('lanes', 3);
 const rotate = opt('rotate', 200);
+const maxShrunk = opt('shrink', 3);
 const port = Number(process.env.MODEL_PG_PORT || process.env.E2E_PG_PORT);
 if (!port) { console.error('set MODEL_PG_PORT (or E2E_PG_PORT) to a database with the migrations applied'); process.exit(2); }
 
@@ -67,13 +68,15 @@ class Lane {
       const bad = check(h, run);
       if (bad) { shrinking = true; throw new Error(JSON.stringify(bad)); }
     });
-    const out = await fc.check(property, { seed: seed + b, numRuns: n, endOnFailure: false });
+    // Shrinking reruns histories on the database: only the first `--shrink` mismatches (default 3)
+    // are shrunk, later ones are printed as generated (their seed replays them all the same).
+    const out = await fc.check(property, { seed: seed + b, numRuns: n, endOnFailure: mismatches >= maxShrunk });
     if (out.failed) {
       mismatches++;
       const h = resolve(out.counterexample[0]);
       const keep = args.filter((a, i) => !['--histories', '--seed', '--batch'].includes(a) && !['--histories', '--seed', '--batch'].includes(args[i - 1]));
-      console.log(`\nMISMATCH (replay: node tests/model/run.mjs ${keep.concat(['--histories', n, '--seed', seed + b]).join(' ')}; shrunk in ${out.numShrinks} steps)`);
-      console.log('minimal history:', JSON.stringify(h));
+      console.log(`\nMISMATCH (replay: node tests/model/run.mjs ${keep.concat(['--histories', n, '--seed', seed + b]).join(' ')}; ${out.numShrinks ? `shrunk in ${out.numShrinks} steps` : 'not shrunk'})`);
+      console.log(out.numShrinks ? 'minimal history:' : 'history:', JSON.stringify(h));
       console.log('disagreement:', out.errorInstance ? out.errorInstance.message : out.error);
     }
   }
