@@ -113,7 +113,7 @@ export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E
 export E2E_SUPABASE_URL="http://127.0.0.1:54321"
 rm -f .local/e2e-responses.jsonl
 set +e
-if [ ${#only_e2e[@]} = 0 ]; then e2e_files=(tests/e2e/); else e2e_files=("${only_e2e[@]}"); fi
+if [ ${#only_e2e[@]} = 0 ]; then e2e_files=(tests/e2e/ tests/model/worker.test.mjs); else e2e_files=("${only_e2e[@]}"); fi
 node --test --test-concurrency=1 --test-reporter=spec "${e2e_files[@]}" >"$logs/e2e.log" 2>&1; rc=$?
 set -e
 grep -E '^\s*(✖|not ok)|^ℹ (tests|pass|fail)' "$logs/e2e.log" >&2 || true

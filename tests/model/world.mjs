@@ -78,27 +78,34 @@ export function concreteEvent(tag, p, spec) {
 }
 
 export class Runner {
-  constructor(db) { this.db = db; this.clock = Date.UTC(2031, 0, 1); this.worldCount = 0; this.baseline = new Set(); }
+  // `edge` (optional) sends some calls through the Worker instead: {checkout(uid, pkg, key) ->
+  // purchase id, stripe(payment, event, uid) -> {ok} | {ok: false, code}, generate(uid, request,
+  // key) -> what db.tx answers}. PostgREST cannot move the business clock, so such worlds run on
+  // the real clock (and their histories have no clock moves).
+  constructor(db, edge = null) { this.db = db; this.edge = edge; this.clock = Date.UTC(2031, 0, 1); this.worldCount = 0; this.baseline = new Set(); }
 
   // Runs the history on the database; returns {observations, snapshot} (or throws on set-up errors).
   async run(h) {
     const db = this.db;
     const tag = `w${process.pid}x${this.worldCount++}x${Date.now().toString(36)}`;
-    const start = this.clock;
+    const real = this.edge !== null;
+    const start = real ? Date.now() : this.clock;
     let now = start;
+    const tick = () => { if (real) now = Math.max(now, Date.now()); return now; };
     const uids = Array.from({ length: h.users }, () => crypto.randomUUID());
     const pays = h.payments.map((p) => ({ ...p, P: PACKAGES[p.pkg].price, payId: p.provider === 'stripe' ? `pi_${tag}_${p.index}` : `${tag}-${p.index}`, purchaseId: null }));
     // Set-up: users (the welcome grant comes from the auth.users trigger at the world's clock) and
     // the pending Stripe purchases their checkouts begin.
     let setup = `select set_config('app.now', ${lit(iso(now))}, true);
       insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, is_anonymous, created_at, updated_at) values ${uids.map((u, i) => `(${lit(u)}, 'authenticated', 'authenticated', ${lit(`${tag}-${i}@model.test`)}, '{"provider": "email"}', '{}', false, now(), now())`).join(', ')};`;
-    for (const p of pays.filter((x) => x.provider === 'stripe')) {
+    for (const p of pays.filter((x) => x.provider === 'stripe' && !real)) {
       setup += `select set_config('request.jwt.claims', ${lit(JSON.stringify({ sub: uids[p.user], role: 'authenticated', aud: 'authenticated', is_anonymous: false }))}, true), set_config('role', 'authenticated', true);
         select public.begin_purchase(${lit(p.pkg)}, ${lit(`bp-${tag}-${p.index}`)}) as r; select set_config('role', 'none', true);`;
     }
     const res = await db.pool.query(setup);
     const begun = res.filter((x) => x.rows[0] && x.rows[0].r).map((x) => x.rows[0].r.purchase.id);
-    pays.filter((x) => x.provider === 'stripe').forEach((p, i) => { p.purchaseId = begun[i]; });
+    pays.filter((x) => x.provider === 'stripe' && !real).forEach((p, i) => { p.purchaseId = begun[i]; });
+    if (real) for (const p of pays.filter((x) => x.provider === 'stripe')) p.purchaseId = await this.edge.checkout(uids[p.user], p.pkg, `bp-${tag}-${p.index}`);
 
     const jobs = uids.map(() => []);
     const obs = [];
@@ -133,15 +140,18 @@ export class Runner {
             else if (s === 'won' || s === 'warning_closed') sql = `public.reinstate_purchase(${a}, ${lit(ev.type)})`;
           }
       }
+      if (real && p.provider === 'stripe') return this.edge.stripe(p, ev, uids[p.user]);
       if (sql === null) return { ok: true, ignored: true };
-      return db.tx(now, 'service', sql);
+      return db.tx(tick(), 'service', sql);
     };
     const generate = async (u, g, key, dup) => {
-      const sql = `public.generate(${lit(key)}, ${lit(JSON.stringify({ model_id: g.model, prompt: 'model history', target_minutes: g.minutes }))}::jsonb)`;
+      const request = { model_id: g.model, prompt: 'model history', target_minutes: g.minutes };
+      const sql = `public.generate(${lit(key)}, ${lit(JSON.stringify(request))}::jsonb)`;
+      const call = () => (real ? this.edge.generate(uids[u], request, key) : db.tx(now, uids[u], sql));
       let rs;
-      if (dup === 'par') rs = await Promise.all([db.tx(now, uids[u], sql), db.tx(now, uids[u], sql)]);
-      else if (dup === 'seq') rs = [await db.tx(now, uids[u], sql), await db.tx(now, uids[u], sql)];
-      else rs = [await db.tx(now, uids[u], sql)];
+      if (dup === 'par') rs = await Promise.all([call(), call()]);
+      else if (dup === 'seq') rs = [await call(), await call()];
+      else rs = [await call()];
       const made = rs.find((r) => r.ok && !r.r.replayed) || rs.find((r) => r.ok);
       if (made) {
         const job = made.r.response.job;
@@ -163,22 +173,22 @@ export class Runner {
           if (!j) { obs.push({ applied: false, skipped: true }); break; }
           const sql = o.t === 'complete' ? `public.complete_job(${lit(j.id)}, ${Math.floor((j.reserved * o.pct) / 100)})`
             : `public.fail_job(${lit(j.id)}, 'model_failure', null, false)`;
-          const r = await db.tx(now, 'service', sql);
+          const r = await db.tx(tick(), 'service', sql);
           obs.push(r.ok ? { applied: r.r.applied } : { error: r });
           break;
         }
         case 'claim': {
-          const r = await db.tx(now, 'service', `public.claim_next_jobs(${lit(`worker-${tag}`)}, 100)`);
+          const r = await db.tx(tick(), 'service', `public.claim_next_jobs(${lit(`worker-${tag}`)}, 100)`);
           obs.push(r.ok ? { claimed: r.r.jobs.length } : { error: r });
           break;
         }
-        case 'sweepHolds': obs.push(await this.sweep(now, 'public.expire_stale_holds()')); break;
-        case 'sweepCredits': obs.push(await this.sweep(now, 'public.expire_credits()')); break;
-        case 'advance': now += o.ms; obs.push({}); break;
+        case 'sweepHolds': obs.push(await this.sweep(tick(), 'public.expire_stale_holds()')); break;
+        case 'sweepCredits': obs.push(await this.sweep(tick(), 'public.expire_credits()')); break;
+        case 'advance': if (real) throw new Error('no clock moves through the Worker'); now += o.ms; obs.push({}); break;
         default: throw new Error(`unknown op ${o.t}`);
       }
     }
-    const snapshot = await this.read(now, uids, pays);
+    const snapshot = await this.read(tick(), uids, pays);
     // Leave nothing runnable or held for later worlds, whose clocks start after this one's.
     try {
       await db.pool.query(`select set_config('request.jwt.claims', '{"role": "service_role"}', true), set_config('app.now', ${lit(iso(now))}, true);
@@ -187,7 +197,7 @@ export class Runner {
       snapshot.violations.push({ check: 'failing the open jobs at the end of the world raised an error', error: e.message });
     }
     this.clock = Math.ceil((now + 86400e3) / 1000) * 1000;
-    return { tag, start, obs, snapshot, events };
+    return { tag, start, obs, snapshot, events, uids };
   }
 
   // Sweepers may work in batches and say whether more remains: call until done.
