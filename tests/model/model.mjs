@@ -200,23 +200,26 @@ export class World {
   leased(j) { return j.status === 'LEASED' && j.leaseUntil > this.now; }
   // claim_next_jobs with a limit above the world's job count: every runnable job is claimed
   // (attempts + 1, leased); one abandoned after its last attempt is dead-lettered (hold released).
-  claimAll() {
-    const jobs = this.users.flatMap((u) => u.jobs.map((j) => ({ u, j }))).sort((a, b) => a.j.seq - b.j.seq);
-    for (const { u, j } of jobs) {
+  // The order in which one sweep releases several holds is not specified, and it matters (each
+  // release repays debt in repayment order before the next comes back). So the sweeps take an
+  // order: a permutation of the indexes of what they act on (deadLetters(), staleHolds()), and
+  // the checker tries them all.
+  jobsInOrder() { return this.users.flatMap((u) => u.jobs.map((j) => ({ u, j }))).sort((a, b) => a.j.seq - b.j.seq); }
+  deadLetters() { return this.jobsInOrder().filter(({ j }) => j.status === 'LEASED' && !this.leased(j) && j.attempts >= MAX_ATTEMPTS); }
+  claimAll(order = null) {
+    const dead = this.deadLetters();
+    for (const i of order ?? dead.keys()) { const { u, j } = dead[i]; this.settle(u, j, 0); j.status = 'FAILED'; }
+    for (const { j } of this.jobsInOrder()) {
       if (j.status === 'QUEUED' || (j.status === 'LEASED' && !this.leased(j))) {
-        if (j.status === 'LEASED' && j.attempts >= MAX_ATTEMPTS) {
-          this.settle(u, j, 0); j.status = 'FAILED';
-        } else {
-          j.status = 'LEASED'; j.attempts += 1; j.leaseUntil = this.now + LEASE;
-        }
+        j.status = 'LEASED'; j.attempts += 1; j.leaseUntil = this.now + LEASE;
       }
     }
   }
   // expire_stale_holds: holds past their 6 hours whose job is not leased are released, job FAILED.
-  expireStaleHolds() {
-    for (const u of this.users) for (const j of u.jobs) {
-      if (j.hold && this.now >= j.holdExpiresAt && !this.leased(j)) { this.settle(u, j, 0); j.status = 'FAILED'; }
-    }
+  staleHolds() { return this.jobsInOrder().filter(({ j }) => j.hold && this.now >= j.holdExpiresAt && !this.leased(j)); }
+  expireStaleHolds(order = null) {
+    const stale = this.staleHolds();
+    for (const i of order ?? stale.keys()) { const { u, j } = stale[i]; this.settle(u, j, 0); j.status = 'FAILED'; }
   }
   // expire_credits writes expiry rows; effective remaining already leaves expired grants out.
   expireCredits() { for (const u of this.users) this.expire(u); }

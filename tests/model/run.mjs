@@ -30,8 +30,11 @@ const port = Number(process.env.MODEL_PG_PORT || process.env.E2E_PG_PORT);
 if (!port) { console.error('set MODEL_PG_PORT (or E2E_PG_PORT) to a database with the migrations applied'); process.exit(2); }
 
 const conn = (database) => ({ host: '127.0.0.1', port, user: 'postgres', database });
-const admin = new pg.Client(conn('template1'));
-await admin.connect();
+const adminClient = new pg.Client(conn('template1'));
+await adminClient.connect();
+// One statement at a time on the one admin connection, whichever lane asks.
+let adminQueue = Promise.resolve();
+const admin = { query: (q) => (adminQueue = adminQueue.catch(() => {}).then(() => adminClient.query(q))), end: () => adminClient.end() };
 const template = `model_template_${process.pid}`;
 const made = [];
 await admin.query(`drop database if exists ${template}`);

@@ -261,6 +261,9 @@ function permutations(xs) {
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
 }
 
+// Every order of n things (the first 120 when there are more than five).
+const orders = (n) => permutations([...Array(n).keys()]).slice(0, 120);
+
 // Replays the history on the model, keeping every linearization consistent with what the database
 // answered. Returns null when the database's final state is one the model allows, else a
 // description of the first disagreement.
@@ -296,8 +299,12 @@ export function check(h, run) {
           break;
         case 'complete': if (m.complete(o.u, o.n, o.pct) === ob.applied) next.push(m); break;
         case 'fail': if (m.fail(o.u, o.n) === ob.applied) next.push(m); break;
-        case 'claim': m.claimAll(); next.push(m); break;
-        case 'sweepHolds': m.expireStaleHolds(); next.push(m); break;
+        case 'claim':
+          for (const order of orders(m.deadLetters().length)) { const c = m.clone(); c.claimAll(order); next.push(c); }
+          break;
+        case 'sweepHolds':
+          for (const order of orders(m.staleHolds().length)) { const c = m.clone(); c.expireStaleHolds(order); next.push(c); }
+          break;
         case 'sweepCredits': m.expireCredits(); next.push(m); break;
         case 'advance': m.advance(o.ms); next.push(m); break;
       }
@@ -306,7 +313,7 @@ export function check(h, run) {
       return { at: i, op: o, problem: 'the database answered what no order of the model allows', database: ob, model: cands.map((m) => m.snapshot()).slice(0, 2) };
     }
     const seen = new Set();
-    cands = next.filter((m) => { const k = JSON.stringify(m); return !seen.has(k) && seen.add(k); }).slice(0, 64);
+    cands = next.filter((m) => { const k = JSON.stringify(m); return !seen.has(k) && seen.add(k); }).slice(0, 256);
   }
   const { violations, ...db } = run.snapshot;
   if (violations.length) return { problem: 'reconcile() is not empty', violations, database: db };
