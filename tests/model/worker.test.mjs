@@ -1,7 +1,7 @@
 // The Worker's share of the model check (part of the end-to-end layer of tests/run.sh): random
 // histories whose checkouts, generations and Stripe webhooks (signed, as Stripe sends them) go
 // through the built Worker -> PostgREST -> Postgres, pipeline outcomes and sweeps through the
-// back-office RPCs; every user's state, the Worker's GET /v1/balance included, must equal the model.
+// back-office RPCs; every user's state must equal the model's, and GET /v1/balance the database's.
 //
 // What the Worker carries today restricts these histories: no clock moves (PostgREST cannot move
 // the business clock, so they run on the real one), Stripe payments only (App Store notifications
@@ -18,7 +18,7 @@ import { startStripeStandin, STRIPE_TEST_KEY } from '../e2e/stripe-standin.mjs';
 import { world, resolve } from './gen.mjs';
 import { Db, Runner, check } from './world.mjs';
 
-const HISTORIES = Number(process.env.MODEL_WORKER_HISTORIES || 30);
+const HISTORIES = Number(process.env.MODEL_WORKER_HISTORIES || 50);
 const WHSEC = 'whsec_model_0123456789';
 let w, stripe, pool;
 
@@ -69,6 +69,11 @@ const edge = {
         return webhook(ev.type, { id: ev.disputeId, object: 'dispute', charge: `ch_${p.payId}`, payment_intent: p.payId, amount: ev.amount, status: ev.status }, ev.id);
     }
   },
+  // GET /v1/balance, compared with the database's balance (check() in world.mjs).
+  async balance(uid) {
+    const res = await w.fetch('/v1/balance', { headers: bearer(token(uid)) });
+    return res.json();
+  },
   async generate(uid, request, key) {
     const res = await w.fetch('/v1/generate', { method: 'POST', headers: json({ ...bearer(token(uid)), 'idempotency-key': key }), body: JSON.stringify(request) });
     const body = await res.json();
@@ -99,6 +104,12 @@ function forWorker(h) {
       ops.push(o.t === 'ev' ? { ...o, pay, ev: fix(pay, o.ev) } : { ...o, pay, evs: o.evs.map((e) => fix(pay, e)) });
     } else ops.push(o);
   }
+  // Stripe always sends a dispute's created event; the Worker acts on it (and ignores a lost close),
+  // so a history whose only news of a lost chargeback is its close gets the created event too.
+  payments.forEach((p, pay) => {
+    const mine = ops.flatMap((o) => (o.pay !== pay ? [] : o.t === 'ev' ? [o.ev] : o.t === 'par' ? o.evs : [])).filter((e) => e.k === 'dispute');
+    if (mine.length && !mine.some((e) => e.e === 'created' || e.e === 'withdrawn')) ops.push({ t: 'ev', pay, ev: { k: 'dispute', d: 0, e: 'created', won: p.disputes[0].won } });
+  });
   return { users: h.users, payments: payments.map((p, i) => ({ ...p, index: i })), ops };
 }
 const workerWorld = fc.tuple(world({ payments: 2, ops: 16 }), fc.array(fc.boolean(), { minLength: 2, maxLength: 2 }))
@@ -109,16 +120,14 @@ test(`${HISTORIES} random histories through the Worker end with every user's sta
   await db.init();
   const runner = new Runner(db, edge);
   const seed = Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31);
-  await fc.assert(fc.asyncProperty(workerWorld, async (w0) => {
+  let disagreement = null;
+  const out = await fc.check(fc.asyncProperty(workerWorld, async (w0) => {
     const h = forWorker(resolve(w0));
     const run = await runner.run(h);
     const bad = check(h, run);
-    assert.equal(bad, null, `${JSON.stringify(h)}\n${JSON.stringify(bad)}`);
-    // And the Worker reports the balance the database holds.
-    for (const [i, uid] of run.uids.entries()) {
-      const b = await (await w.fetch('/v1/balance', { headers: bearer(token(uid)) })).json();
-      const want = run.snapshot.users[i];
-      assert.deepEqual([b.available, b.held, b.debt], [want.available, want.held, want.debt], `GET /v1/balance of user ${i}`);
-    }
+    if (bad) { disagreement = bad; return false; }
+    return true;
   }), { seed, numRuns: HISTORIES, endOnFailure: false });
+  const shown = out.failed ? `seed ${seed}; minimal history: ${JSON.stringify(forWorker(resolve(out.counterexample[0])))}\n${JSON.stringify(disagreement)}${out.error ? `\n${out.error}` : ''}` : '';
+  assert.equal(out.failed, false, shown);
 });

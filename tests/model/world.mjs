@@ -189,6 +189,8 @@ export class Runner {
       }
     }
     const snapshot = await this.read(tick(), uids, pays);
+    // What the Worker reports, at the same moment.
+    if (real && this.edge.balance) snapshot.edgeBalances = await Promise.all(uids.map((u) => this.edge.balance(u)));
     // Leave nothing runnable or held for later worlds, whose clocks start after this one's.
     try {
       await db.pool.query(`select set_config('request.jwt.claims', '{"role": "service_role"}', true), set_config('app.now', ${lit(iso(now))}, true);
@@ -315,7 +317,9 @@ export function check(h, run) {
     const seen = new Set();
     cands = next.filter((m) => { const k = JSON.stringify(m); return !seen.has(k) && seen.add(k); }).slice(0, 256);
   }
-  const { violations, ...db } = run.snapshot;
+  const { violations, edgeBalances, ...db } = run.snapshot;
+  const wrongEdge = (edgeBalances || []).findIndex((b, i) => b.available !== db.users[i].available || b.held !== db.users[i].held || b.debt !== db.users[i].debt);
+  if (wrongEdge >= 0) return { problem: `GET /v1/balance of user ${wrongEdge} differs from the database`, worker: edgeBalances[wrongEdge], database: db.users[wrongEdge] };
   if (violations.length) return { problem: 'reconcile() is not empty', violations, database: db };
   const want = JSON.stringify(db);
   if (cands.some((m) => JSON.stringify(m.snapshot()) === want)) return null;
