@@ -104,13 +104,18 @@ function forWorker(h) {
       ops.push(o.t === 'ev' ? { ...o, pay, ev: fix(pay, o.ev) } : { ...o, pay, evs: o.evs.map((e) => fix(pay, e)) });
     } else ops.push(o);
   }
-  // Stripe always sends a dispute's created event; the Worker acts on it (and ignores a lost close),
-  // so a history whose only news of a lost chargeback is its close gets the created event too.
-  payments.forEach((p, pay) => {
-    const mine = ops.flatMap((o) => (o.pay !== pay ? [] : o.t === 'ev' ? [o.ev] : o.t === 'par' ? o.evs : [])).filter((e) => e.k === 'dispute');
-    if (mine.length && !mine.some((e) => e.e === 'created' || e.e === 'withdrawn')) ops.push({ t: 'ev', pay, ev: { k: 'dispute', d: 0, e: 'created', won: p.disputes[0].won } });
-  });
-  return { users: h.users, payments: payments.map((p, i) => ({ ...p, index: i })), ops };
+  // The Worker ignores a lost close and acts on the dispute's created (or funds_withdrawn) event,
+  // which Stripe always sends too: so the created event is delivered before a lost close is.
+  const out = [];
+  const opened = new Set();
+  for (const o of ops) {
+    const evs = o.t === 'ev' ? [o.ev] : o.t === 'par' ? o.evs : [];
+    if (evs.some((e) => e.k === 'dispute' && (e.e === 'created' || e.e === 'withdrawn'))) opened.add(o.pay);
+    const lost = evs.some((e) => e.k === 'dispute' && e.e === 'closed' && !payments[o.pay].disputes[0].inquiry && !e.won);
+    if (lost && !opened.has(o.pay)) { out.push({ t: 'ev', pay: o.pay, ev: { k: 'dispute', d: 0, e: 'created', won: false } }); opened.add(o.pay); }
+    out.push(o);
+  }
+  return { users: h.users, payments: payments.map((p, i) => ({ ...p, index: i })), ops: out };
 }
 const workerWorld = fc.tuple(world({ payments: 2, ops: 16 }), fc.array(fc.boolean(), { minLength: 2, maxLength: 2 }))
   .map(([w0, won]) => ({ ...w0, payments: w0.payments.map((p, i) => (p.provider === 'stripe' ? { ...p, disputes: [{ ...p.disputes[0], won: won[i % 2] }, p.disputes[1]] } : p)) }));
