@@ -1,4 +1,4 @@
--- Bound the sweepers (expire_stale_holds, expire_credits, the dead-letter pass of claim_next_jobs) to small batches that never wait for a lock, so they cannot deadlock and no user request waits on a whole sweep.
+-- Bound the sweepers (expire_stale_holds, expire_credits, the dead-letter pass of claim_next_jobs, cleanup_expired) to small batches that never wait for a lock, so they cannot deadlock and no user request waits on a whole sweep.
 
 -- Before, each sweeper locked many users' jobs, holds and balance rows in one transaction, each in
 -- its own order (hold expiry, user id, lease expiry): two sweepers, or a sweeper and a job
@@ -224,3 +224,33 @@ revoke all on function public.expire_stale_holds(integer), public.expire_credits
   from public, anon, authenticated, service_role;
 grant execute on function public.expire_stale_holds(integer), public.expire_credits(integer), public.claim_next_jobs(text, integer, integer)
   to service_role;
+
+-- cleanup_expired: the same rules (rows somebody holds are skipped, 1000 of each per call).
+create or replace function public.cleanup_expired()
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_keys integer;
+  v_drafts integer;
+begin
+  perform app.require_service_role();
+  delete from public.idempotency_keys
+   where id in (select id from public.idempotency_keys where expires_at <= app.now()
+                 order by expires_at limit 1000 for update skip locked);
+  get diagnostics v_keys = row_count;
+  -- Unclaimed drafts are kept a week past expiry so a late claim still answers 410, not 404.
+  delete from public.draft_prompts
+   where id in (select id from public.draft_prompts where claimed_by is null and expires_at <= app.now() - interval '7 days'
+                 order by expires_at limit 1000 for update skip locked);
+  get diagnostics v_drafts = row_count;
+  return jsonb_build_object('idempotency_keys', v_keys, 'drafts', v_drafts,
+    'more', exists (select 1 from public.idempotency_keys where expires_at <= app.now())
+         or exists (select 1 from public.draft_prompts where claimed_by is null and expires_at <= app.now() - interval '7 days'));
+end;
+$$;
+comment on function public.cleanup_expired() is 'Service role: deletes expired idempotency records (24 h) and unclaimed drafts a week past their expiry, at most 1000 of each per call and never waiting for a lock. Payment ids and event ids are never deleted: they keep blocking a second grant. {"idempotency_keys": n, "drafts": n, "more": bool}; call again while more is true.';
+revoke all on function public.cleanup_expired() from public, anon, authenticated, service_role;
+grant execute on function public.cleanup_expired() to service_role;

@@ -17,6 +17,8 @@ const SERVICE_ONLY = [
   ['fulfill_purchase', { p_provider: 'stripe', p_provider_payment_id: 'pi_guard', p_event_id: 'evt_guard', p_user_id: randomUUID(), p_package_id: 'starter', p_amount_cents: 499, p_currency: 'usd' }],
   ['refund_purchase', { p_provider: 'stripe', p_provider_payment_id: 'pi_guard', p_event_id: 'evt_guard2' }],
   ['clawback_purchase', { p_provider: 'stripe', p_provider_payment_id: 'pi_guard', p_event_id: 'evt_guard3' }],
+  ['dispute_purchase', { p_provider: 'stripe', p_provider_payment_id: 'pi_guard', p_event_id: 'evt_guard4', p_dispute_id: 'dp_guard', p_dispute_status: 'needs_response', p_dispute_amount_cents: 499 }],
+  ['reverse_refund_purchase', { p_provider: 'app_store', p_provider_payment_id: 'tx_guard', p_event_id: 'evt_guard5' }],
   ['complete_job', { p_job_id: randomUUID(), p_actual_cost: 0 }],
   ['fail_job', { p_job_id: randomUUID(), p_error_code: 'x' }],
   ['claim_next_jobs', { p_worker_id: 'guard' }],

@@ -307,6 +307,26 @@ test('a dispute opened and won before the payment event arrives: the payment is 
   assert.deepEqual(reconcile(), []);
 });
 
+test('issue 9.1: an inquiry, a full refund, the inquiry closed (warning_closed): the refunded payment keeps no credits', async () => {
+  const { user, purchaseId } = await pendingPurchase();
+  const pi = `pi_${randomUUID().replaceAll('-', '')}`;
+  for (const e of [completed(user, purchaseId, { pi }), evt('charge.dispute.created', dispute(pi, 'warning_needs_response')),
+    evt('charge.refunded', charge(pi, 499, 499)), evt('charge.dispute.closed', dispute(pi, 'warning_closed'))]) {
+    assert.equal((await deliver(e)).status, 200);
+  }
+  assert.deepEqual([purchases(user.id)[0].status, purchases(user.id)[0].credits_granted, balance(user.id)], ['refunded', 0, { available: 10, debt: 0 }]);
+  assert.deepEqual(reconcile(), []);
+});
+
+test('issue 9.3: a 1 cent refund delivered before the completion takes 1 credit, not the purchase', async () => {
+  const { user, purchaseId } = await pendingPurchase();
+  const pi = `pi_${randomUUID().replaceAll('-', '')}`;
+  assert.equal((await deliver(evt('charge.refunded', charge(pi, 499, 1)))).status, 200);
+  assert.equal((await deliver(completed(user, purchaseId, { pi }))).status, 200);
+  assert.deepEqual([purchases(user.id)[0].status, purchases(user.id)[0].credits_granted, balance(user.id)], ['succeeded', 99, { available: 109, debt: 0 }]);
+  assert.deepEqual(reconcile(), []);
+});
+
 test('GET /v1/purchases shows the caller\'s purchases only, with status and credits granted', async () => {
   const { user, purchaseId } = await pendingPurchase();
   await deliver(completed(user, purchaseId));

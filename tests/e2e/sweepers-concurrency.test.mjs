@@ -1,5 +1,5 @@
 // Issue 9.7: the sweepers (expire_stale_holds, expire_credits, the dead-letter pass of
-// claim_next_jobs) run concurrently with each other and with users generating, jobs settling and
+// claim_next_jobs, cleanup_expired) run concurrently with each other and with users generating, jobs settling and
 // payments arriving: no deadlock (pg_stat_database.deadlocks before and after, and no 40P01 in
 // any answer), every user request succeeds or is refused with 402/409 only, and reconcile() is
 // empty. Straight against PostgREST (the Worker retries deadlocks, which would hide them).
@@ -47,10 +47,12 @@ test('issue 9.7: sweepers concurrent with each other and with user traffic: no d
   }
   const list = (k) => users.map((u) => `'${u.jobs[k]}'`).join(',');
   const userList = users.map((u) => `'${u.id}'`).join(',');
-  // Job 0: never picked up, hold expired; expiry order is the reverse of the user id order.
+  // Job 0: waiting for a retry nobody picked up, hold expired; expiry order is the reverse of the
+  // user id order. (Not claimable during the test: the claims below would lease it.)
   sql(`update public.credit_holds h set expires_at = now() - interval '1 hour' - (r.n * interval '1 second')
          from (select id, row_number() over (order by user_id) n from public.jobs where id in (${list(0)})) r
         where h.job_id = r.id`);
+  sql(`update public.jobs set next_retry_at = now() + interval '1 day' where id in (${list(0)})`);
   // Job 1: abandoned by its worker after its last attempt (dead letter), in another order.
   sql(`update public.jobs j set status = 'PLANNING', attempts = max_attempts, worker_id = 'gone', started_at = now(),
               locked_until = now() - interval '1 hour' - (((r.n * 7) % ${USERS}) * interval '1 second')
@@ -88,6 +90,7 @@ test('issue 9.7: sweepers concurrent with each other and with user traffic: no d
     sweep('expire_stale_holds', {}), sweep('expire_stale_holds', {}),
     sweep('expire_credits', { p_max_users: 1000 }), sweep('expire_credits', { p_max_users: 1000 }),
     sweep('claim_next_jobs', { p_worker_id: 'sweeper-a', p_limit: 1 }), sweep('claim_next_jobs', { p_worker_id: 'sweeper-b', p_limit: 1 }),
+    sweep('cleanup_expired', {}), sweep('cleanup_expired', {}),
     ...users.map((u, k) => userTraffic(u, k)),
   ]);
   // Whatever a bounded sweep left (a row a user held, or past its batch) is taken by the next runs.
