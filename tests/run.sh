@@ -6,6 +6,8 @@
 #   2. database:    migrations applied by the Supabase CLI (`supabase db push`), then pgTAP suites
 #                   (tests/db/*.sql) on a throwaway Postgres 15 cluster
 #   2b. db lint:    `supabase db lint` (plpgsql_check over every function), any warning fails
+#   2c. model:      random money histories (tests/model) through the real RPCs on that cluster,
+#                   compared with the reference model; MODEL_HISTORIES (default 2000), MODEL_SEED
 #   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
 #   4. client:      the typed client's suite (clients/typescript/test: its generated types current,
@@ -116,6 +118,28 @@ fi
 done_step
 fi
 
+# --- 2c. model ---------------------------------------------------------------------------------
+# Before PostgREST connects: the model copies the freshly migrated `postgres` database as a template
+# and runs its histories in copies of it, so nothing it writes reaches the end-to-end layer.
+layer_model="skipped"
+if [ ${#only_e2e[@]} = 0 ]; then
+step "Model: ${MODEL_HISTORIES:-2000} random money histories through the real RPCs, against the reference model"
+set +e
+node --test tests/model/model.test.mjs >"$logs/model-unit.log" 2>&1; rc_unit=$?
+mp=$(grep -oE '^# pass [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || true); mp=${mp:-0}
+mf=$(grep -oE '^# fail [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || true); mf=${mf:-0}
+if [ "$rc_unit" != 0 ] && [ "$mf" = 0 ]; then mf=1; fi
+[ "$mf" = 0 ] || grep -E '^not ok' "$logs/model-unit.log" | sed 's/^/    /' >&2
+echo "    the model's own cases (tests/model/model.test.mjs): $mp passed, $mf failed" >&2
+MODEL_PG_PORT="$pgport" node tests/model/run.mjs --histories "${MODEL_HISTORIES:-2000}" >"$logs/model.log" 2>&1; rc=$?
+set -e
+grep -E '^(MISMATCH|minimal history|disagreement|model against|histories run)' "$logs/model.log" | cut -c1-2000 | sed 's/^/    /' >&2 || true
+p=$(tail -n 1 "$logs/model.log" | grep -oE '^[0-9]+ passed' | grep -oE '[0-9]+' || true); p=${p:-0}
+f=$(tail -n 1 "$logs/model.log" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true); f=${f:-0}
+if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 20 "$logs/model.log" >&2; fi
+count model "$((p + mp))" "$((f + mf))"; done_step
+fi
+
 # --- 3. end-to-end -----------------------------------------------------------------------------
 step "End-to-end: the Worker in workerd -> PostgREST 12 -> Postgres 15"
 pgrstport=$(free_port)
@@ -124,7 +148,7 @@ export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E
 export E2E_SUPABASE_URL="http://127.0.0.1:54321"
 rm -f .local/e2e-responses.jsonl
 set +e
-if [ ${#only_e2e[@]} = 0 ]; then e2e_files=(tests/e2e/); else e2e_files=("${only_e2e[@]}"); fi
+if [ ${#only_e2e[@]} = 0 ]; then e2e_files=(tests/e2e/ tests/model/worker.test.mjs); else e2e_files=("${only_e2e[@]}"); fi
 node --test --test-concurrency=1 --test-reporter=spec "${e2e_files[@]}" >"$logs/e2e.log" 2>&1; rc=$?
 set -e
 grep -E '^\s*(✖|not ok)|^ℹ (tests|pass|fail)' "$logs/e2e.log" >&2 || true
@@ -155,7 +179,7 @@ run_node_tests client "$logs/client.log" clients/typescript/test/ examples/web/t
 done_step
 fi
 
-printf '\nlayers: lint %s; unit %s; deploy check %s; database %s; db lint %s; end-to-end %s; client and demo %s. Logs in .local/test-logs/. Total %ss.\n' \
-  "$layer_lint" "$layer_unit" "$layer_deploy" "$layer_database" "$layer_dblint" "$layer_e2e" "$layer_client" "$(( $(date +%s) - run_started ))"
+printf '\nlayers: lint %s; unit %s; deploy check %s; database %s; db lint %s; model %s; end-to-end %s; client and demo %s. Logs in .local/test-logs/. Total %ss.\n' \
+  "$layer_lint" "$layer_unit" "$layer_deploy" "$layer_database" "$layer_dblint" "$layer_model" "$layer_e2e" "$layer_client" "$(( $(date +%s) - run_started ))"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,94 @@
+// fast-check arbitraries for random histories ("worlds"): a few users, a few payments with their
+// provider events (permuted, duplicated, some delivered concurrently), mixed with generates,
+// pipeline outcomes, claims, clock moves and sweeps. Everything is plain data so a failing history
+// prints, shrinks and replays as it is.
+import fc from 'fast-check';
+import { MODELS } from './model.mjs';
+
+const S = 1000;
+// Clock moves: whole seconds + 1 ms, so no deadline (30 days, 6 h, 300 s, all whole seconds from a
+// moment of the world) is ever hit exactly: "past expiry" never depends on < versus <=.
+const advance = fc.constantFrom(61 * S, 7 * 60 * S, 3 * 3600 * S, 7 * 3600 * S, 2 * 86400 * S, 31 * 86400 * S).map((ms) => ({ t: 'advance', ms: ms + 1 }));
+
+const stripeEvent = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ k: fc.constant('paid'), async: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.constant({ k: 'failed' }) },
+  { weight: 4, arbitrary: fc.record({ k: fc.constant('refund'), pct: fc.oneof(fc.integer({ min: 1, max: 99 }), fc.constant(100)) }) },
+  { weight: 6, arbitrary: fc.record({ k: fc.constant('dispute'), d: fc.integer({ min: 0, max: 1 }), e: fc.constantFrom('created', 'withdrawn', 'reinstated', 'closed'), won: fc.boolean() }) },
+);
+const appleEvent = fc.oneof(
+  { weight: 3, arbitrary: fc.constant({ k: 'tx' }) },
+  { weight: 3, arbitrary: fc.record({ k: fc.constant('REFUND'), n: fc.integer({ min: 0, max: 1 }) }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('REFUND_REVERSED'), n: fc.integer({ min: 0, max: 1 }) }) },
+  { weight: 1, arbitrary: fc.constant({ k: 'REVOKE' }) },
+);
+
+const payment = fc.oneof(
+  { weight: 3, arbitrary: fc.record({
+    provider: fc.constant('stripe'), user: fc.nat(2), pkg: fc.constantFrom('starter', 'creator'),
+    // Each dispute: an inquiry (warning_*) or a chargeback, and its amount as a share of P.
+    disputes: fc.tuple(fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 100, 40, 7) }), fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 60) })),
+    events: fc.array(stripeEvent, { minLength: 1, maxLength: 7 }),
+  }) },
+  { weight: 1, arbitrary: fc.record({
+    provider: fc.constant('app_store'), user: fc.nat(2), pkg: fc.constantFrom('starter', 'creator'),
+    events: fc.array(appleEvent, { minLength: 1, maxLength: 5 }),
+  }) },
+);
+
+const gen1 = fc.record({ u: fc.nat(2), model: fc.constantFrom(...Object.keys(MODELS)), minutes: fc.integer({ min: 1, max: 12 }) })
+  .map((g) => ({ ...g, minutes: Math.min(g.minutes, MODELS[g.model].max) }));
+
+// Operation skeletons; `ev` picks one of its payment's events by index, `dup` delivers it again
+// (a provider retry), `par` delivers two or three of them at the same time.
+const op = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('ev'), pay: fc.nat(3), i: fc.nat(7) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('par'), pay: fc.nat(3), is: fc.array(fc.nat(7), { minLength: 2, maxLength: 3 }) }) },
+  { weight: 6, arbitrary: gen1.chain((g) => fc.record({ t: fc.constant('gen'), dup: fc.constantFrom(null, null, null, 'seq', 'par') }).map((o) => ({ ...o, ...g }))) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('pargen'), gens: fc.array(gen1, { minLength: 2, maxLength: 3 }) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('complete'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 30, 100, 100) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('fail'), u: fc.nat(2), n: fc.nat(3) }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'claim' }) },
+  { weight: 3, arbitrary: advance },
+  { weight: 1, arbitrary: fc.constant({ t: 'sweepHolds' }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'sweepCredits' }) },
+);
+
+// `payments: 0` gives histories of credits and jobs only (to look at one half at a time).
+export const world = ({ payments = 3, ops = 30 } = {}) => fc.record({
+  users: fc.integer({ min: 1, max: 3 }),
+  payments: fc.array(payment, { maxLength: payments, size: 'medium' }),
+  ops: fc.array(op, { minLength: 1, maxLength: ops, size: 'medium' }),
+});
+
+// A generated world as a concrete history: the op skeletons resolved against the world's users and
+// payments (indexes taken modulo what exists; ops naming nothing are dropped), and every payment's
+// events delivered at least once (the ones no op named are appended, in their generated order).
+export function resolve(w) {
+  const users = w.users;
+  const payments = w.payments.map((p, i) => ({ ...p, user: p.user % users, index: i }));
+  const ops = [];
+  const delivered = payments.map(() => new Set());
+  const evOf = (pay, i) => { const p = payments[pay]; const j = i % p.events.length; delivered[pay].add(j); return p.events[j]; };
+  for (const o of w.ops) {
+    switch (o.t) {
+      case 'ev':
+        if (payments.length) { const pay = o.pay % payments.length; ops.push({ t: 'ev', pay, ev: evOf(pay, o.i) }); }
+        break;
+      case 'par':
+        if (payments.length) { const pay = o.pay % payments.length; ops.push({ t: 'par', pay, evs: o.is.map((i) => evOf(pay, i)) }); }
+        break;
+      case 'gen': ops.push({ ...o, u: o.u % users }); break;
+      case 'pargen': {
+        const seen = new Set();
+        const gens = o.gens.map((g) => ({ ...g, u: g.u % users })).filter((g) => !seen.has(g.u) && seen.add(g.u));
+        ops.push(gens.length > 1 ? { t: 'pargen', gens } : { t: 'gen', dup: null, ...gens[0] });
+        break;
+      }
+      case 'complete': case 'fail': ops.push({ ...o, u: o.u % users }); break;
+      default: ops.push(o);
+    }
+  }
+  payments.forEach((p, pay) => p.events.forEach((ev, j) => { if (!delivered[pay].has(j)) ops.push({ t: 'ev', pay, ev }); }));
+  return { users, payments: payments.map(({ events, ...p }) => p), ops };
+}

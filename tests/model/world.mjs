@@ -1,0 +1,327 @@
+// Runs one resolved history (gen.mjs) through the real RPCs, then replays it on the model
+// (model.mjs) and compares.
+//
+// Design. A history is a *world*: its own users and payments on one business clock. Worlds run one
+// after another; each starts on a fresh clock window later than everything earlier worlds reached,
+// and ends by failing every job it left unfinished, so a later world's sweeps (expire_credits,
+// expire_stale_holds) and claims (claim_next_jobs) only ever meet finished worlds, whose users are
+// no longer compared. Inside a world, ops run in order, except the concurrent ones (deliveries of
+// one payment's events, one generate sent twice, generates of different users), which are sent at
+// the same time on separate connections. The model does not know in which order those committed,
+// so it checks linearizability as Jepsen's checkers do: it keeps every model state reachable by
+// some order of each concurrent group, drops those whose answers differ from what the database
+// answered (generate accepted or refused, job event applied or not), and at the end the database's
+// state must equal one of them.
+//
+// Every RPC runs in its own transaction on a superuser connection, with the business clock
+// (`app.now`) and the caller's role and JWT claims set transaction-locally, as one simple-query
+// round trip (an error rolls the whole implicit transaction back).
+import { World, PACKAGES, disputeStatus, sumByKey } from './model.mjs';
+
+const lit = (v) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
+const iso = (ms) => new Date(ms).toISOString();
+
+export class Db {
+  constructor(pool) { this.pool = pool; this.rpcs = null; }
+  async init() {
+    const r = await this.pool.query(`select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public'`);
+    this.rpcs = new Set(r.rows.map((x) => x.proname));
+    this.modern = this.rpcs.has('dispute_purchase');
+    this.reverse = this.rpcs.has('reverse_refund_purchase');
+  }
+  // One transaction: clock, identity, then the statement; returns the last result's `r` column.
+  async tx(now, who, sql) {
+    const claims = who === 'service' ? { role: 'service_role' } : { sub: who, role: 'authenticated', aud: 'authenticated', is_anonymous: false };
+    const role = who === 'service' ? 'service_role' : 'authenticated';
+    const text = `select set_config('app.now', ${lit(iso(now))}, true), set_config('request.jwt.claims', ${lit(JSON.stringify(claims))}, true), set_config('role', ${lit(role)}, true); select ${sql} as r`;
+    try {
+      const res = await this.pool.query(text);
+      return { ok: true, r: res[res.length - 1].rows[0].r };
+    } catch (e) {
+      return { ok: false, code: e.code, hint: e.hint, message: e.message };
+    }
+  }
+}
+
+// Provider events as the provider sends them, from a resolved event spec (gen.mjs).
+export function concreteEvent(tag, p, spec) {
+  const P = PACKAGES[p.pkg].price;
+  const base = `evt_${tag}_${p.index}`;
+  if (p.provider === 'app_store') {
+    const tx = `${tag}-${p.index}`;
+    if (spec.k === 'tx') return { id: `transaction:${tx}`, type: 'transaction' };
+    if (spec.k === 'REVOKE') return { id: `${tx}-revoke`, type: 'REVOKE' };
+    return { id: `${tx}-${spec.k}-${spec.n}`, type: spec.k };
+  }
+  switch (spec.k) {
+    case 'paid': {
+      const type = spec.async ? 'checkout.session.async_payment_succeeded' : 'checkout.session.completed';
+      return { id: `${base}_${type}`, type };
+    }
+    case 'failed': return { id: `${base}_failed`, type: 'checkout.session.async_payment_failed' };
+    case 'refund': {
+      const amountRefunded = Math.ceil((P * spec.pct) / 100);
+      return { id: `${base}_refund_${amountRefunded}`, type: 'charge.refunded', amountRefunded };
+    }
+    case 'dispute': {
+      const d = p.disputes[spec.d];
+      let e = spec.e;
+      if (d.inquiry && e === 'withdrawn') e = 'created';     // inquiries move no funds
+      if (d.inquiry && e === 'reinstated') e = 'closed';
+      const type = { created: 'charge.dispute.created', withdrawn: 'charge.dispute.funds_withdrawn', reinstated: 'charge.dispute.funds_reinstated', closed: 'charge.dispute.closed' }[e];
+      const status = e === 'closed' ? (d.inquiry ? 'warning_closed' : spec.won ? 'won' : 'lost')
+        : e === 'reinstated' ? 'won' : d.inquiry ? 'warning_needs_response' : 'needs_response';
+      return { id: `${base}_d${spec.d}_${e}_${status}`, type, disputeId: `dp_${tag}_${p.index}_${spec.d}`, status, amount: Math.ceil((P * d.pct) / 100) };
+    }
+  }
+  throw new Error(`bad event spec ${JSON.stringify(spec)}`);
+}
+
+export class Runner {
+  // `edge` (optional) sends some calls through the Worker instead: {checkout(uid, pkg, key) ->
+  // purchase id, stripe(payment, event, uid) -> {ok} | {ok: false, code}, generate(uid, request,
+  // key) -> what db.tx answers}. PostgREST cannot move the business clock, so such worlds run on
+  // the real clock (and their histories have no clock moves).
+  constructor(db, edge = null) { this.db = db; this.edge = edge; this.clock = Date.UTC(2031, 0, 1); this.worldCount = 0; this.baseline = new Set(); }
+
+  // Runs the history on the database; returns {observations, snapshot} (or throws on set-up errors).
+  async run(h) {
+    const db = this.db;
+    const tag = `w${process.pid}x${this.worldCount++}x${Date.now().toString(36)}`;
+    const real = this.edge !== null;
+    const start = real ? Date.now() : this.clock;
+    let now = start;
+    const tick = () => { if (real) now = Math.max(now, Date.now()); return now; };
+    const uids = Array.from({ length: h.users }, () => crypto.randomUUID());
+    const pays = h.payments.map((p) => ({ ...p, P: PACKAGES[p.pkg].price, payId: p.provider === 'stripe' ? `pi_${tag}_${p.index}` : `${tag}-${p.index}`, purchaseId: null }));
+    // Set-up: users (the welcome grant comes from the auth.users trigger at the world's clock) and
+    // the pending Stripe purchases their checkouts begin.
+    let setup = `select set_config('app.now', ${lit(iso(now))}, true);
+      insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, is_anonymous, created_at, updated_at) values ${uids.map((u, i) => `(${lit(u)}, 'authenticated', 'authenticated', ${lit(`${tag}-${i}@model.test`)}, '{"provider": "email"}', '{}', false, now(), now())`).join(', ')};`;
+    for (const p of pays.filter((x) => x.provider === 'stripe' && !real)) {
+      setup += `select set_config('request.jwt.claims', ${lit(JSON.stringify({ sub: uids[p.user], role: 'authenticated', aud: 'authenticated', is_anonymous: false }))}, true), set_config('role', 'authenticated', true);
+        select public.begin_purchase(${lit(p.pkg)}, ${lit(`bp-${tag}-${p.index}`)}) as r; select set_config('role', 'none', true);`;
+    }
+    const res = await db.pool.query(setup);
+    const begun = res.filter((x) => x.rows[0] && x.rows[0].r).map((x) => x.rows[0].r.purchase.id);
+    pays.filter((x) => x.provider === 'stripe' && !real).forEach((p, i) => { p.purchaseId = begun[i]; });
+    if (real) for (const p of pays.filter((x) => x.provider === 'stripe')) p.purchaseId = await this.edge.checkout(uids[p.user], p.pkg, `bp-${tag}-${p.index}`);
+
+    const jobs = uids.map(() => []);
+    const obs = [];
+    let events = 0;
+    const deliver = async (p, spec) => {
+      const ev = concreteEvent(tag, p, spec);
+      events++;
+      const a = [lit(p.provider), lit(p.payId), lit(ev.id)];
+      let sql = null;
+      switch (ev.type) {
+        case 'checkout.session.completed': case 'checkout.session.async_payment_succeeded':
+          sql = `public.fulfill_purchase(${a}, ${lit(uids[p.user])}, ${lit(p.pkg)}, ${p.P}, 'usd', ${lit(p.purchaseId)}, ${lit(ev.type)})`; break;
+        case 'transaction':
+          sql = `public.fulfill_purchase(${a}, ${lit(uids[p.user])}, ${lit(p.pkg)}, ${p.P}, 'usd', null, 'signed_transaction')`; break;
+        case 'checkout.session.async_payment_failed':
+          sql = `public.fail_purchase(${a}, ${lit(p.purchaseId)}, ${lit(ev.type)})`; break;
+        case 'charge.refunded':
+          sql = `public.refund_purchase_amount(${a}, ${ev.amountRefunded}, ${p.P}, ${lit(ev.type)})`; break;
+        case 'REFUND': sql = `public.refund_purchase(${a}, 'REFUND')`; break;
+        case 'REVOKE': sql = `public.clawback_purchase(${a}, 'REVOKE')`; break;
+        case 'REFUND_REVERSED':
+          // Before reverse_refund_purchase existed nothing handled it (the Worker ignored it).
+          sql = db.reverse ? `public.reverse_refund_purchase(${a}, 'REFUND_REVERSED')` : null; break;
+        default:
+          if (db.modern) {
+            sql = `public.dispute_purchase(${a}, ${lit(ev.disputeId)}, ${lit(ev.status)}, ${ev.amount}, ${lit(ev.type)})`;
+          } else {
+            // The mapping the Worker used before dispute_purchase: created/withdrawn claw back,
+            // reinstated and a won or warning_closed close reinstate, a lost close is ignored.
+            const s = disputeStatus(ev.type, ev.status);
+            if (ev.type === 'charge.dispute.created' || ev.type === 'charge.dispute.funds_withdrawn') sql = `public.clawback_purchase(${a}, ${lit(ev.type)})`;
+            else if (s === 'won' || s === 'warning_closed') sql = `public.reinstate_purchase(${a}, ${lit(ev.type)})`;
+          }
+      }
+      if (real && p.provider === 'stripe') return this.edge.stripe(p, ev, uids[p.user]);
+      if (sql === null) return { ok: true, ignored: true };
+      return db.tx(tick(), 'service', sql);
+    };
+    const generate = async (u, g, key, dup) => {
+      const request = { model_id: g.model, prompt: 'model history', target_minutes: g.minutes };
+      const sql = `public.generate(${lit(key)}, ${lit(JSON.stringify(request))}::jsonb)`;
+      const call = () => (real ? this.edge.generate(uids[u], request, key) : db.tx(now, uids[u], sql));
+      let rs;
+      if (dup === 'par') rs = await Promise.all([call(), call()]);
+      else if (dup === 'seq') rs = [await call(), await call()];
+      else rs = [await call()];
+      const made = rs.find((r) => r.ok && !r.r.replayed) || rs.find((r) => r.ok);
+      if (made) {
+        const job = made.r.response.job;
+        if (!jobs[u].some((j) => j.id === job.id)) jobs[u].push({ id: job.id, reserved: job.credits_reserved });
+        return { outcome: made.r.replayed ? 'replayed' : 'ok', all: rs.map(outcomeOf) };
+      }
+      // A copy sent at the same time may be turned away as in flight; the other one answers.
+      const answered = rs.map(outcomeOf).filter((x) => x !== 'idempotency_in_flight');
+      return { outcome: answered[0] ?? 'idempotency_in_flight', all: rs.map(outcomeOf) };
+    };
+    for (const [i, o] of h.ops.entries()) {
+      switch (o.t) {
+        case 'ev': obs.push({ r: [await deliver(pays[o.pay], o.ev)] }); break;
+        case 'par': obs.push({ r: await Promise.all(o.evs.map((e) => deliver(pays[o.pay], e))) }); break;
+        case 'gen': obs.push(await generate(o.u, o, `g${i}`, o.dup)); break;
+        case 'pargen': obs.push({ outcomes: (await Promise.all(o.gens.map((g, j) => generate(g.u, g, `g${i}_${j}`, null)))).map((x) => x.outcome) }); break;
+        case 'complete': case 'fail': {
+          const j = jobs[o.u][o.n];
+          if (!j) { obs.push({ applied: false, skipped: true }); break; }
+          const sql = o.t === 'complete' ? `public.complete_job(${lit(j.id)}, ${Math.floor((j.reserved * o.pct) / 100)})`
+            : `public.fail_job(${lit(j.id)}, 'model_failure', null, false)`;
+          const r = await db.tx(tick(), 'service', sql);
+          obs.push(r.ok ? { applied: r.r.applied } : { error: r });
+          break;
+        }
+        case 'claim': {
+          const r = await db.tx(tick(), 'service', `public.claim_next_jobs(${lit(`worker-${tag}`)}, 100)`);
+          obs.push(r.ok ? { claimed: r.r.jobs.length } : { error: r });
+          break;
+        }
+        case 'sweepHolds': obs.push(await this.sweep(tick(), 'public.expire_stale_holds()')); break;
+        case 'sweepCredits': obs.push(await this.sweep(tick(), 'public.expire_credits()')); break;
+        case 'advance': if (real) throw new Error('no clock moves through the Worker'); now += o.ms; obs.push({}); break;
+        default: throw new Error(`unknown op ${o.t}`);
+      }
+    }
+    const snapshot = await this.read(tick(), uids, pays);
+    // What the Worker reports, at the same moment.
+    if (real && this.edge.balance) snapshot.edgeBalances = await Promise.all(uids.map((u) => this.edge.balance(u)));
+    // Leave nothing runnable or held for later worlds, whose clocks start after this one's.
+    try {
+      await db.pool.query(`select set_config('request.jwt.claims', '{"role": "service_role"}', true), set_config('app.now', ${lit(iso(now))}, true);
+        select count(public.fail_job(id, 'model_world_end', null, false)) from public.jobs where user_id = any(${lit(`{${uids.join(',')}}`)}::uuid[]) and status not in ('READY', 'FAILED')`);
+    } catch (e) {
+      snapshot.violations.push({ check: 'failing the open jobs at the end of the world raised an error', error: e.message });
+    }
+    this.clock = Math.ceil((now + 86400e3) / 1000) * 1000;
+    return { tag, start, obs, snapshot, events, uids };
+  }
+
+  // Sweepers may work in batches and say whether more remains: call until done.
+  async sweep(now, sql) {
+    for (let k = 0; k < 100; k++) {
+      const r = await this.db.tx(now, 'service', sql);
+      if (!r.ok || !(r.r && (r.r.more === true || r.r.has_more === true))) return r.ok ? { ok: true } : { error: r };
+    }
+    return { error: 'sweep never finished' };
+  }
+
+  async read(now, uids, pays) {
+    const claims = (u) => JSON.stringify({ sub: u, role: 'authenticated', aud: 'authenticated', is_anonymous: false });
+    const arr = lit(`{${uids.join(',')}}`);
+    let sql = `select set_config('app.now', ${lit(iso(now))}, true);`;
+    for (const u of uids) sql += `select set_config('request.jwt.claims', ${lit(claims(u))}, true), set_config('role', 'authenticated', true); select public.get_balance() as r; select set_config('role', 'none', true);`;
+    sql += `select set_config('request.jwt.claims', '', true);
+      select coalesce(json_agg(json_build_object('user_id', user_id, 'source', source, 'kind', kind, 'purchase_id', purchase_id, 'expires_at', expires_at,
+        'remaining', case when expires_at is not null and expires_at <= app.now() then 0 else remaining end) order by created_at, id), '[]') as r
+        from public.credit_grants where user_id = any(${arr}::uuid[]);
+      select coalesce(json_agg(json_build_object('id', id, 'provider_payment_id', provider_payment_id, 'status', status)), '[]') as r
+        from public.purchases where user_id = any(${arr}::uuid[]);
+      select public.reconcile() as r;`;
+    const res = await this.db.pool.query(sql);
+    const rs = res.filter((x) => x.fields.some((f) => f.name === 'r')).map((x) => x.rows[0].r);
+    const balances = rs.slice(0, uids.length);
+    const [grants, purchases, violations] = rs.slice(uids.length);
+    const purchaseIndex = new Map();
+    for (const row of purchases) {
+      const p = pays.find((x) => (x.provider === 'stripe' ? x.purchaseId === row.id : x.payId === row.provider_payment_id));
+      if (p) purchaseIndex.set(row.id, p.index);
+    }
+    const snap = {
+      users: uids.map((u, i) => ({
+        available: balances[i].available, held: balances[i].held, debt: balances[i].debt,
+        grants: sumByKey(grants.filter((g) => g.user_id === u).map((g) => ({
+          key: g.source === 'welcome' ? 'welcome'
+            : g.source === 'purchase' && purchaseIndex.has(g.purchase_id) ? `pay:${purchaseIndex.get(g.purchase_id)}`
+              : g.source === 'adjustment' ? `adjustment:${g.kind}:${g.expires_at === null ? 'never' : new Date(g.expires_at).toISOString()}`
+                : `${g.source}:${g.kind}:${g.purchase_id}`,
+          remaining: g.remaining,
+        }))),
+      })),
+      purchases: pays.map((p) => {
+        const row = purchases.find((r) => purchaseIndex.get(r.id) === p.index);
+        return row ? row.status : 'none';
+      }),
+    };
+    // Violations: the ones of this world's users, and any other not seen before this world.
+    const mine = new Set(uids);
+    const fresh = violations.filter((v) => (v.user_id ? mine.has(v.user_id) : !this.baseline.has(JSON.stringify(v))));
+    for (const v of violations) if (!v.user_id || !mine.has(v.user_id)) this.baseline.add(JSON.stringify(v));
+    return { ...snap, violations: fresh };
+  }
+}
+
+const outcomeOf = (r) => (r.ok ? (r.r.replayed ? 'replayed' : 'ok') : r.hint || r.code || 'error');
+
+function permutations(xs) {
+  if (xs.length <= 1) return [xs];
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
+}
+
+// Every order of n things (the first 120 when there are more than five).
+const orders = (n) => permutations([...Array(n).keys()]).slice(0, 120);
+
+// Replays the history on the model, keeping every linearization consistent with what the database
+// answered. Returns null when the database's final state is one the model allows, else a
+// description of the first disagreement.
+export function check(h, run) {
+  const m0 = new World(run.start);
+  for (let u = 0; u < h.users; u++) m0.addUser();
+  for (const p of h.payments) m0.addPayment(p.user, p.provider, p.pkg, PACKAGES[p.pkg].price, p.disputes);
+  let cands = [m0];
+  const ev = (p, spec) => concreteEvent(run.tag, p, spec);
+  for (const [i, o] of h.ops.entries()) {
+    const ob = run.obs[i];
+    const next = [];
+    const errors = (ob.r || []).filter((r) => !r.ok).concat(ob.error ? [ob.error] : []);
+    if (errors.length) return { at: i, op: o, problem: 'the RPC raised an error', errors };
+    for (const m of cands) {
+      switch (o.t) {
+        case 'ev': m.deliver(o.pay, ev(h.payments[o.pay], o.ev)); next.push(m); break;
+        case 'par':
+          for (const order of permutations(o.evs)) { const c = m.clone(); for (const e of order) c.deliver(o.pay, ev(h.payments[o.pay], e)); next.push(c); }
+          break;
+        case 'gen': {
+          const r = m.generate(o.u, o.model, o.minutes, `g${i}`);
+          if (r === ob.outcome) next.push(m);
+          break;
+        }
+        case 'pargen':
+          for (const order of permutations(o.gens.map((g, j) => j))) {
+            const c = m.clone();
+            const got = [];
+            for (const j of order) got[j] = c.generate(o.gens[j].u, o.gens[j].model, o.gens[j].minutes, `g${i}_${j}`);
+            if (got.every((g, j) => g === ob.outcomes[j])) next.push(c);
+          }
+          break;
+        case 'complete': if (m.complete(o.u, o.n, o.pct) === ob.applied) next.push(m); break;
+        case 'fail': if (m.fail(o.u, o.n) === ob.applied) next.push(m); break;
+        case 'claim':
+          for (const order of orders(m.deadLetters().length)) { const c = m.clone(); c.claimAll(order); next.push(c); }
+          break;
+        case 'sweepHolds':
+          for (const order of orders(m.staleHolds().length)) { const c = m.clone(); c.expireStaleHolds(order); next.push(c); }
+          break;
+        case 'sweepCredits': m.expireCredits(); next.push(m); break;
+        case 'advance': m.advance(o.ms); next.push(m); break;
+      }
+    }
+    if (next.length === 0) {
+      return { at: i, op: o, problem: 'the database answered what no order of the model allows', database: ob, model: cands.map((m) => m.snapshot()).slice(0, 2) };
+    }
+    const seen = new Set();
+    cands = next.filter((m) => { const k = JSON.stringify(m); return !seen.has(k) && seen.add(k); }).slice(0, 256);
+  }
+  const { violations, edgeBalances, ...db } = run.snapshot;
+  const wrongEdge = (edgeBalances || []).findIndex((b, i) => b.available !== db.users[i].available || b.held !== db.users[i].held || b.debt !== db.users[i].debt);
+  if (wrongEdge >= 0) return { problem: `GET /v1/balance of user ${wrongEdge} differs from the database`, worker: edgeBalances[wrongEdge], database: db.users[wrongEdge] };
+  if (violations.length) return { problem: 'reconcile() is not empty', violations, database: db };
+  const want = JSON.stringify(db);
+  if (cands.some((m) => JSON.stringify(m.snapshot()) === want)) return null;
+  return { problem: 'final state differs', database: db, model: cands[0].snapshot(), models: cands.length };
+}
