@@ -185,7 +185,9 @@ export class World {
   job(ui, n) { const u = this.users[ui]; return u && u.jobs[n]; }
   complete(ui, n, costPercent) {
     const j = this.job(ui, n);
-    if (!j || j.status === 'READY' || j.status === 'FAILED') return false;
+    // Only a job the pipeline is working on (claimed: a working state) can succeed; a queued job
+    // never claimed, or a finished one, answers applied = false (migrations/README, job model).
+    if (!j || j.status !== 'LEASED') return false;
     this.settle(this.users[ui], j, Math.floor((j.reserved * costPercent) / 100));
     j.status = 'READY';
     return true;
