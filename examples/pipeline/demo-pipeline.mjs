@@ -4,7 +4,8 @@
 // When woken (a line on stdin: one per JOBS_QUEUE message, as `npm run dev` forwards them) and
 // every `pollMs` besides (for retries and missed wake-ups), it leases runnable jobs
 // (`POST /v1/pipeline/claim`); for each one it reports a
-// step every `stepMs` (`job.progress`: SCRIPTING 25%, VOICING 50%, RENDERING 75%, UPLOADING 90%)
+// step every `stepMs` (`job.progress` through the PRD's working states after SCRIPTING, where the
+// claim puts the job: VOICE_GEN 20% ... PACKAGING 95%)
 // and then `job.succeeded` at the job's reserved credits (`POST /v1/pipeline/events`). Each request
 // is signed `Pipeline-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">` with
 // PIPELINE_SIGNING_SECRET, and each event names the attempt the claim returned. It makes no video:
@@ -15,7 +16,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-const STEPS = [['SCRIPTING', 25], ['VOICING', 50], ['RENDERING', 75], ['UPLOADING', 90]];
+const STEPS = [['VOICE_GEN', 20], ['ALIGNMENT', 30], ['VISUAL_PLAN', 40], ['IMAGE_GEN', 55], ['TIMELINE', 70], ['RENDERING', 85], ['PACKAGING', 95]];
 
 const sleep = (ms, signal) => new Promise((resolve) => {
   const t = setTimeout(resolve, ms);

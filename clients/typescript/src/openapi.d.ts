@@ -452,9 +452,9 @@ export interface paths {
                     };
                 };
                 400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
+                500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
                 504: components["responses"]["Error"];
             };
@@ -534,10 +534,10 @@ export interface paths {
                     };
                 };
                 400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
+                500: components["responses"]["Error"];
                 503: components["responses"]["Error"];
                 504: components["responses"]["Error"];
             };
@@ -931,7 +931,7 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "anonymous_user" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
@@ -960,8 +960,11 @@ export interface components {
             /** @description Pass as ?before= for the next (older) page; null on the last page. */
             next_before: number | null;
         };
-        /** @enum {unknown} */
-        JobStatus: "PENDING" | "QUEUED" | "PLANNING" | "SCRIPTING" | "VOICING" | "GENERATING_VISUALS" | "GENERATING_MUSIC" | "ASSEMBLING" | "RENDERING" | "UPLOADING" | "READY" | "FAILED";
+        /**
+         * @description The PRD's job states, plus CANCELED. The pipeline may still report the earlier names (PLANNING, VOICING, GENERATING_VISUALS, GENERATING_MUSIC, ASSEMBLING, UPLOADING); the database maps them to these.
+         * @enum {unknown}
+         */
+        JobStatus: "PENDING" | "QUEUED" | "SCRIPTING" | "VOICE_GEN" | "ALIGNMENT" | "VISUAL_PLAN" | "IMAGE_GEN" | "TIMELINE" | "RENDERING" | "PACKAGING" | "READY" | "FAILED" | "CANCELED";
         Job: {
             /** Format: uuid */
             id: string;
@@ -978,6 +981,13 @@ export interface components {
                 status: string;
             }[];
             assets?: Record<string, never>[];
+            /** @description The pipeline step that failed, for a FAILED job. */
+            failed_step?: string | null;
+            /**
+             * Format: date-time
+             * @description When the user asked to cancel a running job; it ends CANCELED at the pipeline's next event.
+             */
+            cancel_requested_at?: string | null;
         };
         Generated: {
             job: components["schemas"]["Job"];

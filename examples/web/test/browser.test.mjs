@@ -98,12 +98,12 @@ test('the whole journey in the browser: draft, sign-in, claim, models, generate 
 
   // 5. Generate: 4 credits held, the job moves through the pipeline's steps to READY.
   await page.click('#generate');
-  await waitText('#job-status', /SCRIPTING|VOICING|RENDERING|UPLOADING/);
+  await waitText('#job-status', /SCRIPTING|VOICE_GEN|ALIGNMENT|VISUAL_PLAN|IMAGE_GEN|TIMELINE|RENDERING|PACKAGING/);
   await screenshot('job-in-progress');
   await waitText('#job-status', /READY, 4 credits charged/);
   assert.equal(await page.locator('#job-progress').getAttribute('value'), '100');
   assert.deepEqual(await page.locator('#job-steps li').allInnerTexts(),
-    ['PLANNING: succeeded', 'SCRIPTING: succeeded', 'VOICING: succeeded', 'RENDERING: succeeded', 'UPLOADING: succeeded']);
+    ['SCRIPTING', 'VOICE_GEN', 'ALIGNMENT', 'VISUAL_PLAN', 'IMAGE_GEN', 'TIMELINE', 'RENDERING', 'PACKAGING'].map((s) => `${s}: succeeded`));
   await waitText('#balance-available', /^6$/);
   assert.equal(await number('#balance-held'), 0);
   // Newest first: the 4 held credits captured in full (the demo pipeline charges the estimate).
