@@ -41,17 +41,23 @@ const gen1 = fc.record({ u: fc.nat(2), model: fc.constantFrom(...Object.keys(MOD
 
 // Operation skeletons; `ev` picks one of its payment's events by index, `dup` delivers it again
 // (a provider retry), `par` delivers two or three of them at the same time.
+// `cancel` is the user's cancel_job, once, twice in a row or twice at the same time; `finish` is the
+// pipeline's finish_canceled_job with S a share of the hold; `close` closes the account (rare), by
+// delete_account() or by deleting the auth.users row.
 const op = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ t: fc.constant('ev'), pay: fc.nat(3), i: fc.nat(7) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('par'), pay: fc.nat(3), is: fc.array(fc.nat(7), { minLength: 2, maxLength: 3 }) }) },
-  { weight: 6, arbitrary: gen1.chain((g) => fc.record({ t: fc.constant('gen'), dup: fc.constantFrom(null, null, null, 'seq', 'par') }).map((o) => ({ ...o, ...g }))) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('pargen'), gens: fc.array(gen1, { minLength: 2, maxLength: 3 }) }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('complete'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 30, 100, 100) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('fail'), u: fc.nat(2), n: fc.nat(3) }) },
-  { weight: 1, arbitrary: fc.constant({ t: 'claim' }) },
-  { weight: 3, arbitrary: advance },
-  { weight: 1, arbitrary: fc.constant({ t: 'sweepHolds' }) },
-  { weight: 1, arbitrary: fc.constant({ t: 'sweepCredits' }) },
+  { weight: 16, arbitrary: fc.record({ t: fc.constant('ev'), pay: fc.nat(3), i: fc.nat(7) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('par'), pay: fc.nat(3), is: fc.array(fc.nat(7), { minLength: 2, maxLength: 3 }) }) },
+  { weight: 12, arbitrary: gen1.chain((g) => fc.record({ t: fc.constant('gen'), dup: fc.constantFrom(null, null, null, 'seq', 'par') }).map((o) => ({ ...o, ...g }))) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('pargen'), gens: fc.array(gen1, { minLength: 2, maxLength: 3 }) }) },
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('complete'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 30, 100, 100) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('fail'), u: fc.nat(2), n: fc.nat(3) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('cancel'), u: fc.nat(2), n: fc.nat(3), dup: fc.constantFrom(null, null, 'seq', 'par') }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('finish'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 0, 50, 100) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('close'), u: fc.nat(2), how: fc.constantFrom('rpc', 'auth') }) },
+  { weight: 3, arbitrary: fc.constant({ t: 'claim' }) },
+  { weight: 6, arbitrary: advance },
+  { weight: 2, arbitrary: fc.constant({ t: 'sweepHolds' }) },
+  { weight: 2, arbitrary: fc.constant({ t: 'sweepCredits' }) },
 );
 
 // `payments: 0` gives histories of credits and jobs only (to look at one half at a time).
@@ -85,7 +91,7 @@ export function resolve(w) {
         ops.push(gens.length > 1 ? { t: 'pargen', gens } : { t: 'gen', dup: null, ...gens[0] });
         break;
       }
-      case 'complete': case 'fail': ops.push({ ...o, u: o.u % users }); break;
+      case 'complete': case 'fail': case 'cancel': case 'finish': case 'close': ops.push({ ...o, u: o.u % users }); break;
       default: ops.push(o);
     }
   }
