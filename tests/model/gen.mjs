@@ -51,10 +51,11 @@ const op = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('pargen'), gens: fc.array(gen1, { minLength: 2, maxLength: 3 }) }) },
   { weight: 8, arbitrary: fc.record({ t: fc.constant('complete'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 30, 100, 100) }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('fail'), u: fc.nat(2), n: fc.nat(3) }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('cancel'), u: fc.nat(2), n: fc.nat(3), dup: fc.constantFrom(null, null, 'seq', 'par') }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('finish'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 0, 50, 100) }) },
+  // `fin`: the pipeline answers the cancel right away (finish_canceled_job with that spend percent).
+  { weight: 5, arbitrary: fc.record({ t: fc.constant('cancel'), u: fc.nat(2), n: fc.nat(3), dup: fc.constantFrom(null, null, 'seq', 'par'), fin: fc.constantFrom(null, null, 0, 50, 100) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('finish'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 0, 50, 100) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('close'), u: fc.nat(2), how: fc.constantFrom('rpc', 'auth') }) },
-  { weight: 3, arbitrary: fc.constant({ t: 'claim' }) },
+  { weight: 8, arbitrary: fc.constant({ t: 'claim' }) },
   { weight: 6, arbitrary: advance },
   { weight: 2, arbitrary: fc.constant({ t: 'sweepHolds' }) },
   { weight: 2, arbitrary: fc.constant({ t: 'sweepCredits' }) },
@@ -91,7 +92,13 @@ export function resolve(w) {
         ops.push(gens.length > 1 ? { t: 'pargen', gens } : { t: 'gen', dup: null, ...gens[0] });
         break;
       }
-      case 'complete': case 'fail': case 'cancel': case 'finish': case 'close': ops.push({ ...o, u: o.u % users }); break;
+      case 'cancel': {
+        const { fin, ...c } = o;
+        ops.push({ ...c, u: o.u % users });
+        if (fin !== null) ops.push({ t: 'finish', u: o.u % users, n: o.n, pct: fin });
+        break;
+      }
+      case 'complete': case 'fail': case 'finish': case 'close': ops.push({ ...o, u: o.u % users }); break;
       default: ops.push(o);
     }
   }

@@ -178,19 +178,20 @@ export class Runner {
           break;
         }
         case 'cancel': {
-          const j = jobs[o.u][o.n];
+          // Cancels (and their finishes) name one of the user's jobs modulo how many it has.
+          const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
           if (!j) { obs.push({ skipped: true }); break; }
           const call = () => db.tx(tick(), uids[o.u], `public.cancel_job(${lit(j.id)})`);
           const rs = o.dup === 'par' ? await Promise.all([call(), call()]) : o.dup === 'seq' ? [await call(), await call()] : [await call()];
           const bad = rs.find((r) => !r.ok && r.hint !== 'account_closed');
-          obs.push(bad ? { error: bad } : { outcomes: rs.map((r) => (r.ok ? r.r.outcome : r.hint)) });
+          obs.push(bad ? { error: bad } : { n, outcomes: rs.map((r) => (r.ok ? r.r.outcome : r.hint)) });
           break;
         }
         case 'finish': {
-          const j = jobs[o.u][o.n];
+          const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
           if (!j) { obs.push({ applied: false, skipped: true }); break; }
           const r = await db.tx(tick(), 'service', `public.finish_canceled_job(${lit(j.id)}, ${Math.floor((j.reserved * o.pct) / 100)})`);
-          obs.push(r.ok ? { applied: r.r.applied } : { error: r });
+          obs.push(r.ok ? { n, applied: r.r.applied } : { error: r });
           break;
         }
         case 'close': {
@@ -345,11 +346,13 @@ export function check(h, run) {
           break;
         case 'complete': if (m.complete(o.u, o.n, o.pct) === ob.applied) next.push(m); break;
         case 'fail': if (m.fail(o.u, o.n) === ob.applied) next.push(m); break;
-        case 'finish': if (m.finishCanceled(o.u, o.n, o.pct) === ob.applied) next.push(m); break;
+        case 'finish':
+          if (ob.skipped ? m.users[o.u].jobs.length === 0 : m.finishCanceled(o.u, ob.n, o.pct) === ob.applied) next.push(m);
+          break;
         case 'cancel': {
-          if (ob.skipped) { if (!m.job(o.u, o.n)) next.push(m); break; }
-          if (!m.job(o.u, o.n)) break;
-          const got = ob.outcomes.map(() => m.cancel(o.u, o.n));
+          if (ob.skipped) { if (m.users[o.u].jobs.length === 0) next.push(m); break; }
+          if (!m.job(o.u, ob.n)) break;
+          const got = ob.outcomes.map(() => m.cancel(o.u, ob.n));
           // Two at once: either may have committed first.
           const same = o.dup === 'par' ? [...got].sort().join() === [...ob.outcomes].sort().join() : got.join() === ob.outcomes.join();
           if (same) next.push(m);
