@@ -187,6 +187,21 @@ export class Runner {
           obs.push(bad ? { error: bad } : { n, outcomes: rs.map((r) => (r.ok ? r.r.outcome : r.hint)) });
           break;
         }
+        case 'raceCancel': {
+          const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
+          if (!j) { obs.push({ skipped: true }); break; }
+          const [c, f] = await Promise.all([
+            db.tx(tick(), uids[o.u], `public.cancel_job(${lit(j.id)})`),
+            db.tx(tick(), 'service', `public.complete_job(${lit(j.id)}, ${Math.floor((j.reserved * o.pct) / 100)})`)]);
+          const bad = [c, f].find((r) => !r.ok && r.hint !== 'account_closed');
+          obs.push(bad ? { error: bad } : { n, outcome: c.ok ? c.r.outcome : c.hint, applied: f.r.applied });
+          break;
+        }
+        case 'raceClose': {
+          const [c, g] = await Promise.all([db.tx(tick(), uids[o.u], 'public.delete_account()'), generate(o.u, o, `g${i}`, null)]);
+          obs.push(c.ok ? { canceled: c.r.canceled_jobs, replayed: c.r.replayed, outcome: g.outcome } : { error: c });
+          break;
+        }
         case 'finish': {
           const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
           if (!j) { obs.push({ applied: false, skipped: true }); break; }
@@ -356,6 +371,31 @@ export function check(h, run) {
           // Two at once: either may have committed first.
           const same = o.dup === 'par' ? [...got].sort().join() === [...ob.outcomes].sort().join() : got.join() === ob.outcomes.join();
           if (same) next.push(m);
+          break;
+        }
+        case 'raceCancel': {
+          if (ob.skipped) { if (m.users[o.u].jobs.length === 0) next.push(m); break; }
+          for (const cancelFirst of [true, false]) {
+            const c = m.clone();
+            let outcome, applied;
+            if (cancelFirst) { outcome = c.cancel(o.u, ob.n); applied = c.complete(o.u, ob.n, o.pct); } else { applied = c.complete(o.u, ob.n, o.pct); outcome = c.cancel(o.u, ob.n); }
+            if (outcome === ob.outcome && applied === ob.applied) next.push(c);
+          }
+          break;
+        }
+        case 'raceClose': {
+          // Either committed first; closing with several jobs releases them in any order.
+          const was = m.users[o.u].closed;
+          for (const closeFirst of [true, false]) {
+            const base = m.clone();
+            const before = closeFirst ? null : base.generate(o.u, o.model, o.minutes, `g${i}`);
+            for (const order of orders(base.unfinished(o.u).length)) {
+              const d = base.clone();
+              const k = d.close(o.u, order);
+              const made = closeFirst ? d.generate(o.u, o.model, o.minutes, `g${i}`) : before;
+              if (made === ob.outcome && ob.replayed === was && ob.canceled === k) next.push(d);
+            }
+          }
           break;
         }
         case 'close': {
