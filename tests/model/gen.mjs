@@ -41,24 +41,36 @@ const gen1 = fc.record({ u: fc.nat(2), model: fc.constantFrom(...Object.keys(MOD
 
 // Operation skeletons; `ev` picks one of its payment's events by index, `dup` delivers it again
 // (a provider retry), `par` delivers two or three of them at the same time.
-const op = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ t: fc.constant('ev'), pay: fc.nat(3), i: fc.nat(7) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('par'), pay: fc.nat(3), is: fc.array(fc.nat(7), { minLength: 2, maxLength: 3 }) }) },
-  { weight: 6, arbitrary: gen1.chain((g) => fc.record({ t: fc.constant('gen'), dup: fc.constantFrom(null, null, null, 'seq', 'par') }).map((o) => ({ ...o, ...g }))) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('pargen'), gens: fc.array(gen1, { minLength: 2, maxLength: 3 }) }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('complete'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 30, 100, 100) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('fail'), u: fc.nat(2), n: fc.nat(3) }) },
-  { weight: 1, arbitrary: fc.constant({ t: 'claim' }) },
-  { weight: 3, arbitrary: advance },
-  { weight: 1, arbitrary: fc.constant({ t: 'sweepHolds' }) },
-  { weight: 1, arbitrary: fc.constant({ t: 'sweepCredits' }) },
+// `cancel` is the user's cancel_job, once, twice in a row or twice at the same time; `finish` is the
+// pipeline's finish_canceled_job with S a share of the hold; `close` closes the account (rare), by
+// delete_account() or by deleting the auth.users row.
+const opsOf = (raceClose) => fc.oneof(
+  { weight: 16, arbitrary: fc.record({ t: fc.constant('ev'), pay: fc.nat(3), i: fc.nat(7) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('par'), pay: fc.nat(3), is: fc.array(fc.nat(7), { minLength: 2, maxLength: 3 }) }) },
+  { weight: 12, arbitrary: gen1.chain((g) => fc.record({ t: fc.constant('gen'), dup: fc.constantFrom(null, null, null, 'seq', 'par') }).map((o) => ({ ...o, ...g }))) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('pargen'), gens: fc.array(gen1, { minLength: 2, maxLength: 3 }) }) },
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('complete'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 30, 100, 100) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('fail'), u: fc.nat(2), n: fc.nat(3) }) },
+  // `fin`: the pipeline answers the cancel right away (finish_canceled_job with that spend percent).
+  { weight: 5, arbitrary: fc.record({ t: fc.constant('cancel'), u: fc.nat(2), n: fc.nat(3), dup: fc.constantFrom(null, null, 'seq', 'par'), fin: fc.constantFrom(null, null, 0, 50, 100) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('finish'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 0, 50, 100) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('close'), u: fc.nat(2), how: fc.constantFrom('rpc', 'auth') }) },
+  // At the same time: a cancel and the pipeline's complete_job of that job, or closing the account
+  // and one of its generates (rare).
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('raceCancel'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 50, 100) }) },
+  { weight: raceClose ? 1 : 0, arbitrary: gen1.map((g) => ({ t: 'raceClose', ...g })) },
+  { weight: 8, arbitrary: fc.constant({ t: 'claim' }) },
+  { weight: 6, arbitrary: advance },
+  { weight: 2, arbitrary: fc.constant({ t: 'sweepHolds' }) },
+  { weight: 2, arbitrary: fc.constant({ t: 'sweepCredits' }) },
 );
 
 // `payments: 0` gives histories of credits and jobs only (to look at one half at a time).
-export const world = ({ payments = 3, ops = 30 } = {}) => fc.record({
+// `raceClose: false` leaves out closing an account at the same time as one of its generates.
+export const world = ({ payments = 3, ops = 30, raceClose = true } = {}) => fc.record({
   users: fc.integer({ min: 1, max: 3 }),
   payments: fc.array(payment, { maxLength: payments, size: 'medium' }),
-  ops: fc.array(op, { minLength: 1, maxLength: ops, size: 'medium' }),
+  ops: fc.array(opsOf(raceClose), { minLength: 1, maxLength: ops, size: 'medium' }),
 });
 
 // A generated world as a concrete history: the op skeletons resolved against the world's users and
@@ -85,7 +97,13 @@ export function resolve(w) {
         ops.push(gens.length > 1 ? { t: 'pargen', gens } : { t: 'gen', dup: null, ...gens[0] });
         break;
       }
-      case 'complete': case 'fail': ops.push({ ...o, u: o.u % users }); break;
+      case 'cancel': {
+        const { fin, ...c } = o;
+        ops.push({ ...c, u: o.u % users });
+        if (fin !== null) ops.push({ t: 'finish', u: o.u % users, n: o.n, pct: fin });
+        break;
+      }
+      case 'complete': case 'fail': case 'finish': case 'close': case 'raceCancel': case 'raceClose': ops.push({ ...o, u: o.u % users }); break;
       default: ops.push(o);
     }
   }

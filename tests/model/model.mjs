@@ -1,5 +1,6 @@
 // The reference model of the money rules, written from migrations/README.md ("Money rules", "The
-// payment rule table", "Money mechanics", "Clock") and never from the SQL. Pure JavaScript, no I/O:
+// payment rule table", "Money mechanics" with "Cancellation" and "Closed accounts", "Closing an
+// account", "Clock") and never from the SQL. Pure JavaScript, no I/O:
 // a World holds users, their grants, holds, jobs and debt, and every payment's provider facts. The
 // runner (world.mjs) applies the same history to the model and to the database and compares.
 //
@@ -110,7 +111,7 @@ export class World {
 
   // --- users and grants
   addUser() {
-    const u = { grants: [], debt: 0, jobs: [], keys: {} };
+    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false };
     this.users.push(u);
     this.addGrant(u, { key: 'welcome', kind: 'promotional', expiresAt: this.now + WELCOME.ttl, amount: WELCOME.credits });
     return this.users.length - 1;
@@ -150,6 +151,7 @@ export class World {
   // Returns 'ok', 'credits_in_debt' or 'insufficient_credits'.
   generate(ui, model, minutes, key) {
     const u = this.users[ui];
+    if (u.closed) return 'account_closed'; // app.require_user refuses a closed account first
     const request = `${model}/${minutes}`;
     if (u.keys[key] !== undefined) return u.keys[key] === request ? 'replayed' : 'idempotency_key_reused';
     const cost = price(model, minutes);
@@ -165,7 +167,7 @@ export class World {
       hold.push({ grant: g.seq, amount: x });
     }
     u.keys[key] = request;
-    u.jobs.push({ reserved: cost, hold, status: 'QUEUED', attempts: 0, leaseUntil: null, holdExpiresAt: this.now + HOLD_TTL, seq: this.seq++ });
+    u.jobs.push({ reserved: cost, hold, status: 'QUEUED', attempts: 0, leaseUntil: null, holdExpiresAt: this.now + HOLD_TTL, seq: this.seq++, cancelRequested: false, final: null });
     return 'ok';
   }
   // Settles a job's hold: `cost` captured from the allocations in draw-down order, the rest back to
@@ -180,24 +182,57 @@ export class World {
       this.credit(u, a.g, a.amount - c);
     }
     job.hold = null;
+    job.final = cost;
     this.repay(u);
   }
+  // Ends a job with its hold settled at `cost`: CANCELED when its cancel was requested (or it is
+  // canceled now), else `status`.
+  end(u, j, cost, status) { this.settle(u, j, cost); j.status = j.cancelRequested ? 'CANCELED' : status; }
   job(ui, n) { const u = this.users[ui]; return u && u.jobs[n]; }
   complete(ui, n, costPercent) {
     const j = this.job(ui, n);
     // Only a job the pipeline is working on (claimed: a working state) can succeed; a queued job
     // never claimed, or a finished one, answers applied = false (migrations/README, job model).
+    // After a cancel request it ends CANCELED with S = actual cost ("Cancellation").
     if (!j || j.status !== 'LEASED') return false;
-    this.settle(this.users[ui], j, Math.floor((j.reserved * costPercent) / 100));
-    j.status = 'READY';
+    this.end(this.users[ui], j, Math.floor((j.reserved * costPercent) / 100), 'READY');
     return true;
   }
   fail(ui, n) {
     const j = this.job(ui, n);
-    if (!j || j.status === 'READY' || j.status === 'FAILED') return false;
-    this.settle(this.users[ui], j, 0);
-    j.status = 'FAILED';
+    if (!j || finished(j)) return false;
+    this.end(this.users[ui], j, 0, 'FAILED'); // after a cancel request: CANCELED, S = 0
     return true;
+  }
+  // cancel_job ("Cancellation"): a queued job is canceled at once (S = 0, hold released); a running
+  // (claimed) one is only marked cancel-requested; a second cancel, or one of a finished job, moves
+  // nothing. Answers the RPC's outcome, or 'account_closed' (app.require_user).
+  cancel(ui, n) {
+    const u = this.users[ui], j = this.job(ui, n);
+    if (u.closed) return 'account_closed';
+    if (j.status === 'QUEUED') { j.cancelRequested = true; this.end(u, j, 0, 'CANCELED'); return 'canceled'; }
+    if (j.status === 'LEASED' && !j.cancelRequested) { j.cancelRequested = true; return 'cancel_requested'; }
+    return 'unchanged';
+  }
+  // finish_canceled_job(S): the pipeline stopped a cancel-requested job; S captured, the rest
+  // released, CANCELED. Anything else answers applied = false.
+  finishCanceled(ui, n, spentPercent) {
+    const j = this.job(ui, n);
+    if (!j || j.status !== 'LEASED' || !j.cancelRequested) return false;
+    this.end(this.users[ui], j, Math.floor((j.reserved * spentPercent) / 100), 'CANCELED');
+    return true;
+  }
+  // Closing an account: every unfinished job CANCELED with S = 0, running or not (in `order`: the
+  // order in which several releases happen is not specified, and it matters as for the sweeps);
+  // then no generate, no payment grant. Idempotent. Returns how many jobs it canceled.
+  unfinished(ui) { return this.users[ui].jobs.filter((j) => !finished(j)); }
+  close(ui, order = null) {
+    const u = this.users[ui];
+    if (u.closed) return 0;
+    const open = this.unfinished(ui);
+    for (const i of order ?? open.keys()) { const j = open[i]; j.cancelRequested = true; this.end(u, j, 0, 'CANCELED'); }
+    u.closed = true;
+    return open.length;
   }
   leased(j) { return j.status === 'LEASED' && j.leaseUntil > this.now; }
   // claim_next_jobs with a limit above the world's job count: every runnable job is claimed
@@ -207,10 +242,12 @@ export class World {
   // order: a permutation of the indexes of what they act on (deadLetters(), staleHolds()), and
   // the checker tries them all.
   jobsInOrder() { return this.users.flatMap((u) => u.jobs.map((j) => ({ u, j }))).sort((a, b) => a.j.seq - b.j.seq); }
-  deadLetters() { return this.jobsInOrder().filter(({ j }) => j.status === 'LEASED' && !this.leased(j) && j.attempts >= MAX_ATTEMPTS); }
+  // A cancel-requested job whose lease lapsed ends CANCELED with S = 0 in the same pass ("the next
+  // claim_next_jobs") and is never claimed again.
+  deadLetters() { return this.jobsInOrder().filter(({ j }) => j.status === 'LEASED' && !this.leased(j) && (j.attempts >= MAX_ATTEMPTS || j.cancelRequested)); }
   claimAll(order = null) {
     const dead = this.deadLetters();
-    for (const i of order ?? dead.keys()) { const { u, j } = dead[i]; this.settle(u, j, 0); j.status = 'FAILED'; }
+    for (const i of order ?? dead.keys()) { const { u, j } = dead[i]; this.end(u, j, 0, 'FAILED'); }
     for (const { j } of this.jobsInOrder()) {
       if (j.status === 'QUEUED' || (j.status === 'LEASED' && !this.leased(j))) {
         j.status = 'LEASED'; j.attempts += 1; j.leaseUntil = this.now + LEASE;
@@ -221,7 +258,7 @@ export class World {
   staleHolds() { return this.jobsInOrder().filter(({ j }) => j.hold && this.now >= j.holdExpiresAt && !this.leased(j)); }
   expireStaleHolds(order = null) {
     const stale = this.staleHolds();
-    for (const i of order ?? stale.keys()) { const { u, j } = stale[i]; this.settle(u, j, 0); j.status = 'FAILED'; }
+    for (const i of order ?? stale.keys()) { const { u, j } = stale[i]; this.end(u, j, 0, 'FAILED'); }
   }
   // expire_credits writes expiry rows; effective remaining already leaves expired grants out.
   expireCredits() { for (const u of this.users) this.expire(u); }
@@ -239,6 +276,9 @@ export class World {
     p.seen.push(ev.id);
     addFacts(p.facts, ev, p.P);
     const u = this.users[p.user];
+    // A payment arriving for a closed account grants nothing and is parked for a refund at the
+    // provider: no purchase is fulfilled, and none of its later events moves a balance.
+    if (p.facts.paid && p.grant === null && (p.parked || u.closed)) { p.parked = true; return; }
     if (p.facts.paid && p.grant === null) {
       p.grant = this.addGrant(u, { key: `pay:${pi}`, kind: 'paid', expiresAt: null, amount: p.C }).seq;
     }
@@ -280,6 +320,10 @@ export class World {
   }
   status(pi) {
     const p = this.payments[pi];
+    // The begin_purchase purchase of a payment parked for refund is never fulfilled: it stays
+    // pending, or failed after async_payment_failed (the README does not say; the natural reading
+    // of "creates no purchase": the paid fact makes no purchase of it).
+    if (p.parked) return p.facts.failed ? 'failed' : 'pending';
     return outcome(p.facts, p.C, p.P).status;
   }
 
@@ -287,7 +331,10 @@ export class World {
   snapshot() {
     return {
       users: this.users.map((u) => ({
-        available: this.available(u), held: this.held(u), debt: u.debt,
+        available: this.available(u), held: this.held(u), debt: u.debt, closed: u.closed,
+        // Job status (a claimed job is 'LEASED' whatever its working state) and, once CANCELED,
+        // credits_final = S.
+        jobs: u.jobs.map((j) => (j.status === 'CANCELED' ? `CANCELED:${j.final}` : j.status)),
         // A grant worth nothing and no grant at all are the same money (the database may not write a
         // payment's grant whose credits are all taken back on arrival): only non-zero grants count.
         grants: sumByKey(u.grants.map((g) => ({ key: g.key, remaining: effective(g, this.now) }))),
@@ -298,10 +345,12 @@ export class World {
   // App Store purchases exist only once the transaction arrived; Stripe ones from begin_purchase.
   purchaseStatus(pi) {
     const p = this.payments[pi];
-    if (p.provider === 'app_store' && !p.facts.paid) return 'none';
+    if (p.provider === 'app_store' && (!p.facts.paid || p.parked)) return 'none';
     return this.status(pi);
   }
 }
+
+const finished = (j) => j.status === 'READY' || j.status === 'FAILED' || j.status === 'CANCELED';
 
 // Per grant key, effective remaining; keys worth nothing left out; sorted by key.
 export function sumByKey(grants) {

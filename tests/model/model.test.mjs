@@ -23,6 +23,8 @@ function buy(provider, events, setup = () => {}) {
   const user = w.users[u];
   return { w, available: w.available(user), debt: user.debt, status: w.status(p), kept: C - w.payments[p].pieces.reduce((s, x) => s + x.amount, 0) };
 }
+// The money of a world's first user (the snapshot also carries its jobs and whether it is closed).
+const money = (w, i = 0) => { const { available, held, debt, grants } = w.snapshot().users[i]; return { available, held, debt, grants }; };
 const permutations = (xs) => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((r) => [x, ...r])));
 
 test('inquiry, full refund, inquiry closed: the user keeps nothing of the payment, status refunded', () => {
@@ -104,7 +106,7 @@ test('a refund while credits are held takes what is available, the rest becomes 
   assert.deepEqual([w.available(w.users[u]), w.users[u].debt], [0, 40]);
   assert.equal(w.generate(u, 'draft-v1', 1, 'k2'), 'credits_in_debt');
   w.fail(u, 0);                                              // 10 back to welcome, 40 to the paid grant, which repays
-  assert.deepEqual(w.snapshot().users[0], { available: 10, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 10 }] });
+  assert.deepEqual(money(w), { available: 10, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 10 }] });
 });
 
 test('a chargeback after spending leaves debt; won, the debt piece cancels the debt and the grant piece returns', () => {
@@ -113,11 +115,12 @@ test('a chargeback after spending leaves debt; won, the debt piece cancels the d
   const p = w.addPayment(u, 'stripe', 'starter', P);
   w.deliver(p, ev.paid);
   w.generate(u, 'premium-v1', 30, 'k'); // 95: welcome 10 + paid 85
+  w.claimAll();                         // only a claimed job completes
   w.complete(u, 0, 100);
   w.deliver(p, ev.dispute('dp1', 'created', 'needs_response'));
   assert.deepEqual([w.available(w.users[u]), w.users[u].debt], [0, 85]);
   w.deliver(p, ev.dispute('dp1', 'closed', 'won'));
-  assert.deepEqual(w.snapshot().users[0], { available: 15, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }] });
+  assert.deepEqual(money(w), { available: 15, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }] });
 });
 
 test('welcome credits are worth nothing after 30 days; credits released to an expired grant expire at once', () => {
@@ -126,7 +129,7 @@ test('welcome credits are worth nothing after 30 days; credits released to an ex
   w.generate(u, 'draft-v1', 1, 'k');
   w.advance(30 * DAY + 1);
   w.fail(u, 0);
-  assert.deepEqual(w.snapshot().users[0], { available: 0, held: 0, debt: 0, grants: [] });
+  assert.deepEqual(money(w), { available: 0, held: 0, debt: 0, grants: [] });
 });
 
 test('a stale hold (past 6 hours, job not leased) is released by the sweep; a leased job keeps its hold', () => {
@@ -140,4 +143,155 @@ test('a stale hold (past 6 hours, job not leased) is released by the sweep; a le
   w.advance(301e3);
   w.expireStaleHolds();
   assert.deepEqual([w.held(w.users[u]), w.available(w.users[u])], [0, 10]);
+});
+
+// --- Cancellation and closed accounts (migrations/README.md, Money mechanics "Cancellation" and
+// "Closed accounts", "Closing an account"), worked by hand.
+
+// One user with the welcome 10; generates a standard-v1 job of 2 minutes (price 2 + 1 x 2 = 4).
+function oneJob() {
+  const w = new World(t0);
+  const u = w.addUser();
+  assert.equal(w.generate(u, 'standard-v1', 2, 'k'), 'ok');
+  return { w, u };
+}
+const jobs = (w, i = 0) => w.snapshot().users[i].jobs;
+
+test('a queued job canceled: at once, S = 0, the whole hold released; a second cancel moves nothing', () => {
+  const { w, u } = oneJob();
+  assert.deepEqual([w.available(w.users[u]), w.held(w.users[u])], [6, 4]);
+  assert.equal(w.cancel(u, 0), 'canceled');
+  assert.deepEqual(money(w), { available: 10, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 10 }] });
+  assert.deepEqual(jobs(w), ['CANCELED:0']);
+  assert.equal(w.cancel(u, 0), 'unchanged');
+  assert.equal(w.finishCanceled(u, 0, 100), false); // a finished job
+  assert.equal(w.complete(u, 0, 100), false);
+  assert.equal(w.fail(u, 0), false);
+  assert.deepEqual([w.available(w.users[u]), jobs(w)], [10, ['CANCELED:0']]);
+});
+
+test('a running job: cancel only requests (no money moves); finish_canceled_job(S = 2) captures 2, releases 2, CANCELED with credits_final 2', () => {
+  const { w, u } = oneJob();
+  w.claimAll();
+  assert.equal(w.finishCanceled(u, 0, 50), false); // no cancel request yet
+  assert.equal(w.cancel(u, 0), 'cancel_requested');
+  assert.deepEqual([w.available(w.users[u]), w.held(w.users[u])], [6, 4]);
+  assert.equal(w.cancel(u, 0), 'unchanged');
+  assert.equal(w.finishCanceled(u, 0, 50), true);
+  assert.deepEqual(money(w), { available: 8, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 8 }] });
+  assert.deepEqual(jobs(w), ['CANCELED:2']);
+  assert.equal(w.finishCanceled(u, 0, 100), false);
+  assert.equal(w.cancel(u, 0), 'unchanged');
+});
+
+test('after a cancel request complete_job(actual_cost = S) ends it CANCELED charging S; fail_job ends it CANCELED with S = 0', () => {
+  const a = oneJob();
+  a.w.claimAll();
+  a.w.cancel(a.u, 0);
+  assert.equal(a.w.complete(a.u, 0, 100), true);
+  assert.deepEqual([a.w.available(a.w.users[a.u]), a.w.held(a.w.users[a.u]), jobs(a.w)], [6, 0, ['CANCELED:4']]);
+  const b = oneJob();
+  b.w.claimAll();
+  b.w.cancel(b.u, 0);
+  assert.equal(b.w.fail(b.u, 0), true);
+  assert.deepEqual([b.w.available(b.w.users[b.u]), b.w.held(b.w.users[b.u]), jobs(b.w)], [10, 0, ['CANCELED:0']]);
+});
+
+test('the lease of a cancel-requested job lapses: the next claim_next_jobs ends it CANCELED, S = 0, never claimed again', () => {
+  const { w, u } = oneJob();
+  w.claimAll();
+  w.cancel(u, 0);
+  w.advance(301e3);
+  w.claimAll();
+  assert.deepEqual([w.available(w.users[u]), w.held(w.users[u]), jobs(w)], [10, 0, ['CANCELED:0']]);
+  w.claimAll();
+  assert.deepEqual(jobs(w), ['CANCELED:0']);
+});
+
+test('... or expire_stale_holds once the hold is stale: CANCELED, S = 0', () => {
+  const { w, u } = oneJob();
+  w.claimAll();
+  w.cancel(u, 0);
+  w.advance(6 * HOUR + 1);
+  w.expireStaleHolds();
+  assert.deepEqual([w.available(w.users[u]), w.held(w.users[u]), jobs(w)], [10, 0, ['CANCELED:0']]);
+});
+
+test('a canceled hold repays debt in repayment order: paid credits repay, the welcome credits stay', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  const p = w.addPayment(u, 'stripe', 'starter', P);
+  w.deliver(p, ev.paid);
+  assert.equal(w.generate(u, 'premium-v1', 15, 'k'), 'ok'); // 50: welcome 10, then 40 paid
+  w.deliver(p, ev.refund(P));                                // takes own 60, then debt 40
+  assert.equal(w.cancel(u, 0), 'canceled');
+  assert.deepEqual(money(w), { available: 10, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 10 }] });
+});
+
+test('closing an account cancels every unfinished job with S = 0, running or cancel-requested or queued; then nothing is spent or granted', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  w.generate(u, 'draft-v1', 1, 'a');  // 1
+  w.generate(u, 'draft-v1', 2, 'b');  // 1
+  w.claimAll();                        // both running
+  w.cancel(u, 1);                      // one cancel-requested
+  w.generate(u, 'standard-v1', 1, 'c'); // 3, queued
+  w.generate(u, 'draft-v1', 1, 'd');
+  w.complete(u, 0, 100);               // READY, 1 spent
+  assert.deepEqual([w.available(w.users[u]), w.held(w.users[u])], [4, 5]);
+  assert.equal(w.close(u), 3);
+  assert.deepEqual(money(w), { available: 9, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 9 }] });
+  assert.deepEqual(jobs(w), ['READY', 'CANCELED:0', 'CANCELED:0', 'CANCELED:0']);
+  assert.equal(w.generate(u, 'draft-v1', 1, 'e'), 'account_closed');
+  assert.equal(w.cancel(u, 3), 'account_closed');
+  assert.equal(w.close(u), 0); // idempotent
+  assert.equal(w.finishCanceled(u, 1, 100), false);
+  // A payment arriving now grants nothing and stays a pending purchase (parked for a refund);
+  // its later events move nothing.
+  const p = w.addPayment(u, 'stripe', 'starter', P);
+  w.deliver(p, ev.paid);
+  w.deliver(p, ev.refund(P));
+  assert.deepEqual([w.available(w.users[u]), w.status(p)], [9, 'pending']);
+  const a = w.addPayment(u, 'app_store', 'starter', P);
+  w.deliver(a, ev.tx);
+  assert.deepEqual([w.available(w.users[u]), w.snapshot().purchases[a]], [9, 'none']);
+});
+
+test('a closed account keeps its credits: a later partial refund of an earlier payment takes back ceil(100 x 250 / 499) = 51', () => {
+  const r = buy('stripe', [ev.paid], () => {});
+  const { w } = r;
+  w.close(0);
+  w.deliver(0, ev.refund(250));
+  assert.deepEqual([w.available(w.users[0]), w.users[0].debt, w.status(0)], [10 + 49, 0, 'succeeded']);
+});
+
+test('a closed account: a chargeback after spending leaves debt; won, the give-back still comes back', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  const p = w.addPayment(u, 'stripe', 'starter', P);
+  w.deliver(p, ev.paid);
+  w.generate(u, 'premium-v1', 30, 'k'); // 95: welcome 10 + paid 85
+  w.claimAll();                         // only a claimed job completes
+  w.complete(u, 0, 100);
+  w.close(u);
+  w.deliver(p, ev.dispute('dp1', 'created', 'needs_response'));
+  assert.deepEqual([w.available(w.users[u]), w.users[u].debt, w.status(p)], [0, 85, 'disputed']);
+  w.deliver(p, ev.dispute('dp1', 'closed', 'won'));
+  assert.deepEqual(money(w), { available: 15, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }] });
+});
+
+test('closing with several holds while in debt: the order of the releases decides which grants repay (the checker tries every order)', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  const p = w.addPayment(u, 'stripe', 'starter', P);
+  w.deliver(p, ev.paid);
+  w.generate(u, 'premium-v1', 1, 'a');  // 8: welcome 8
+  w.generate(u, 'premium-v1', 2, 'b');  // 11: welcome 2, paid 9
+  w.deliver(p, ev.refund(P));            // own 91 taken, 9 debt
+  const ends = [[0, 1], [1, 0]].map((order) => { const c = w.clone(); c.close(u, order); return money(c); });
+  // Welcome first: its 8 come back and repay 8 of the 9 (repayment order within what is there),
+  // then 2 welcome + 9 paid come back and paid repays the last 1.
+  assert.deepEqual(ends[0], { available: 10, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 8 }, { key: 'welcome', remaining: 2 }] });
+  // Job b first: 9 paid repay the 9, then the welcome 8 come back.
+  assert.deepEqual(ends[1], { available: 10, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 10 }] });
 });

@@ -177,6 +177,50 @@ export class Runner {
           obs.push(r.ok ? { applied: r.r.applied } : { error: r });
           break;
         }
+        case 'cancel': {
+          // Cancels (and their finishes) name one of the user's jobs modulo how many it has.
+          const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
+          if (!j) { obs.push({ skipped: true }); break; }
+          const call = () => db.tx(tick(), uids[o.u], `public.cancel_job(${lit(j.id)})`);
+          const rs = o.dup === 'par' ? await Promise.all([call(), call()]) : o.dup === 'seq' ? [await call(), await call()] : [await call()];
+          const bad = rs.find((r) => !r.ok && r.hint !== 'account_closed');
+          obs.push(bad ? { error: bad } : { n, outcomes: rs.map((r) => (r.ok ? r.r.outcome : r.hint)) });
+          break;
+        }
+        case 'raceCancel': {
+          const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
+          if (!j) { obs.push({ skipped: true }); break; }
+          const [c, f] = await Promise.all([
+            db.tx(tick(), uids[o.u], `public.cancel_job(${lit(j.id)})`),
+            db.tx(tick(), 'service', `public.complete_job(${lit(j.id)}, ${Math.floor((j.reserved * o.pct) / 100)})`)]);
+          const bad = [c, f].find((r) => !r.ok && r.hint !== 'account_closed');
+          obs.push(bad ? { error: bad } : { n, outcome: c.ok ? c.r.outcome : c.hint, applied: f.r.applied });
+          break;
+        }
+        case 'raceClose': {
+          const [c, g] = await Promise.all([db.tx(tick(), uids[o.u], 'public.delete_account()'), generate(o.u, o, `g${i}`, null)]);
+          obs.push(c.ok ? { canceled: c.r.canceled_jobs, replayed: c.r.replayed, outcome: g.outcome } : { error: c });
+          break;
+        }
+        case 'finish': {
+          const n = o.n % Math.max(1, jobs[o.u].length), j = jobs[o.u][n];
+          if (!j) { obs.push({ applied: false, skipped: true }); break; }
+          const r = await db.tx(tick(), 'service', `public.finish_canceled_job(${lit(j.id)}, ${Math.floor((j.reserved * o.pct) / 100)})`);
+          obs.push(r.ok ? { n, applied: r.r.applied } : { error: r });
+          break;
+        }
+        case 'close': {
+          if (o.how === 'rpc') {
+            const r = await db.tx(tick(), uids[o.u], 'public.delete_account()');
+            obs.push(r.ok ? { canceled: r.r.canceled_jobs, replayed: r.r.replayed } : { error: r });
+          } else {
+            try {
+              await db.pool.query(`select set_config('app.now', ${lit(iso(tick()))}, true); delete from auth.users where id = ${lit(uids[o.u])}`);
+              obs.push({});
+            } catch (e) { obs.push({ error: { code: e.code, hint: e.hint, message: e.message } }); }
+          }
+          break;
+        }
         case 'claim': {
           const r = await db.tx(tick(), 'service', `public.claim_next_jobs(${lit(`worker-${tag}`)}, 100)`);
           obs.push(r.ok ? { claimed: r.r.jobs.length } : { error: r });
@@ -188,13 +232,13 @@ export class Runner {
         default: throw new Error(`unknown op ${o.t}`);
       }
     }
-    const snapshot = await this.read(tick(), uids, pays);
+    const snapshot = await this.read(tick(), uids, pays, jobs);
     // What the Worker reports, at the same moment.
     if (real && this.edge.balance) snapshot.edgeBalances = await Promise.all(uids.map((u) => this.edge.balance(u)));
     // Leave nothing runnable or held for later worlds, whose clocks start after this one's.
     try {
       await db.pool.query(`select set_config('request.jwt.claims', '{"role": "service_role"}', true), set_config('app.now', ${lit(iso(now))}, true);
-        select count(public.fail_job(id, 'model_world_end', null, false)) from public.jobs where user_id = any(${lit(`{${uids.join(',')}}`)}::uuid[]) and status not in ('READY', 'FAILED')`);
+        select count(public.fail_job(id, 'model_world_end', null, false)) from public.jobs where user_id = any(${lit(`{${uids.join(',')}}`)}::uuid[]) and status not in ('READY', 'FAILED', 'CANCELED')`);
     } catch (e) {
       snapshot.violations.push({ check: 'failing the open jobs at the end of the world raised an error', error: e.message });
     }
@@ -211,22 +255,34 @@ export class Runner {
     return { error: 'sweep never finished' };
   }
 
-  async read(now, uids, pays) {
+  async read(now, uids, pays, jobs) {
     const claims = (u) => JSON.stringify({ sub: u, role: 'authenticated', aud: 'authenticated', is_anonymous: false });
     const arr = lit(`{${uids.join(',')}}`);
     let sql = `select set_config('app.now', ${lit(iso(now))}, true);`;
-    for (const u of uids) sql += `select set_config('request.jwt.claims', ${lit(claims(u))}, true), set_config('role', 'authenticated', true); select public.get_balance() as r; select set_config('role', 'none', true);`;
+    // A closed account's get_balance answers account_closed: its balance row is read instead.
+    const closed = (await this.db.pool.query(`select coalesce(array_agg(user_id::text), '{}') as c from public.profiles where user_id = any(${lit(`{${uids.join(',')}}`)}::uuid[]) and deleted_at is not null`)).rows[0].c;
+    for (const u of uids) {
+      sql += closed.includes(u)
+        ? `select json_build_object('available', available, 'held', held, 'debt', debt) as r from public.credit_balances where user_id = ${lit(u)};`
+        : `select set_config('request.jwt.claims', ${lit(claims(u))}, true), set_config('role', 'authenticated', true); select public.get_balance() as r; select set_config('role', 'none', true);`;
+    }
     sql += `select set_config('request.jwt.claims', '', true);
       select coalesce(json_agg(json_build_object('user_id', user_id, 'source', source, 'kind', kind, 'purchase_id', purchase_id, 'expires_at', expires_at,
         'remaining', case when expires_at is not null and expires_at <= app.now() then 0 else remaining end) order by created_at, id), '[]') as r
         from public.credit_grants where user_id = any(${arr}::uuid[]);
       select coalesce(json_agg(json_build_object('id', id, 'provider_payment_id', provider_payment_id, 'status', status)), '[]') as r
         from public.purchases where user_id = any(${arr}::uuid[]);
+      select coalesce(json_agg(json_build_object('id', id, 'status', status, 'credits_final', credits_final)), '[]') as r
+        from public.jobs where user_id = any(${arr}::uuid[]);
       select public.reconcile() as r;`;
     const res = await this.db.pool.query(sql);
     const rs = res.filter((x) => x.fields.some((f) => f.name === 'r')).map((x) => x.rows[0].r);
     const balances = rs.slice(0, uids.length);
-    const [grants, purchases, violations] = rs.slice(uids.length);
+    const [grants, purchases, jobRows, violations] = rs.slice(uids.length);
+    // A closed account's stored `available` may still count a grant past its expiry (written lazily);
+    // get_balance leaves it out at once, so does this: the sum of effective remaining.
+    uids.forEach((u, i) => { if (closed.includes(u)) balances[i].available = grants.filter((g) => g.user_id === u).reduce((t, g) => t + g.remaining, 0); });
+    const working = (s) => !['PENDING', 'QUEUED', 'READY', 'FAILED', 'CANCELED'].includes(s);
     const purchaseIndex = new Map();
     for (const row of purchases) {
       const p = pays.find((x) => (x.provider === 'stripe' ? x.purchaseId === row.id : x.payId === row.provider_payment_id));
@@ -234,7 +290,11 @@ export class Runner {
     }
     const snap = {
       users: uids.map((u, i) => ({
-        available: balances[i].available, held: balances[i].held, debt: balances[i].debt,
+        available: balances[i].available, held: balances[i].held, debt: balances[i].debt, closed: closed.includes(u),
+        jobs: jobs[i].map((j) => {
+          const row = jobRows.find((r) => r.id === j.id);
+          return !row ? 'missing' : working(row.status) ? 'LEASED' : row.status === 'CANCELED' ? `CANCELED:${row.credits_final}` : row.status;
+        }),
         grants: sumByKey(grants.filter((g) => g.user_id === u).map((g) => ({
           key: g.source === 'welcome' ? 'welcome'
             : g.source === 'purchase' && purchaseIndex.has(g.purchase_id) ? `pay:${purchaseIndex.get(g.purchase_id)}`
@@ -301,6 +361,52 @@ export function check(h, run) {
           break;
         case 'complete': if (m.complete(o.u, o.n, o.pct) === ob.applied) next.push(m); break;
         case 'fail': if (m.fail(o.u, o.n) === ob.applied) next.push(m); break;
+        case 'finish':
+          if (ob.skipped ? m.users[o.u].jobs.length === 0 : m.finishCanceled(o.u, ob.n, o.pct) === ob.applied) next.push(m);
+          break;
+        case 'cancel': {
+          if (ob.skipped) { if (m.users[o.u].jobs.length === 0) next.push(m); break; }
+          if (!m.job(o.u, ob.n)) break;
+          const got = ob.outcomes.map(() => m.cancel(o.u, ob.n));
+          // Two at once: either may have committed first.
+          const same = o.dup === 'par' ? [...got].sort().join() === [...ob.outcomes].sort().join() : got.join() === ob.outcomes.join();
+          if (same) next.push(m);
+          break;
+        }
+        case 'raceCancel': {
+          if (ob.skipped) { if (m.users[o.u].jobs.length === 0) next.push(m); break; }
+          for (const cancelFirst of [true, false]) {
+            const c = m.clone();
+            let outcome, applied;
+            if (cancelFirst) { outcome = c.cancel(o.u, ob.n); applied = c.complete(o.u, ob.n, o.pct); } else { applied = c.complete(o.u, ob.n, o.pct); outcome = c.cancel(o.u, ob.n); }
+            if (outcome === ob.outcome && applied === ob.applied) next.push(c);
+          }
+          break;
+        }
+        case 'raceClose': {
+          // Either committed first; closing with several jobs releases them in any order.
+          const was = m.users[o.u].closed;
+          for (const closeFirst of [true, false]) {
+            const base = m.clone();
+            const before = closeFirst ? null : base.generate(o.u, o.model, o.minutes, `g${i}`);
+            for (const order of orders(base.unfinished(o.u).length)) {
+              const d = base.clone();
+              const k = d.close(o.u, order);
+              const made = closeFirst ? d.generate(o.u, o.model, o.minutes, `g${i}`) : before;
+              if (made === ob.outcome && ob.replayed === was && ob.canceled === k) next.push(d);
+            }
+          }
+          break;
+        }
+        case 'close': {
+          const was = m.users[o.u].closed;
+          for (const order of orders(m.unfinished(o.u).length)) {
+            const c = m.clone();
+            const n = c.close(o.u, order);
+            if (o.how === 'auth' || (ob.replayed === was && ob.canceled === n)) next.push(c);
+          }
+          break;
+        }
         case 'claim':
           for (const order of orders(m.deadLetters().length)) { const c = m.clone(); c.claimAll(order); next.push(c); }
           break;
