@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { createUser } from '../../../tests/e2e/harness.mjs';
+import { createUser, sql } from '../../../tests/e2e/harness.mjs';
 import { startDemoStack } from '../../../tests/stack/demo-stack.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -19,6 +19,21 @@ let demo, browser, page, profile;
 const workerLog = [];
 
 before(async () => {
+  // The demo pipeline claims the oldest runnable job first: jobs that earlier test files left queued
+  // on this database would each take it ~8 s before it reaches the page's job. End them through the
+  // real back-office RPCs (claimed, then failed without retry, so their holds are released).
+  sql(`do $$
+    declare j jsonb; n integer; i integer := 0;
+    begin
+      loop
+        n := 0; i := i + 1;
+        for j in select value from jsonb_array_elements(public.claim_next_jobs('browser-test-cleanup', 50, 300) -> 'jobs') loop
+          perform public.fail_job((j ->> 'id')::uuid, 'test_cleanup', 'Left queued by another test file.', false, 'browser-test-cleanup');
+          n := n + 1;
+        end loop;
+        exit when n = 0 or i >= 40;
+      end loop;
+    end $$`);
   demo = await startDemoStack({ pipelineStepMs: 1200, logLines: workerLog });
   profile = mkdtempSync(path.join(os.tmpdir(), 'chromium-profile-'));
   // Without the background-networking flags Chromium keeps calling Google's hosts, which this
@@ -98,7 +113,9 @@ test('the whole journey in the browser: draft, sign-in, claim, models, generate 
 
   // 5. Generate: 4 credits held, the job moves through the pipeline's steps to READY.
   await page.click('#generate');
-  await waitText('#job-status', /SCRIPTING|VOICE_GEN|ALIGNMENT|VISUAL_PLAN|IMAGE_GEN|TIMELINE|RENDERING|PACKAGING/);
+  // A working state, or already READY when the page polled after the (fast) demo pipeline finished;
+  // the steps list below shows that the job went through every working state either way.
+  await waitText('#job-status', /SCRIPTING|VOICE_GEN|ALIGNMENT|VISUAL_PLAN|IMAGE_GEN|TIMELINE|RENDERING|PACKAGING|READY/);
   await screenshot('job-in-progress');
   await waitText('#job-status', /READY, 4 credits charged/);
   assert.equal(await page.locator('#job-progress').getAttribute('value'), '100');
