@@ -236,7 +236,7 @@ test('delete account: personal data gone, ledger kept, token useless afterwards,
   assert.deepEqual(closed.body, { closed: true, replayed: false, canceled_jobs: 1, released_holds: 0, files_queued_for_deletion: 0 });
 
   assert.equal(sql(`select count(*) from auth.users where id = '${user.id}'`), '0', 'the sign-in is gone');
-  assert.equal(sql(`select concat_ws('/', coalesce(display_name, '-'), coalesce(avatar_url, '-'), deleted_at is not null) from public.profiles where user_id = '${user.id}'`),
+  assert.equal(sql(`select concat_ws('/', coalesce(display_name, '-'), coalesce(avatar_url, '-'), (deleted_at is not null)::text) from public.profiles where user_id = '${user.id}'`),
     '-/-/true', 'the profile is an anonymised tombstone');
   assert.equal(sql(`select count(*) from public.projects where user_id = '${user.id}' and (prompt <> 'Deleted' or transcript_text is not null or deleted_at is null)`), '0',
     'no project text left');
