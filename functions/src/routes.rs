@@ -11,7 +11,7 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, balance, drafts, generate, health, models, openapi, pipeline, purchase, purchase_app_store,
+    account, balance, drafts, generate, health, models, openapi, pipeline, projects, purchase, purchase_app_store,
     purchase_stripe,
 };
 use crate::respond;
@@ -27,6 +27,13 @@ enum Op {
     Balance,
     Ledger,
     Job,
+    Jobs,
+    CancelJob,
+    Projects,
+    Project,
+    UpdateProject,
+    DeleteProject,
+    DeleteAccount,
     CreateDraft,
     ClaimDraft,
     Generate,
@@ -56,6 +63,13 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/v1/balance", Op::Balance),
     (Method::Get, "/v1/ledger", Op::Ledger),
     (Method::Get, "/v1/jobs/{id}", Op::Job),
+    (Method::Get, "/v1/jobs", Op::Jobs),
+    (Method::Post, "/v1/jobs/{id}/cancel", Op::CancelJob),
+    (Method::Get, "/v1/projects", Op::Projects),
+    (Method::Get, "/v1/projects/{id}", Op::Project),
+    (Method::Patch, "/v1/projects/{id}", Op::UpdateProject),
+    (Method::Delete, "/v1/projects/{id}", Op::DeleteProject),
+    (Method::Delete, "/v1/account", Op::DeleteAccount),
     (Method::Post, "/v1/drafts", Op::CreateDraft),
     (Method::Post, "/v1/drafts/claim", Op::ClaimDraft),
     (Method::Post, "/v1/generate", Op::Generate),
@@ -77,6 +91,13 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::Balance => balance::handle(cx).await,
         Op::Ledger => account::ledger(cx).await,
         Op::Job => account::job(cx).await,
+        Op::Jobs => account::jobs(cx).await,
+        Op::CancelJob => account::cancel_job(cx).await,
+        Op::Projects => projects::list(cx).await,
+        Op::Project => projects::get(cx).await,
+        Op::UpdateProject => projects::update(cx).await,
+        Op::DeleteProject => projects::delete(cx).await,
+        Op::DeleteAccount => account::delete_account(cx).await,
         Op::CreateDraft => drafts::create(cx).await,
         Op::ClaimDraft => drafts::claim(cx).await,
         Op::Generate => generate::handle(cx).await,
@@ -222,6 +243,9 @@ mod tests {
         assert_eq!(resolve(&Method::Get, "/nope").unwrap_err().status, 404);
         assert!(matches!(resolve(&Method::Get, "/v1/jobs/0b6c"), Ok((Op::Job, _, p)) if p == vec!["0b6c".to_string()]));
         assert_eq!(methods_for("/v1/drafts"), vec!["POST"]);
+        assert_eq!(methods_for("/v1/projects/0b6c"), vec!["GET", "PATCH", "DELETE"]);
+        assert!(matches!(resolve(&Method::Post, "/v1/jobs/0b6c/cancel"), Ok((Op::CancelJob, _, _))));
+        assert_eq!(resolve(&Method::Put, "/v1/account").unwrap_err().status, 405);
         assert!(methods_for("/v1/none").is_empty());
         // `Method::from` maps any unknown method to GET; the gate in front of routing does not.
         assert!(matches!(Method::from("PROPFIND".to_string()), Method::Get), "why the gate exists");

@@ -32,8 +32,14 @@ pub fn too_large_for(max: usize) -> ApiError {
 
 /// Checks a body's size, encoding and NUL escapes and returns it as text.
 pub fn body_text(bytes: Vec<u8>) -> Result<String, ApiError> {
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(too_large());
+    body_text_max(bytes, MAX_BODY_BYTES)
+}
+
+/// [`body_text`] with another size cap, for the one endpoint whose fields are larger than
+/// [`MAX_BODY_BYTES`] (a project's transcript, up to 50,000 characters).
+pub fn body_text_max(bytes: Vec<u8>, max: usize) -> Result<String, ApiError> {
+    if bytes.len() > max {
+        return Err(too_large_for(max));
     }
     let text =
         String::from_utf8(bytes).map_err(|_| ApiError::new(400, "invalid_json", "The body is not valid UTF-8."))?;
@@ -109,6 +115,65 @@ fn field_error(path: &str, e: &serde_json::Error) -> ApiError {
     ApiError::invalid_field(field.clone(), format!("{field} must be {expected}."))
 }
 
+/// The query of a list endpoint: `limit` (1..=100, default 20), `before` (the `next_before` id
+/// of the previous page) and, where `status_allowed`, a `status` filter. The values are read
+/// unescaped: none of them has a character that needs percent-encoding. Any other parameter,
+/// a repeated one or a malformed value is a 400 naming it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page<'a> {
+    pub limit: i64,
+    pub before: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+/// Reads a [`Page`] from a request URL.
+pub fn page(url: &str, status_allowed: bool) -> Result<Page<'_>, ApiError> {
+    let query = url.split('#').next().unwrap_or("").split_once('?').map_or("", |(_, q)| q);
+    let mut page = Page { limit: 20, before: None, status: None };
+    let mut seen = Vec::new();
+    for (k, v) in query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))) {
+        if seen.contains(&k) {
+            return Err(ApiError::invalid_field(field_name(k), "Give each query parameter at most once."));
+        }
+        seen.push(k);
+        match k {
+            "limit" => {
+                page.limit =
+                    v.parse().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+                        ApiError::invalid_field("limit", "limit must be a whole number from 1 to 100.")
+                    })?
+            }
+            "before" if crate::jwt::is_uuid(v) => page.before = Some(v),
+            "before" => {
+                return Err(ApiError::invalid_field(
+                    "before",
+                    "before must be an id (next_before of the previous page).",
+                ))
+            }
+            "status"
+                if status_allowed
+                    && !v.is_empty()
+                    && v.len() <= 32
+                    && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+            {
+                page.status = Some(v)
+            }
+            "status" if status_allowed => {
+                return Err(ApiError::invalid_field("status", "status must be a job state, such as QUEUED or READY."))
+            }
+            _ => {
+                let known = if status_allowed { "status, limit and before" } else { "limit and before" };
+                return Err(ApiError::invalid_field("query", format!("Unknown query parameter; use {known}.")));
+            }
+        }
+    }
+    Ok(page)
+}
+
+fn field_name(k: &str) -> String {
+    k.chars().take(64).collect()
+}
+
 /// A whole-number field checked against its range.
 pub fn range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
     if (min..=max).contains(&value) {
@@ -159,6 +224,28 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_list_queries() {
+        let id = "0b6c2f4e-1d2a-4c3b-9e8f-0123456789ab";
+        assert_eq!(page("https://x/v1/projects", false).unwrap(), Page { limit: 20, before: None, status: None });
+        let url = format!("https://x/v1/jobs?status=QUEUED&limit=5&before={id}#f");
+        assert_eq!(page(&url, true).unwrap(), Page { limit: 5, before: Some(id), status: Some("QUEUED") });
+        let field = |u: &str, st: bool| page(u, st).unwrap_err().field;
+        for (u, f) in [
+            ("https://x/p?limit=0", "limit"),
+            ("https://x/p?limit=101", "limit"),
+            ("https://x/p?limit=abc", "limit"),
+            ("https://x/p?limit=1&limit=2", "limit"),
+            ("https://x/p?before=nope", "before"),
+            ("https://x/p?status=QUEUED", "query"),
+            ("https://x/p?x=1", "query"),
+        ] {
+            assert_eq!(field(u, false).as_deref(), Some(f), "{u}");
+        }
+        assert_eq!(field("https://x/j?status=queued", true).as_deref(), Some("status"));
+        assert_eq!(field("https://x/j?status=", true).as_deref(), Some("status"));
+    }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -166,6 +166,7 @@ export interface paths {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 503: components["responses"]["Error"];
                 504: components["responses"]["Error"];
             };
@@ -207,6 +208,7 @@ export interface paths {
                     };
                 };
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 503: components["responses"]["Error"];
                 504: components["responses"]["Error"];
@@ -215,6 +217,289 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's jobs (of projects not deleted), newest first, keyset-paginated, optionally of one status. */
+        get: {
+            parameters: {
+                query?: {
+                    status?: components["schemas"]["JobStatus"];
+                    /** @description next_before of the previous page. */
+                    before?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Jobs"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancels one of the caller's jobs; idempotent (no Idempotency-Key: a repeat answers outcome unchanged). A queued job's hold is released at once. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The job's id; anything that is not a UUID is a 404. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The job, what happened and the new balance. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["JobCanceled"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's projects, newest first, keyset-paginated; deleted ones left out. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description next_before of the previous page. */
+                    before?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Projects"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's projects with its newest jobs; another user's is a 404. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The project's id; anything that is not a UUID is a 404. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The project and its jobs. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ProjectWithJobs"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Deletes one of the caller's projects: hidden everywhere, queued jobs canceled (holds released), running jobs cancel-requested, assets queued for deletion. Idempotent. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The project's id; anything that is not a UUID is a 404. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description What was deleted. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ProjectDeleted"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Changes fields of one of the caller's projects. No Idempotency-Key: setting fields to given values is idempotent by nature. */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The project's id; anything that is not a UUID is a 404. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ProjectChanges"];
+                };
+            };
+            responses: {
+                /** @description The changed project. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            project: components["schemas"]["Project"];
+                        };
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        trace?: never;
+    };
+    "/v1/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Closes the caller's account: unfinished jobs canceled, holds released, personal data deleted or anonymised, the sign-in deleted (the token is useless afterwards). The ledger and purchases are kept. Idempotent. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description What was closed; no personal data. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AccountClosed"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -307,6 +592,7 @@ export interface paths {
                 };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 410: components["responses"]["Error"];
@@ -382,6 +668,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 /** @description idempotency_in_flight: the same key is still being processed. */
                 409: {
@@ -1026,6 +1313,91 @@ export interface components {
             max_minutes: number;
             /** @description Whether the app highlights this model. */
             featured: boolean;
+        };
+        /** @description One of the caller's projects. Lists leave out transcript_text. */
+        Project: {
+            /** Format: uuid */
+            id: string;
+            title: string;
+            prompt: string;
+            niche_preset?: string | null;
+            target_minutes?: number | null;
+            voice?: string | null;
+            voice_profile_id?: string | null;
+            transcript_mode?: string | null;
+            /** @enum {unknown} */
+            transcript_source?: "auto" | "manual" | null;
+            transcript_text?: string | null;
+            settings?: Record<string, never> | null;
+            /** Format: date-time */
+            created_at?: string;
+            /** Format: date-time */
+            updated_at?: string;
+        };
+        Projects: {
+            items: components["schemas"]["Project"][];
+            /**
+             * Format: uuid
+             * @description Pass as ?before= for the next (older) page; null on the last page.
+             */
+            next_before: string | null;
+        };
+        ProjectWithJobs: {
+            project: components["schemas"]["Project"];
+            /** @description Its 100 newest jobs, newest first. */
+            jobs: components["schemas"]["Job"][];
+        };
+        Jobs: {
+            items: components["schemas"]["Job"][];
+            /**
+             * Format: uuid
+             * @description Pass as ?before= for the next (older) page; null on the last page.
+             */
+            next_before: string | null;
+        };
+        /** @description Any of these fields; an unknown one is refused (400 invalid_request naming it). The database checks the rest: text rules as for generate, error field = the field at fault. */
+        ProjectChanges: {
+            title?: string;
+            prompt?: string;
+            /** @description An active niche preset id, or null. */
+            niche_preset?: string | null;
+            target_minutes?: number;
+            voice_profile_id?: string | null;
+            /** @enum {unknown} */
+            transcript_source?: "auto" | "manual";
+            /** @description Required when transcript_source is manual; null clears it. */
+            transcript_text?: string | null;
+        };
+        ProjectDeleted: {
+            /** Format: uuid */
+            project_id: string;
+            deleted: boolean;
+            /** @description true when the project was already deleted. */
+            replayed: boolean;
+            /** @description Its queued jobs, now CANCELED with their holds released. */
+            canceled_jobs?: string[];
+            /** @description Its running jobs, now cancel-requested. */
+            cancel_requested_jobs?: string[];
+            /** @description R2 objects of its assets. They are queued in the database's storage_deletions; the Worker has no R2 binding yet and deletes nothing itself. */
+            storage_keys: string[];
+        };
+        JobCanceled: {
+            job: components["schemas"]["Job"];
+            /**
+             * @description canceled: a PENDING/QUEUED job ended now, its hold released; cancel_requested: a running job ends CANCELED at the pipeline's next event; unchanged: finished or already requested (a repeated cancel).
+             * @enum {unknown}
+             */
+            outcome: "canceled" | "cancel_requested" | "unchanged";
+            balance: components["schemas"]["Balance"];
+        };
+        AccountClosed: {
+            closed: boolean;
+            /** @description true when the account was already closed. */
+            replayed: boolean;
+            canceled_jobs: number;
+            released_holds: number;
+            /** @description Stored files queued for deletion (their names are not returned). */
+            files_queued_for_deletion: number;
         };
     };
     responses: {

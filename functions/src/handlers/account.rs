@@ -1,9 +1,15 @@
-//! The caller's own reads: `GET /v1/jobs/{id}` (with steps and assets) and
-//! `GET /v1/ledger?before=&limit=` (keyset pagination, newest first).
+//! The caller's own jobs, ledger and account: `GET /v1/jobs/{id}` (with steps and assets),
+//! `GET /v1/jobs?status=&before=&limit=` and `GET /v1/ledger?before=&limit=` (keyset pagination,
+//! newest first), `POST /v1/jobs/{id}/cancel` and `DELETE /v1/account`.
+//!
+//! Cancel and account closing take no `Idempotency-Key`: both are idempotent in the database
+//! (a second cancel answers `outcome: unchanged` with the same job; a second close answers
+//! `replayed: true`), so a retry after a lost answer is safe as it is.
 
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::ApiError;
 use web_sys::Response;
@@ -45,4 +51,63 @@ pub async fn ledger(cx: Cx) -> Result<Response, ApiError> {
     }
     let args = json!({ "p_before": before, "p_limit": limit }).to_string();
     db::rpc_response(&cx.cfg, Caller::User(&user.token), "list_ledger", &args, 200).await
+}
+
+pub async fn jobs(cx: Cx) -> Result<Response, ApiError> {
+    let user = authenticate(&cx, Anonymous::Allowed).await?;
+    let url = cx.req.url();
+    let page = shared::input::page(&url, true)?;
+    let args = json!({ "p_status": page.status, "p_before": page.before, "p_limit": page.limit }).to_string();
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "list_jobs", &args, 200)
+        .await
+        .map_err(super::projects::client_field)
+}
+
+pub async fn cancel_job(cx: Cx) -> Result<Response, ApiError> {
+    let user = authenticate(&cx, Anonymous::Allowed).await?;
+    let id = cx.params.first().map(String::as_str).unwrap_or_default();
+    if !shared::jwt::is_uuid(id) {
+        return Err(ApiError::new(404, "not_found", "No such job."));
+    }
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "cancel_job", &json!({ "p_job_id": id }).to_string(), 200)
+        .await
+}
+
+/// What `delete_account` answers. The R2 keys are not passed on: they are the closed user's file
+/// names, and the client has nothing to do with them; it gets their count.
+#[derive(Deserialize)]
+struct Closed {
+    closed: bool,
+    replayed: bool,
+    canceled_jobs: i64,
+    released_holds: i64,
+    #[serde(default)]
+    storage_keys: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ClosedAnswer {
+    closed: bool,
+    replayed: bool,
+    canceled_jobs: i64,
+    released_holds: i64,
+    /// Files queued in `storage_deletions` for deletion (there is no R2 binding yet).
+    files_queued_for_deletion: usize,
+}
+
+pub async fn delete_account(cx: Cx) -> Result<Response, ApiError> {
+    let user = authenticate(&cx, Anonymous::Allowed).await?;
+    let body = db::rpc(&cx.cfg, Caller::User(&user.token), "delete_account", "{}").await?;
+    let c: Closed = serde_json::from_str(&body)
+        .map_err(|e| ApiError::internal().because(format!("delete_account answered unexpected JSON: {e}")))?;
+    super::projects::log_storage_keys("account_closed", &body);
+    let answer = ClosedAnswer {
+        closed: c.closed,
+        replayed: c.replayed,
+        canceled_jobs: c.canceled_jobs,
+        released_holds: c.released_holds,
+        files_queued_for_deletion: c.storage_keys.len(),
+    };
+    let text = serde_json::to_string(&answer).map_err(|e| ApiError::internal().because(e.to_string()))?;
+    Ok(crate::respond::json(200, text))
 }

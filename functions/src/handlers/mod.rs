@@ -8,6 +8,7 @@ pub mod health;
 pub mod models;
 pub mod openapi;
 pub mod pipeline;
+pub mod projects;
 pub mod purchase;
 pub mod purchase_app_store;
 pub mod purchase_stripe;
