@@ -18,12 +18,17 @@ const SWEEPERS: &[(&str, &str)] =
 /// Batches of one sweeper per run: bounds a run's subrequests and wall time.
 const MAX_BATCHES: usize = 20;
 
-/// Whether a sweeper's answer says that work is left.
+/// Whether a sweeper's answer says that work is left and this batch made progress (a batch that
+/// only skipped rows busy with user requests is not repeated at once; the next run goes on).
 fn more_left(result: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(result)
-        .ok()
-        .and_then(|v| v.get("more").and_then(serde_json::Value::as_bool))
-        .unwrap_or(false)
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(result) else {
+        return false;
+    };
+    let more = v.get("more").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let progress = v
+        .as_object()
+        .is_some_and(|o| o.iter().any(|(k, n)| k != "skipped" && k != "more" && n.as_i64().is_some_and(|n| n > 0)));
+    more && progress
 }
 
 pub async fn run(env: &Env) {
@@ -68,5 +73,7 @@ mod tests {
         assert!(!more_left(r#"{"expired": 3, "skipped": 0, "more": false}"#));
         assert!(!more_left(r#"{"idempotency_keys": 0}"#));
         assert!(!more_left("not json"));
+        // Only busy rows skipped: no progress, so not repeated at once.
+        assert!(!more_left(r#"{"expired": 0, "skipped": 4, "more": true}"#));
     }
 }

@@ -156,6 +156,17 @@ fn with(mut args: Map<String, Value>, more: &[(&str, Value)]) -> Map<String, Val
     args
 }
 
+/// The dispute statuses the payment rule ranks (migrations/README.md, "The payment rule table").
+const DISPUTE_STATUSES: &[&str] = &[
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+];
+
 /// Maps a verified event to what it does. Payment ids are PaymentIntent ids throughout, so a
 /// refund or dispute seen before the payment is matched to it when the payment arrives.
 pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
@@ -243,6 +254,11 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
                 return Ok(Action::Ignore("no_payment_intent"));
             };
             let dispute = id_of(object.get("id")).ok_or_else(|| bad_event("dispute id"))?;
+            // A status the payment rule does not rank (one Stripe adds later) is acknowledged and
+            // logged, not refused: a 400 would only make Stripe retry the same event for days.
+            if !matches!(str_at(object, "status"), Some(s) if DISPUTE_STATUSES.contains(&s)) {
+                return Ok(Action::Ignore("dispute_status"));
+            }
             rpc(
                 "dispute_purchase",
                 with(
@@ -363,6 +379,7 @@ mod tests {
             (event("charge.dispute.closed", dispute("won")), "dispute_purchase"),
             (event("charge.dispute.closed", dispute("warning_closed")), "dispute_purchase"),
             (event("charge.dispute.closed", dispute("lost")), "dispute_purchase"),
+            (event("charge.dispute.closed", dispute("prevented")), "ignore:dispute_status"),
             (event("customer.created", json!({"id": "cus_1"})), "ignore:event_type"),
         ];
         for (body, want) in cases {

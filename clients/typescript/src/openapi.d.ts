@@ -1164,7 +1164,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** App Store Server Notifications V2 (signedPayload verified like a transaction). REFUND and REVOKE take the credits back once per notificationUUID; other types are acknowledged and ignored. */
+        /** App Store Server Notifications V2 (signedPayload verified like a transaction). REFUND and REVOKE take the credits back and REFUND_REVERSED gives them back, once per notificationUUID; other types are acknowledged and ignored. */
         post: {
             parameters: {
                 query?: never;
