@@ -189,7 +189,16 @@ export class World {
   // canceled now), else `status`.
   end(u, j, cost, status) { this.settle(u, j, cost); j.status = j.cancelRequested ? 'CANCELED' : status; }
   job(ui, n) { const u = this.users[ui]; return u && u.jobs[n]; }
+  // "Cancellation": a report reaching a cancel-requested job after its lease lapsed is too late;
+  // the job ends CANCELED with S = 0 first and the report answers applied = false.
+  tooLate(ui, n) {
+    const j = this.job(ui, n);
+    if (!j || j.status !== 'LEASED' || !j.cancelRequested || this.leased(j)) return false;
+    this.end(this.users[ui], j, 0, 'CANCELED');
+    return true;
+  }
   complete(ui, n, costPercent) {
+    if (this.tooLate(ui, n)) return false;
     const j = this.job(ui, n);
     // Only a job the pipeline is working on (claimed: a working state) can succeed; a queued job
     // never claimed, or a finished one, answers applied = false (migrations/README, job model).
@@ -199,6 +208,7 @@ export class World {
     return true;
   }
   fail(ui, n) {
+    if (this.tooLate(ui, n)) return false;
     const j = this.job(ui, n);
     if (!j || finished(j)) return false;
     this.end(this.users[ui], j, 0, 'FAILED'); // after a cancel request: CANCELED, S = 0
@@ -217,6 +227,7 @@ export class World {
   // finish_canceled_job(S): the pipeline stopped a cancel-requested job; S captured, the rest
   // released, CANCELED. Anything else answers applied = false.
   finishCanceled(ui, n, spentPercent) {
+    if (this.tooLate(ui, n)) return false;
     const j = this.job(ui, n);
     if (!j || j.status !== 'LEASED' || !j.cancelRequested) return false;
     this.end(this.users[ui], j, Math.floor((j.reserved * spentPercent) / 100), 'CANCELED');

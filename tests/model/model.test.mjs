@@ -208,6 +208,23 @@ test('the lease of a cancel-requested job lapses: the next claim_next_jobs ends 
   assert.deepEqual(jobs(w), ['CANCELED:0']);
 });
 
+test('... or a report that arrives after the lapse (no claim pass in between): too late, CANCELED with S = 0, applied = false', () => {
+  for (const report of [(w, u) => w.complete(u, 0, 100), (w, u) => w.finishCanceled(u, 0, 100), (w, u) => w.fail(u, 0)]) {
+    const { w, u } = oneJob();
+    w.claimAll();
+    w.cancel(u, 0);
+    w.advance(301e3);
+    assert.equal(report(w, u), false);
+    assert.deepEqual([w.available(w.users[u]), w.held(w.users[u]), jobs(w)], [10, 0, ['CANCELED:0']]);
+  }
+  const { w, u } = oneJob(); // before the lapse the report still counts
+  w.claimAll();
+  w.cancel(u, 0);
+  w.advance(299e3);
+  assert.equal(w.complete(u, 0, 100), true);
+  assert.deepEqual(jobs(w), ['CANCELED:4']);
+});
+
 test('... or expire_stale_holds once the hold is stale: CANCELED, S = 0', () => {
   const { w, u } = oneJob();
   w.claimAll();
