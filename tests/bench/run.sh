@@ -77,7 +77,7 @@ export E2E_SUPABASE_URL="http://127.0.0.1:54321"
 export BENCH_POSTGREST_PID="$POSTGREST_PID" PGRST_JWT_SECRET="${PGRST_JWT_SECRET:-$LOCAL_JWT_SECRET}"
 export BENCH_BUILD_DIR="$tmp/build" BENCH_JS_WORKER="$tmp/js-worker/index.mjs" BENCH_SIZE_JSON="$tmp/size.json" BENCH_TMP="$tmp"
 # Hard bound on the measurements themselves.
-timeout "${BENCH_TIMEOUT:-900}" node tests/bench/bench.mjs &
+timeout "${BENCH_TIMEOUT:-900}" node "tests/bench/$([ "${BENCH_PROFILE:-}" = 1 ] && echo profile || echo bench).mjs" &
 BENCH_PID=$!
 set +e; wait "$BENCH_PID"; rc=$?; set -e
 BENCH_PID=
