@@ -644,12 +644,13 @@ async function sweepers() {
   const t0 = performance.now();
   // Users whose only grant expires in a day, then a generate (hold + job) for the first SWEEP_HOLDS
   // of them through the real RPC; the sweeps run with the business clock (app.now) two days later.
-  const ids = sql(`with u as (
+  // Everything in SQL: a list of 100,000 ids does not fit in one psql argument.
+  sql(`create schema if not exists bench; drop table if exists bench.sweep; create table bench.sweep (n serial primary key, id uuid not null);
+    with u as (
       insert into auth.users (id, email, is_anonymous, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
       select gen_random_uuid(), null, false, '{"provider":"email"}', '{}', now(), now() from generate_series(1, ${SWEEP_USERS}) returning id)
-    select string_agg(id::text, ' ') from u`).split(' ');
-  sql(`create schema if not exists bench; drop table if exists bench.sweep; create table bench.sweep (n serial primary key, id uuid not null)`);
-  for (let i = 0; i < ids.length; i += 5000) sql(`insert into bench.sweep (id) select unnest(array[${ids.slice(i, i + 5000).map((x) => `'${x}'`).join(',')}]::uuid[])`);
+    insert into bench.sweep (id) select id from u`);
+  const ids = sql(`select string_agg(id::text, ' ' order by n) from bench.sweep where n <= 2000`).split(' ');
   sql(`select app.add_grant(id, 'adjustment', 'promotional', 100, now() + interval '1 day', 'grant') from bench.sweep`);
   sql(`do $$ declare r record; begin
       for r in select id from bench.sweep where n <= ${SWEEP_HOLDS} loop
@@ -662,10 +663,18 @@ async function sweepers() {
   const setup = `set app.now = '${later}';`;
   // A user load while nothing is swept, then the same load during each sweep: GET balance through
   // PostgREST for users being swept (their balance rows are what the sweeps lock).
-  const tokens = ids.slice(0, Math.min(ids.length, 2000)).map((id) => mintToken(claimsFor(id)));
+  const tokens = ids.map((id) => mintToken(claimsFor(id)));
   const userLoad = (ms) => load(`${stack.postgrestUrl}/rpc/get_balance`, { method: 'POST', body: '{}', concurrency: 8, durationMs: ms,
     headers: () => ({ authorization: `Bearer ${tokens[Math.floor(Math.random() * tokens.length)]}`, apikey: stack.anonKey, 'content-type': 'application/json' }) });
   const quiet = await userLoad(3000);
+  // The statements inside one small call of each sweeper that take over 1 ms (auto_explain,
+  // nested statements), to name the cost.
+  const slow = {};
+  for (const fn of ['expire_stale_holds(10)', 'expire_credits(10)']) {
+    const { err } = psql(`${setup} load 'auto_explain'; set auto_explain.log_min_duration = 1; set auto_explain.log_analyze = on;
+      set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice; set client_min_messages = notice; select public.${fn}`);
+    slow[fn] = err.split('\n').filter((l) => /duration: [\d.]+ ms|Query Text|Seq Scan|Index Scan|Index Only Scan|Bitmap|rows=/.test(l)).slice(0, 60).map((l) => l.replace(/^(NOTICE|LOG):\s*/, '').slice(0, 220));
+  }
   const results = [];
   for (const [name, statement, perCall, count] of [
     // The cron's own arguments (functions/src/sweep.rs).
@@ -694,7 +703,7 @@ async function sweepers() {
   }
   const money = checkMoney();
   log(`after the sweeps: reconcile() ${money.reconcileEmpty ? 'empty' : `NOT empty: ${money.violations}`}; balances differing from the ledger sum: ${money.mismatched}`);
-  return { results, quiet, money, setupS };
+  return { results, quiet, money, setupS, slow };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -869,6 +878,12 @@ Set up through the real RPCs in ${f1(sw.setupS)} s (add_grant, then generate per
 | sweep | due | left | calls | duration (s) | rows per second | ledger rows written | longest call = longest any balance row stays locked (ms) | user p50 / p99 during (ms) |
 |---|---|---|---|---|---|---|---|---|
 ${sw.results.map((r) => `| ${r.name} | ${r.due.toLocaleString('en')} | ${r.left} | ${r.calls} | ${f1(r.durationS)} | ${f1(r.rowsPerS)} | ${r.ledgerRows.toLocaleString('en')} | ${f1(r.longestCallMs)} | ${f2(r.duringP50)} / ${f2(r.duringP99)}${r.duringErrors ? ` (${r.duringErrors} errors)` : ''} |`).join('\n')}
+
+Statements over 1 ms inside one call of each sweeper (auto_explain, nested statements, first lines):
+
+\`\`\`
+${Object.entries(sw.slow).map(([k, v]) => `-- ${k}\n${v.join('\n') || '(none over 1 ms)'}`).join('\n')}
+\`\`\`
 
 After the sweeps: reconcile() ${sw.money.reconcileEmpty ? 'answered []' : `answered violations: ${sw.money.violations}`}; balances differing from an independent sum of their ledger rows: ${sw.money.mismatched}.
 
