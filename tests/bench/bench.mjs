@@ -643,8 +643,8 @@ async function jwtCache(users) {
 // 8. The sweepers at scale: expire_credits and expire_stale_holds over many due users
 
 const FULL = process.env.BENCH_FULL === '1';
-const SWEEP_USERS = Number(process.env.BENCH_SWEEP_USERS || (FULL ? 100_000 : quick ? 2_000 : 20_000));
-const SWEEP_HOLDS = Number(process.env.BENCH_SWEEP_HOLDS || (FULL ? 100_000 : quick ? 1_000 : 10_000));
+const SWEEP_USERS = Number(process.env.BENCH_SWEEP_USERS || (FULL ? 100_000 : quick ? 2_000 : 10_000));
+const SWEEP_HOLDS = Number(process.env.BENCH_SWEEP_HOLDS || (FULL ? 100_000 : quick ? 1_000 : 2_000));
 
 /** Runs `calls` copies of `statement` in one psql session (autocommit: one transaction per call), timing each. */
 function sweepSession(statement, calls, setup) {
