@@ -59,6 +59,18 @@ impl Cx {
             return Err(shared::input::too_large_for(max));
         }
         let unreadable = || shared::ApiError::new(400, "invalid_json", "The body could not be read.");
+        // A body framed by a declared Content-Length (no Transfer-Encoding) is at most that long:
+        // read it in one step, as the TypeScript Worker's `req.text()` does (the chunk-by-chunk
+        // read below cost ~0.1 ms of CPU per request more; ARCHITECTURE.md, Performance).
+        if self.header("content-length").is_some() && self.header("transfer-encoding").is_none() {
+            let promise = self.req.array_buffer().map_err(|_| unreadable())?;
+            let buffer = JsFuture::from(promise).await.map_err(|_| unreadable())?;
+            let bytes = js_sys::Uint8Array::new(&buffer);
+            if bytes.length() as usize > max {
+                return Err(shared::input::too_large_for(max));
+            }
+            return Ok(bytes.to_vec());
+        }
         let Some(stream) = self.req.body() else { return Ok(Vec::new()) };
         read_capped(&stream, max).await.map_err(|e| match e {
             Some(()) => shared::input::too_large_for(max),

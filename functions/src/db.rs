@@ -5,19 +5,20 @@
 //! is made for a caller, for RPCs and for table reads (`client(..).from("table")`) alike.
 //!
 //! What the crate does not do is wrapped here, with today's semantics:
-//! - a deadline: postgrest-rs (on reqwest's wasm backend) has no timeout, so the whole exchange,
-//!   answer and body, is raced against `POSTGREST_TIMEOUT_MS`; the losing fetch is dropped, which
-//!   aborts it (reqwest's `AbortGuard`), and the client gets 504 `upstream_timeout`;
+//! - sending: postgrest-rs builds the request (`Builder::build`), the Workers global `fetch` sends
+//!   it (reqwest's wasm transport cost more CPU per call; see [`send`]);
+//! - a deadline: postgrest-rs has no timeout, so one `AbortSignal.timeout(POSTGREST_TIMEOUT_MS)`
+//!   covers the whole exchange, answer and body, and the client gets 504 `upstream_timeout`;
 //! - an unreachable PostgREST is a 503 with `Retry-After`;
 //! - serialization failures and deadlocks are retried at most [`MAX_ATTEMPTS`] times, then 503;
 //! - every other answer is mapped once, by `shared::postgrest::map_error`.
 
-use futures_util::future::{select, Either};
 use postgrest::Postgrest;
 use shared::config::Config;
 use shared::postgrest::{map_error, Outcome};
 use shared::ApiError;
-use std::time::Duration;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::Response;
 
 /// Whose authority the call carries.
@@ -71,22 +72,45 @@ pub fn client(cfg: &Config, caller: &Caller<'_>) -> Result<Postgrest, ApiError> 
 
 /// Calls `public.<name>(args)` and returns the JSON text of a 2xx answer.
 pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Result<String, ApiError> {
+    let body = rpc_body(cfg, caller, name, args).await?;
+    String::from_utf8(js_sys::Uint8Array::new(&body).to_vec())
+        .map_err(|_| ApiError::internal().because(format!("rpc {name}: the answer is not UTF-8")))
+}
+
+/// Calls `public.<name>(args)` and answers the client with its JSON. The answer's bytes go from
+/// PostgREST's response to the client's without being copied into wasm memory.
+pub async fn rpc_response(
+    cfg: &Config,
+    caller: Caller<'_>,
+    name: &str,
+    args: &str,
+    status: u16,
+) -> Result<Response, ApiError> {
+    let body = rpc_body(cfg, caller, name, args).await?;
+    Ok(crate::respond::json_buffer(status, &body))
+}
+
+/// The retry loop and the error mapping: the body of a 2xx answer, as a JavaScript `ArrayBuffer`.
+async fn rpc_body(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Result<js_sys::ArrayBuffer, ApiError> {
     let client = client(cfg, &caller)?;
     for attempt in 1..=MAX_ATTEMPTS {
         let (status, body) = send(cfg, &client, name, args).await?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        match map_error(status, body.as_bytes()) {
+        // Only a failure's body is read into wasm memory, for the mapping.
+        let body = js_sys::Uint8Array::new(&body).to_vec();
+        match map_error(status, &body) {
             Outcome::Retry if attempt < MAX_ATTEMPTS => continue,
             Outcome::Retry => return Err(ApiError::unavailable()),
             Outcome::Fail(err) => {
                 if err.status >= 500 {
+                    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
                     crate::log::error(
                         crate::log::event("postgrest_error")
                             .str("rpc", name)
                             .int("status", i64::from(status))
-                            .str("body", body.get(..body.len().min(300)).unwrap_or("")),
+                            .str("body", &text),
                     );
                 }
                 let err = if err.status == 500 {
@@ -101,40 +125,60 @@ pub async fn rpc(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> Re
     Err(ApiError::unavailable())
 }
 
-/// Calls `public.<name>(args)` and answers the client with its JSON.
-pub async fn rpc_response(
+/// One exchange within the deadline: the status and the body, read whole (as an `ArrayBuffer`).
+///
+/// postgrest-rs builds the request (URL and query, method, headers, body: `Builder::build`); it is
+/// sent with the Workers global `fetch` rather than reqwest's wasm `send`, which measured more Worker
+/// CPU per call (tests/bench/RESULTS.md, ARCHITECTURE.md "Performance"). One `AbortSignal.timeout`
+/// covers connecting, the answer and its body; the body is read once.
+async fn send(
     cfg: &Config,
-    caller: Caller<'_>,
+    client: &Postgrest,
     name: &str,
     args: &str,
-    status: u16,
-) -> Result<Response, ApiError> {
-    let body = rpc(cfg, caller, name, args).await?;
-    Ok(crate::respond::json(status, body))
+) -> Result<(u16, js_sys::ArrayBuffer), ApiError> {
+    let built = client
+        .rpc(name, args)
+        .build()
+        .build()
+        .map_err(|e| ApiError::internal().because(format!("rpc {name}: request not built: {e}")))?;
+    let signal = web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms);
+    let req = to_fetch_request(&built, &signal).map_err(|why| ApiError::internal().because(why))?;
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let failed = |e: JsValue| {
+        let timeout = signal.aborted();
+        let error = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+        crate::log::error(crate::log::event("postgrest_unreachable").bool("timeout", timeout).str("error", &error));
+        if timeout {
+            ApiError::timeout()
+        } else {
+            ApiError::unavailable()
+        }
+    };
+    let resp: Response = JsFuture::from(global.fetch_with_request(&req)).await.map_err(failed)?.unchecked_into();
+    let status = resp.status();
+    let body = resp.array_buffer().map_err(failed)?;
+    let body = JsFuture::from(body).await.map_err(failed)?.unchecked_into();
+    Ok((status, body))
 }
 
-/// One exchange within the deadline: the status and the body text.
-async fn send(cfg: &Config, client: &Postgrest, name: &str, args: &str) -> Result<(u16, String), ApiError> {
-    let exchange = async {
-        let resp = client.rpc(name, args).execute().await?;
-        let status = resp.status().as_u16();
-        Ok::<_, reqwest::Error>((status, resp.text().await?))
-    };
-    let deadline = worker::Delay::from(Duration::from_millis(u64::from(cfg.postgrest_timeout_ms)));
-    match select(Box::pin(exchange), Box::pin(deadline)).await {
-        Either::Left((Ok(answer), _)) => Ok(answer),
-        Either::Left((Err(e), _)) => {
-            crate::log::error(
-                crate::log::event("postgrest_unreachable").bool("timeout", false).str("error", &e.to_string()),
-            );
-            Err(ApiError::unavailable())
-        }
-        // Dropping the exchange aborts its fetch.
-        Either::Right(_) => {
-            crate::log::error(crate::log::event("postgrest_unreachable").bool("timeout", true));
-            Err(ApiError::timeout())
-        }
+/// The request postgrest-rs built, as a `web_sys::Request` for the global `fetch`.
+fn to_fetch_request(built: &reqwest::Request, signal: &web_sys::AbortSignal) -> Result<web_sys::Request, String> {
+    let headers = web_sys::Headers::new().map_err(|_| "Headers could not be built".to_string())?;
+    for (key, value) in built.headers() {
+        let value = value.to_str().map_err(|_| format!("header {key} is not text"))?;
+        headers.append(key.as_str(), value).map_err(|_| format!("header {key} could not be set"))?;
     }
+    let init = web_sys::RequestInit::new();
+    init.set_method(built.method().as_str());
+    init.set_headers(&headers);
+    init.set_signal(Some(signal));
+    if let Some(body) = built.body().and_then(|b| b.as_bytes()).filter(|b| !b.is_empty()) {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())?;
+        init.set_body(&JsValue::from_str(text));
+    }
+    web_sys::Request::new_with_str_and_init(built.url().as_str(), &init)
+        .map_err(|_| format!("POSTGREST_URL gives no valid URL: {}", built.url()))
 }
 
 /// Whether PostgREST and the database answer (for `/health`).

@@ -4,6 +4,7 @@
 //! crosses from wasm to JavaScript far fewer times than setting each part through `worker`.
 
 use shared::ApiError;
+use wasm_bindgen::JsCast;
 use web_sys::Response;
 
 /// `init` for a JSON response with `status`.
@@ -21,6 +22,12 @@ fn init(status: u16) -> web_sys::ResponseInit {
 pub fn json(status: u16, body: String) -> Response {
     let body = if status == 204 { None } else { Some(body.as_str()) };
     Response::new_with_opt_str_and_init(body, &init(status)).unwrap_or_else(|_| fallback())
+}
+
+/// A JSON response whose body is a JavaScript buffer (an upstream answer passed through as is).
+pub fn json_buffer(status: u16, body: &js_sys::ArrayBuffer) -> Response {
+    let body: Option<&js_sys::Object> = if status == 204 { None } else { Some(body.unchecked_ref()) };
+    Response::new_with_opt_buffer_source_and_init(body, &init(status)).unwrap_or_else(|_| fallback())
 }
 
 /// The response for an [`ApiError`].
