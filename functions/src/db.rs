@@ -113,10 +113,41 @@ pub async fn rpc_response(
     Ok(crate::respond::json(status, body))
 }
 
+/// Reads rows of a table or view with `caller`'s authority (RLS decides what it sees): `query`
+/// adds the filters and columns to `client(..).from(table)`; answers the JSON array's text.
+pub async fn select_rows(
+    cfg: &Config,
+    caller: Caller<'_>,
+    table: &str,
+    query: impl Fn(postgrest::Builder) -> postgrest::Builder,
+) -> Result<String, ApiError> {
+    let client = client(cfg, &caller)?;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let (status, body) = within_deadline(cfg, query(client.from(table))).await?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        match map_error(status, body.as_bytes()) {
+            Outcome::Retry if attempt < MAX_ATTEMPTS => continue,
+            Outcome::Retry => return Err(ApiError::unavailable()),
+            Outcome::Fail(err) if err.status == 500 => {
+                return Err(err.because(format!("select {table}: PostgREST answered {status}")))
+            }
+            Outcome::Fail(err) => return Err(err),
+        }
+    }
+    Err(ApiError::unavailable())
+}
+
 /// One exchange within the deadline: the status and the body text.
 async fn send(cfg: &Config, client: &Postgrest, name: &str, args: &str) -> Result<(u16, String), ApiError> {
+    within_deadline(cfg, client.rpc(name, args)).await
+}
+
+/// Executes one PostgREST request, answer and body, within `POSTGREST_TIMEOUT_MS`.
+async fn within_deadline(cfg: &Config, request: postgrest::Builder) -> Result<(u16, String), ApiError> {
     let exchange = async {
-        let resp = client.rpc(name, args).execute().await?;
+        let resp = request.execute().await?;
         let status = resp.status().as_u16();
         Ok::<_, reqwest::Error>((status, resp.text().await?))
     };

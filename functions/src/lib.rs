@@ -15,6 +15,7 @@ mod log;
 mod respond;
 mod routes;
 mod stripe;
+mod storage;
 mod sweep;
 
 use worker::{event, Context, Env, Result, ScheduleContext, ScheduledEvent};
