@@ -14,8 +14,8 @@ mod handlers;
 mod log;
 mod respond;
 mod routes;
-mod stripe;
 mod storage;
+mod stripe;
 mod sweep;
 
 use worker::{event, Context, Env, Result, ScheduleContext, ScheduledEvent};

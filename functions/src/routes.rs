@@ -224,8 +224,10 @@ fn preflight(path: &str) -> Response {
     let resp = respond::json(204, String::new());
     let headers = resp.headers();
     let _ = headers.set("access-control-allow-methods", &methods_for(path).join(", "));
-    let _ = headers
-        .set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info, range");
+    let _ = headers.set(
+        "access-control-allow-headers",
+        "authorization, content-type, idempotency-key, apikey, x-client-info, range",
+    );
     let _ = headers.set("access-control-max-age", "600");
     let _ = headers.delete("content-type");
     resp

@@ -74,12 +74,11 @@ pub fn upload_signing_input(
 pub fn max_upload_bytes(binding: Option<&str>) -> Result<u64, String> {
     match binding {
         None => Ok(DEFAULT_MAX_UPLOAD_BYTES),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=5 * 1024 * 1024 * 1024).contains(n))
-            .ok_or_else(|| "binding OUTPUTS_MAX_UPLOAD_BYTES must be a whole number from 1 to 5368709120".to_owned()),
+        Some(v) => {
+            v.trim().parse::<u64>().ok().filter(|n| (1..=5 * 1024 * 1024 * 1024).contains(n)).ok_or_else(|| {
+                "binding OUTPUTS_MAX_UPLOAD_BYTES must be a whole number from 1 to 5368709120".to_owned()
+            })
+        }
     }
 }
 
