@@ -200,11 +200,7 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
         if let Some(origin) = origin.as_deref().filter(|o| cfg.origin_allowed(o)) {
             let _ = headers.set("access-control-allow-origin", origin);
-            let _ = headers
-                .set(
-                "access-control-expose-headers",
-                "location, idempotent-replayed, retry-after, x-request-id, content-range, content-length, accept-ranges, etag",
-            );
+            let _ = headers.set("access-control-expose-headers", EXPOSED_HEADERS);
         }
     }
     crate::log::info(
@@ -217,6 +213,10 @@ pub async fn handle(req: Request, env: Env) -> Response {
     );
     resp
 }
+
+/// Response headers a browser app may read (besides the CORS-safelisted ones).
+const EXPOSED_HEADERS: &str =
+    "location, idempotent-replayed, retry-after, x-request-id, content-range, content-length, accept-ranges, etag";
 
 /// A CORS preflight for a known path. The allow-origin header is added by `handle` only for an
 /// allowed origin.
