@@ -6,14 +6,16 @@
 // (`POST /v1/pipeline/claim`); for each one it reports a
 // step every `stepMs` (`job.progress` through the PRD's working states after SCRIPTING, where the
 // claim puts the job: VOICE_GEN 20% ... PACKAGING 95%)
-// and then `job.succeeded` at the job's reserved credits (`POST /v1/pipeline/events`). Each request
-// is signed `Pipeline-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">` with
-// PIPELINE_SIGNING_SECRET, and each event names the attempt the claim returned. It makes no video:
-// the output URL is a placeholder.
+// and then uploads a small script (`PUT /v1/pipeline/jobs/{id}/assets/script.txt`, streamed into
+// R2) and sends `job.succeeded` at the job's reserved credits, listing it (`POST /v1/pipeline/events`).
+// Each JSON request is signed `Pipeline-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">`
+// with PIPELINE_SIGNING_SECRET; an upload signs its description instead (method, path, length,
+// content type, SHA-256, worker id, attempt; ARCHITECTURE.md). Each call names the attempt the
+// claim returned. It makes no video: the output URL is a placeholder.
 //
 //   API_URL=http://127.0.0.1:8787 PIPELINE_SIGNING_SECRET=... [DEMO_STEP_MS=700] [DEMO_POLL_MS=15000] \
 //     node examples/pipeline/demo-pipeline.mjs
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 const STEPS = [['VOICE_GEN', 20], ['ALIGNMENT', 30], ['VISUAL_PLAN', 40], ['IMAGE_GEN', 55], ['TIMELINE', 70], ['RENDERING', 85], ['PACKAGING', 95]];
@@ -35,6 +37,22 @@ export async function runDemoPipeline({ apiUrl, secret, workerId = `demo-${proce
     return answer;
   }
 
+  /** Uploads `text` as a file of `job`; answers whether it was stored. */
+  async function upload(job, name, text) {
+    const bytes = Buffer.from(text);
+    const path = `/v1/pipeline/jobs/${job.id}/assets/${name}`;
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const t = Math.floor(Date.now() / 1000);
+    const described = ['PUT', path, bytes.length, 'text/plain', sha, workerId, job.attempts].join('\n');
+    const signature = `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${described}`).digest('hex')}`;
+    const res = await fetch(apiUrl + path, {
+      method: 'PUT', body: bytes,
+      headers: { 'content-type': 'text/plain', 'pipeline-content-sha256': sha, 'pipeline-worker-id': workerId, 'pipeline-attempt': String(job.attempts), 'pipeline-signature': signature },
+    });
+    if (!res.ok) log(`demo pipeline: upload ${name}: ${res.status} ${(await res.json()).error?.code}`);
+    return res.ok;
+  }
+
   async function work(job) {
     const base = { job_id: job.id, worker_id: workerId, attempt: job.attempts };
     for (const [status, progress] of STEPS) {
@@ -45,9 +63,11 @@ export async function runDemoPipeline({ apiUrl, secret, workerId = `demo-${proce
     }
     await sleep(stepMs, signal);
     if (signal?.aborted) return;
+    const script = await upload(job, 'script.txt', `Demo script for job ${job.id}.\n`);
     await post('/v1/pipeline/events', {
       type: 'job.succeeded', event_id: randomUUID(), ...base, actual_cost: job.credits_reserved,
-      output_url: `https://cdn.example.test/demo/${job.id}.mp4`, assets: [{ kind: 'video', url: `https://cdn.example.test/demo/${job.id}.mp4` }],
+      output_url: `https://cdn.example.test/demo/${job.id}.mp4`,
+      assets: [{ kind: 'video', url: `https://cdn.example.test/demo/${job.id}.mp4` }, ...(script ? [{ name: 'script.txt' }] : [])],
     });
     log(`demo pipeline: job ${job.id} READY (${job.credits_reserved} credits)`);
   }

@@ -11,13 +11,27 @@ use worker::Env;
 
 /// `await env[binding][method](...args)`; `Err` names what failed, for the log line.
 pub async fn call(env: &Env, binding: &str, method: &str, args: &[JsValue]) -> Result<JsValue, &'static str> {
-    let target = Reflect::get(env, &binding.into()).ok().filter(|b| !b.is_undefined()).ok_or("binding_missing")?;
-    let f: Function =
-        Reflect::get(&target, &method.into()).ok().and_then(|f| f.dyn_into().ok()).ok_or("method_missing")?;
+    call_raw(env, binding, method, args).await.map_err(|e| match e.as_string().as_deref() {
+        Some("binding_missing") => "binding_missing",
+        Some("method_missing") => "method_missing",
+        _ => "rejected",
+    })
+}
+
+/// [`call`], failing with what was thrown or rejected (a string for a missing binding or method).
+pub async fn call_raw(env: &Env, binding: &str, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let target = Reflect::get(env, &binding.into())
+        .ok()
+        .filter(|b| !b.is_undefined())
+        .ok_or_else(|| JsValue::from_str("binding_missing"))?;
+    let f: Function = Reflect::get(&target, &method.into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| JsValue::from_str("method_missing"))?;
     // Every argument is passed, however many there are.
     let list: Array = args.iter().collect();
-    let ret = f.apply(&target, &list).map_err(|_| "call_failed")?;
-    JsFuture::from(Promise::resolve(&ret)).await.map_err(|_| "rejected")
+    let ret = f.apply(&target, &list)?;
+    JsFuture::from(Promise::resolve(&ret)).await
 }
 
 /// A JS object from a JSON value (through its text: one crossing, no serde-wasm-bindgen).

@@ -125,6 +125,34 @@ async fn rpc_body(cfg: &Config, caller: Caller<'_>, name: &str, args: &str) -> R
     Err(ApiError::unavailable())
 }
 
+/// Reads rows of a table or view with `caller`'s authority (RLS decides what it sees): `query`
+/// adds the filters and columns to `client(..).from(table)`; answers the JSON array's text.
+pub async fn select_rows(
+    cfg: &Config,
+    caller: Caller<'_>,
+    table: &str,
+    query: impl Fn(postgrest::Builder) -> postgrest::Builder,
+) -> Result<String, ApiError> {
+    let client = client(cfg, &caller)?;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let (status, body) = exchange(cfg, query(client.from(table)), table).await?;
+        let body = js_sys::Uint8Array::new(&body).to_vec();
+        if (200..300).contains(&status) {
+            return String::from_utf8(body)
+                .map_err(|_| ApiError::internal().because(format!("select {table}: the answer is not UTF-8")));
+        }
+        match map_error(status, &body) {
+            Outcome::Retry if attempt < MAX_ATTEMPTS => continue,
+            Outcome::Retry => return Err(ApiError::unavailable()),
+            Outcome::Fail(err) if err.status == 500 => {
+                return Err(err.because(format!("select {table}: PostgREST answered {status}")))
+            }
+            Outcome::Fail(err) => return Err(err),
+        }
+    }
+    Err(ApiError::unavailable())
+}
+
 /// One exchange within the deadline: the status and the body, read whole (as an `ArrayBuffer`).
 ///
 /// postgrest-rs builds the request (URL and query, method, headers, body: `Builder::build`); it is
@@ -137,11 +165,17 @@ async fn send(
     name: &str,
     args: &str,
 ) -> Result<(u16, js_sys::ArrayBuffer), ApiError> {
-    let built = client
-        .rpc(name, args)
-        .build()
-        .build()
-        .map_err(|e| ApiError::internal().because(format!("rpc {name}: request not built: {e}")))?;
+    exchange(cfg, client.rpc(name, args), name).await
+}
+
+/// Sends one request postgrest-rs built (an RPC or a table read), within the deadline.
+async fn exchange(
+    cfg: &Config,
+    request: postgrest::Builder,
+    what: &str,
+) -> Result<(u16, js_sys::ArrayBuffer), ApiError> {
+    let built =
+        request.build().build().map_err(|e| ApiError::internal().because(format!("{what}: request not built: {e}")))?;
     let signal = web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms);
     let req = to_fetch_request(&built, &signal).map_err(|why| ApiError::internal().because(why))?;
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();

@@ -14,6 +14,7 @@ mod handlers;
 mod log;
 mod respond;
 mod routes;
+mod storage;
 mod stripe;
 mod sweep;
 

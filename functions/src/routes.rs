@@ -11,8 +11,8 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, balance, drafts, generate, health, models, openapi, pipeline, projects, purchase, purchase_app_store,
-    purchase_stripe,
+    account, balance, drafts, generate, health, models, openapi, outputs, pipeline, projects, purchase,
+    purchase_app_store, purchase_stripe,
 };
 use crate::respond;
 use shared::ApiError;
@@ -39,6 +39,8 @@ enum Op {
     Generate,
     PipelineClaim,
     PipelineEvents,
+    UploadAsset,
+    DownloadAsset,
     Checkout,
     StripeWebhook,
     AppStore,
@@ -49,7 +51,7 @@ enum Op {
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
-const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"];
+const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Whether `method` is one the route table knows (matched on the method string, exactly).
 fn known_method(method: &str) -> bool {
@@ -65,6 +67,7 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/v1/jobs/{id}", Op::Job),
     (Method::Get, "/v1/jobs", Op::Jobs),
     (Method::Post, "/v1/jobs/{id}/cancel", Op::CancelJob),
+    (Method::Get, "/v1/jobs/{id}/assets/{asset_id}", Op::DownloadAsset),
     (Method::Get, "/v1/projects", Op::Projects),
     (Method::Get, "/v1/projects/{id}", Op::Project),
     (Method::Patch, "/v1/projects/{id}", Op::UpdateProject),
@@ -75,6 +78,7 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/generate", Op::Generate),
     (Method::Post, "/v1/pipeline/claim", Op::PipelineClaim),
     (Method::Post, "/v1/pipeline/events", Op::PipelineEvents),
+    (Method::Put, "/v1/pipeline/jobs/{id}/assets/{name}", Op::UploadAsset),
     (Method::Post, "/v1/purchase/checkout", Op::Checkout),
     (Method::Post, "/v1/purchase/stripe-webhook", Op::StripeWebhook),
     (Method::Post, "/v1/purchase/app-store", Op::AppStore),
@@ -103,6 +107,8 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::Generate => generate::handle(cx).await,
         Op::PipelineClaim => pipeline::claim(cx).await,
         Op::PipelineEvents => pipeline::events(cx).await,
+        Op::UploadAsset => outputs::upload(cx).await,
+        Op::DownloadAsset => outputs::download(cx).await,
         Op::Checkout => purchase::checkout(cx).await,
         Op::StripeWebhook => purchase_stripe::handle(cx).await,
         Op::AppStore => purchase_app_store::transaction(cx).await,
@@ -151,7 +157,7 @@ fn methods_for(path: &str) -> Vec<&'static str> {
 pub async fn handle(req: Request, env: Env) -> Response {
     let started = js_sys::Date::now();
     let method_name = req.method();
-    // `Method::from` reads any method it does not know as GET; only these six are routed at all.
+    // `Method::from` reads any method it does not know as GET; only these seven are routed at all.
     let known = known_method(&method_name);
     let method = Method::from(method_name.clone());
     let url = req.url();
@@ -194,8 +200,7 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
         if let Some(origin) = origin.as_deref().filter(|o| cfg.origin_allowed(o)) {
             let _ = headers.set("access-control-allow-origin", origin);
-            let _ = headers
-                .set("access-control-expose-headers", "location, idempotent-replayed, retry-after, x-request-id");
+            let _ = headers.set("access-control-expose-headers", EXPOSED_HEADERS);
         }
     }
     crate::log::info(
@@ -209,14 +214,20 @@ pub async fn handle(req: Request, env: Env) -> Response {
     resp
 }
 
+/// Response headers a browser app may read (besides the CORS-safelisted ones).
+const EXPOSED_HEADERS: &str =
+    "location, idempotent-replayed, retry-after, x-request-id, content-range, content-length, accept-ranges, etag";
+
 /// A CORS preflight for a known path. The allow-origin header is added by `handle` only for an
 /// allowed origin.
 fn preflight(path: &str) -> Response {
     let resp = respond::json(204, String::new());
     let headers = resp.headers();
     let _ = headers.set("access-control-allow-methods", &methods_for(path).join(", "));
-    let _ = headers
-        .set("access-control-allow-headers", "authorization, content-type, idempotency-key, apikey, x-client-info");
+    let _ = headers.set(
+        "access-control-allow-headers",
+        "authorization, content-type, idempotency-key, apikey, x-client-info, range",
+    );
     let _ = headers.set("access-control-max-age", "600");
     let _ = headers.delete("content-type");
     resp
@@ -246,13 +257,18 @@ mod tests {
         assert_eq!(methods_for("/v1/projects/0b6c"), vec!["GET", "PATCH", "DELETE"]);
         assert!(matches!(resolve(&Method::Post, "/v1/jobs/0b6c/cancel"), Ok((Op::CancelJob, _, _))));
         assert_eq!(resolve(&Method::Put, "/v1/account").unwrap_err().status, 405);
+        assert!(matches!(
+            resolve(&Method::Put, "/v1/pipeline/jobs/j/assets/final.mp4"),
+            Ok((Op::UploadAsset, _, p)) if p == vec!["j".to_string(), "final.mp4".to_string()]
+        ));
+        assert!(matches!(resolve(&Method::Head, "/v1/jobs/j/assets/a"), Ok((Op::DownloadAsset, _, _))));
         assert!(methods_for("/v1/none").is_empty());
         // `Method::from` maps any unknown method to GET; the gate in front of routing does not.
         assert!(matches!(Method::from("PROPFIND".to_string()), Method::Get), "why the gate exists");
-        for m in ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"] {
+        for m in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
             assert!(known_method(m), "{m}");
         }
-        for m in ["PROPFIND", "get", "TRACE", "CONNECT", "PUT", ""] {
+        for m in ["PROPFIND", "get", "TRACE", "CONNECT", "put", ""] {
             assert!(!known_method(m), "{m}");
         }
     }

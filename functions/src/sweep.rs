@@ -5,7 +5,8 @@
 //! Each sweeper is a service-role RPC that works in small batches, never waits for a row lock a
 //! user request holds, and answers `"more": true` while work is left; it is called again until it
 //! answers otherwise, at most `MAX_BATCHES` times a run (the next run, 5 minutes later, goes on).
-//! One sweeper failing does not stop the others.
+//! One sweeper failing does not stop the others. Last, the R2 objects queued in
+//! `storage_deletions` are deleted (`storage::drain`).
 
 use crate::context;
 use crate::db::{self, Caller};
@@ -61,6 +62,9 @@ pub async fn run(env: &Env) {
             }
         }
     }
+    // Objects whose rows were deleted elsewhere (an `auth.users` row deleted in the dashboard, a
+    // drain that failed after a request) are deleted from R2 here.
+    crate::storage::drain(&cfg, env).await;
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod input;
 pub mod jwks;
 pub mod jwt;
+pub mod outputs;
 pub mod postgrest;
 pub mod signature;
 pub mod strict;

@@ -5,7 +5,7 @@
 -- Account closing has its own file (account_closing_test.sql). Time moves with app.now.
 begin;
 \ir _setup.psql
-select plan(126);
+select plan(130);
 
 select tests.set_now('2030-01-01 00:00:00+00');
 select tests.create_user('alice@example.com') as alice \gset
@@ -234,6 +234,17 @@ select is(tests.error_of(format($$ select public.register_asset(%L, 'x.mp4', 'vi
   'a bad content type is invalid_request');
 select is(public.register_asset(:'a1', 'x.mp4', 'video', 'video/mp4', 1, repeat('ab', 32), 'other') ->> 'applied', 'false',
   'a worker that does not hold the job cannot add files');
+select is(public.register_asset(:'a1', 'final.mp4', 'video', 'video/mp4', 99, repeat('cd', 32), 'w4', null, '{}', :'a1' || '/final.mp4/upload-0002') ->> 'storage_key',
+  :'a1' || '/final.mp4/upload-0002', 'an upload under its own key replaces the record of the same name');
+select is((select reason from public.storage_deletions where storage_key = :'a1' || '/final.mp4'), 'asset_replaced',
+  'the replaced object is queued for deletion');
+select is(public.register_asset(:'a1', 'x.mp4', 'video', 'video/mp4', 1, repeat('ab', 32), 'other', null, '{}', :'a1' || '/x.mp4/upload-0003') ->> 'applied', 'false',
+  'a refused upload under its own key');
+select is((select reason from public.storage_deletions where storage_key = :'a1' || '/x.mp4/upload-0003'), 'upload_refused',
+  'is queued for deletion');
+-- Back to the first shape (<job id>/<name>) for the checks below; the queue is emptied of these keys.
+select public.register_asset(:'a1', 'final.mp4', 'video', 'video/mp4', 1234, repeat('ab', 32), 'w4') is not null as reuploaded;
+select public.confirm_storage_deletions(array[:'a1' || '/final.mp4', :'a1' || '/final.mp4/upload-0002', :'a1' || '/x.mp4/upload-0003']) is not null as emptied;
 select is(tests.error_of(format($$ select public.complete_job(%L, 5, null, null, '[{"name": "missing.mp4"}]', 'w4') $$, :'a1')) ->> 'detail', 'assets',
   'the success event cannot list a file that was not uploaded');
 select is(public.complete_job(:'a1', 5, null, null, '[{"name": "final.mp4", "duration_seconds": 180}]', 'w4') -> 'job' -> 'assets' -> 0 ->> 'sha256',

@@ -139,7 +139,7 @@ insert into expected_execute values
   ('public.delete_account()', false, true, false),
   ('public.report_job_step(uuid,text,text,text,integer,text,text,jsonb,integer)', false, false, true),
   ('public.finish_canceled_job(uuid,integer,text,integer)', false, false, true),
-  ('public.register_asset(uuid,text,text,text,bigint,text,text,integer,jsonb)', false, false, true),
+  ('public.register_asset(uuid,text,text,text,bigint,text,text,integer,jsonb,text)', false, false, true),
   ('public.list_storage_deletions(integer)', false, false, true),
   ('public.confirm_storage_deletions(text[])', false, false, true),
   ('app.job_status_alias(text)', false, false, false),

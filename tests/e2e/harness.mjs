@@ -113,9 +113,11 @@ let workers = 0;
 
 /**
  * Starts the built Worker in workerd on a loopback port, with a JOBS_QUEUE producer (consumed by a
- * second Worker that forwards to this process) and the drafts rate limiter (`draftsPerMinute`).
+ * second Worker that forwards to this process), the drafts rate limiter (`draftsPerMinute`) and the
+ * OUTPUTS R2 bucket (in memory, or persisted in the folder `r2Persist`). `bucket()` reads that
+ * bucket directly (tests check what is stored).
  */
-export async function startWorker(overrides = {}, { port = 0, log = false, draftsPerMinute = 1000, logLines = null } = {}) {
+export async function startWorker(overrides = {}, { port = 0, log = false, draftsPerMinute = 1000, logLines = null, r2Persist = false } = {}) {
   const s = await queueSink();
   const tag = String(workers++);
   const mf = new Miniflare({
@@ -124,6 +126,7 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
     verbose: log,
     // Lets tests fire the cron trigger: GET /cdn-cgi/handler/scheduled.
     unsafeTriggerHandlers: true,
+    r2Persist,
     handleRuntimeStdio: log ? undefined : (stdout, stderr) => {
       if (logLines) {
         // The Worker's console lines (console.log on stdout, console.error on stderr), for tests of
@@ -150,6 +153,8 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
         bindings: localBindings(overrides),
         queueProducers: { JOBS_QUEUE: 'jobs' },
         ratelimits: { DRAFTS_RATE_LIMITER: { simple: { limit: draftsPerMinute, period: 60 } } },
+        // Generated files: Miniflare's R2, in memory (tests) or in a folder (`npm run dev`: .local/r2).
+        r2Buckets: { OUTPUTS: 'outputs' },
         cf: false,
       },
       {
@@ -175,6 +180,8 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
       record(init?.method ?? 'GET', p, res.clone());
       return res;
     },
+    /** The OUTPUTS bucket as the Worker sees it, read through Miniflare. */
+    bucket: () => mf.getR2Bucket('OUTPUTS', 'api'),
     dispose: () => mf.dispose(),
   };
 }

@@ -15,7 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 /** The local Stripe webhook endpoint secret (the stand-in signs with it, the Worker verifies). */
 export const DEMO_WEBHOOK_SECRET = 'whsec_local_demo_0123456789';
 
-export async function startDemoStack({ workerPort = 0, webPort = 0, log = false, logLines = null, pipelineStepMs = 700 } = {}) {
+export async function startDemoStack({ workerPort = 0, webPort = 0, log = false, logLines = null, pipelineStepMs = 700, r2Persist = false } = {}) {
   const stopping = [];
   const stop = async () => { for (const s of stopping.reverse()) await s(); };
   try {
@@ -32,7 +32,7 @@ export async function startDemoStack({ workerPort = 0, webPort = 0, log = false,
       STRIPE_WEBHOOK_SECRET: DEMO_WEBHOOK_SECRET,
       CHECKOUT_SUCCESS_URL: `${web.url}/?checkout=success&session={CHECKOUT_SESSION_ID}`,
       CHECKOUT_CANCEL_URL: `${web.url}/?checkout=cancelled`,
-    }, { port: workerPort, log, logLines });
+    }, { port: workerPort, log, logLines, r2Persist });
     stopping.push(worker.dispose);
     web.config.apiUrl = worker.url;
     checkout.webhookUrl = `${worker.url}/v1/purchase/stripe-webhook`;

@@ -33,7 +33,8 @@ function mintEs256(claims) {
 }
 
 const port = Number(process.env.DEV_WORKER_PORT || 8787);
-const demo = await startDemoStack({ workerPort: port, webPort: Number(process.env.DEV_WEB_PORT || 8788), log: true });
+// Generated files are kept in Miniflare's R2 under .local/r2 across restarts.
+const demo = await startDemoStack({ workerPort: port, webPort: Number(process.env.DEV_WEB_PORT || 8788), log: true, r2Persist: path.join(root, '.local/r2') });
 const w = demo.worker;
 
 // A fixed local user, created once (the sign-up trigger gives it a profile, a balance and welcome credits).

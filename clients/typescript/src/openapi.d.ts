@@ -312,6 +312,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/assets/{asset_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Downloads one of the caller's generated files (HEAD too): the whole file (200) or one byte range (206, `Range: bytes=a-b`, `a-` or `-n`; several ranges get the whole file). Another user's asset is a 404. Answers Content-Type, Content-Length, ETag, Accept-Ranges: bytes, Content-Disposition: inline. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The job's id. */
+                    id: string;
+                    /** @description The asset's id (`assets[].id` of the job). */
+                    asset_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The whole file, with its content type. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "*/*": string;
+                    };
+                };
+                /** @description The requested byte range, with Content-Range. */
+                206: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "*/*": string;
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                /** @description The range starts past the end of the file (Content-Range: bytes *\/size); code range_not_satisfiable. */
+                416: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -761,7 +825,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Generation pipeline: progress, success (actual cost) or failure of a job. Duplicates and late events are harmless. */
+        /** Generation pipeline: progress (heartbeat), one step's status, success (actual cost and uploaded assets by name), failure, or the end of a canceled job with what it spent. Duplicates and late events are harmless. */
         post: {
             parameters: {
                 query?: never;
@@ -807,6 +871,33 @@ export interface paths {
                         retryable?: boolean;
                         /** @description The job's attempts as /v1/pipeline/claim returned it; an event of an earlier attempt changes nothing. */
                         attempt: number;
+                    } | {
+                        /** @constant */
+                        type: "job.step";
+                        event_id: string;
+                        job_id: string;
+                        worker_id: string;
+                        /** @description The job's attempts as /v1/pipeline/claim returned it; an event of an earlier attempt changes nothing. */
+                        attempt: number;
+                        /** @description A working state, SCRIPTING .. PACKAGING. */
+                        step: string;
+                        /** @enum {string} */
+                        status: "pending" | "started" | "succeeded" | "failed";
+                        progress?: number;
+                        error?: string;
+                        log_excerpt?: string;
+                        /** @description At most 16 KB of JSON. */
+                        artifacts?: unknown[];
+                    } | {
+                        /** @constant */
+                        type: "job.canceled";
+                        event_id: string;
+                        job_id: string;
+                        worker_id: string;
+                        /** @description The job's attempts as /v1/pipeline/claim returned it; an event of an earlier attempt changes nothing. */
+                        attempt: number;
+                        /** @description Credits the pipeline spent before it stopped (at most the credits reserved); 0 when absent. */
+                        spent?: number;
                     };
                 };
             };
@@ -829,6 +920,90 @@ export interface paths {
                 504: components["responses"]["Error"];
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipeline/jobs/{id}/assets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Generation pipeline: uploads one generated file of a job it holds, streamed into R2 (at most OUTPUTS_MAX_UPLOAD_BYTES, 100 MiB by default). Content-Length is required. Pipeline-Signature (t=<unix>,v1=<hex HMAC-SHA256>) signs "{t}.PUT\n{path}\n{Content-Length}\n{Content-Type}\n{Pipeline-Content-Sha256}\n{Pipeline-Worker-Id}\n{Pipeline-Attempt}"; the stored bytes must have the declared SHA-256. The same name again replaces the file. List the name in the job.succeeded event's assets. */
+        put: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description SHA-256 of the body, 64 lower-case hex digits. */
+                    "Pipeline-Content-Sha256": string;
+                    /** @description The worker that claimed the job. */
+                    "Pipeline-Worker-Id": string;
+                    /** @description The job's attempts as /v1/pipeline/claim returned it. */
+                    "Pipeline-Attempt": number;
+                };
+                path: {
+                    /** @description The job's id. */
+                    id: string;
+                    /** @description The file's name within the job: 1-128 characters of A-Z a-z 0-9 . _ -, not starting with . _ or -. */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "video/mp4": string;
+                    "video/webm": string;
+                    "video/quicktime": string;
+                    "audio/mpeg": string;
+                    "audio/mp4": string;
+                    "audio/wav": string;
+                    "audio/ogg": string;
+                    "audio/webm": string;
+                    "image/png": string;
+                    "image/jpeg": string;
+                    "image/webp": string;
+                    "text/vtt": string;
+                    "application/x-subrip": string;
+                    "text/plain": string;
+                    "application/json": string;
+                    "application/zip": string;
+                };
+            };
+            responses: {
+                /** @description Stored and recorded. */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AssetUploaded"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                /** @description upload_refused: the job does not take files from this worker and attempt (finished, canceled, another worker's); nothing is kept. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                411: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1218,7 +1393,7 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
@@ -1267,7 +1442,7 @@ export interface components {
                 name: string;
                 status: string;
             }[];
-            assets?: Record<string, never>[];
+            assets?: components["schemas"]["Asset"][];
             /** @description The pipeline step that failed, for a FAILED job. */
             failed_step?: string | null;
             /**
@@ -1298,6 +1473,8 @@ export interface components {
             job: components["schemas"]["Job"];
             /** @description false when the event changed nothing (duplicate, late, or from a worker that lost its lease). */
             applied: boolean;
+            /** @description job.progress and job.step: the user asked to cancel; stop and send job.canceled with what was spent. */
+            cancel_requested?: boolean;
         };
         /** @description A generation model. A generation costs cost_per_generation + cost_per_minute x target_minutes credits. */
         Model: {
@@ -1398,6 +1575,32 @@ export interface components {
             released_holds: number;
             /** @description Stored files queued for deletion (their names are not returned). */
             files_queued_for_deletion: number;
+        };
+        Asset: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            job_id: string;
+            /** @enum {string} */
+            kind: "video" | "audio" | "image" | "subtitle" | "thumbnail" | "script" | "other";
+            /** @description The uploaded file's name; download it at /v1/jobs/{job_id}/assets/{id}. */
+            name?: string | null;
+            /** @description An external file's URL (files not stored by the Worker). */
+            url?: string | null;
+            storage_key?: string | null;
+            mime_type?: string | null;
+            size_bytes?: number | null;
+            sha256?: string | null;
+            duration_seconds?: number | null;
+            metadata?: Record<string, never>;
+            /** Format: date-time */
+            created_at?: string;
+        };
+        AssetUploaded: {
+            asset: components["schemas"]["Asset"];
+            storage_key: string;
+            /** @constant */
+            applied: true;
         };
     };
     responses: {

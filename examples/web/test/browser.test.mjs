@@ -122,6 +122,9 @@ test('the whole journey in the browser: draft, sign-in, claim, models, generate 
   assert.deepEqual(await page.locator('#job-steps li').allInnerTexts(),
     ['SCRIPTING', 'VOICE_GEN', 'ALIGNMENT', 'VISUAL_PLAN', 'IMAGE_GEN', 'TIMELINE', 'RENDERING', 'PACKAGING'].map((s) => `${s}: succeeded`));
   await waitText('#balance-available', /^6$/);
+  // The page refreshes the balance after it shows READY: wait for that refresh (6 available was
+  // already shown since the hold).
+  await waitText('#balance-held', /^0$/);
   assert.equal(await number('#balance-held'), 0);
   // Newest first: the 4 held credits captured in full (the demo pipeline charges the estimate).
   assert.deepEqual(await ledgerTypes(), ['capture', 'hold', 'grant']);

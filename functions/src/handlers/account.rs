@@ -91,7 +91,8 @@ struct ClosedAnswer {
     replayed: bool,
     canceled_jobs: i64,
     released_holds: i64,
-    /// Files queued in `storage_deletions` for deletion (there is no R2 binding yet).
+    /// Stored files of the account queued for deletion; the Worker deletes them from R2 before it
+    /// answers (the cron retries any it could not).
     files_queued_for_deletion: usize,
 }
 
@@ -101,6 +102,7 @@ pub async fn delete_account(cx: Cx) -> Result<Response, ApiError> {
     let c: Closed = serde_json::from_str(&body)
         .map_err(|e| ApiError::internal().because(format!("delete_account answered unexpected JSON: {e}")))?;
     super::projects::log_storage_keys("account_closed", &body);
+    crate::storage::drain(&cx.cfg, &cx.env).await;
     let answer = ClosedAnswer {
         closed: c.closed,
         replayed: c.replayed,

@@ -1,4 +1,5 @@
-//! One module per operation. Each handler has the same signature and calls at most one RPC.
+//! One module per operation. Each handler has the same signature and calls one RPC (or one read
+//! through RLS); those that free stored files then drain the R2 deletion queue (`storage::drain`).
 
 pub mod account;
 pub mod balance;
@@ -7,6 +8,7 @@ pub mod generate;
 pub mod health;
 pub mod models;
 pub mod openapi;
+pub mod outputs;
 pub mod pipeline;
 pub mod projects;
 pub mod purchase;

@@ -1,5 +1,10 @@
 //! The generation pipeline's side of the edge: `POST /v1/pipeline/claim` (lease the next runnable
-//! jobs) and `POST /v1/pipeline/events` (progress, success with the actual cost, failure).
+//! jobs) and `POST /v1/pipeline/events`: `job.progress` (heartbeat and state), `job.step` (one
+//! step's status, progress, error, log excerpt and artifacts), `job.succeeded` (the actual cost and
+//! the assets, listed by the names they were uploaded under), `job.failed`, and `job.canceled`
+//! (the pipeline stopped a job whose cancel the user requested, reporting what it spent).
+//! `job.progress` and `job.step` answer `cancel_requested`: when true, the pipeline stops and sends
+//! `job.canceled` (a `job.succeeded` or `job.failed` then also ends the job CANCELED).
 //!
 //! Both are signed by the pipeline with `Pipeline-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
 //! "{t}.{raw body}">` (the Stripe scheme, `shared::signature`) under `PIPELINE_SIGNING_SECRET`
@@ -57,6 +62,14 @@ struct Event<'a> {
     error_code: Option<String>,
     error_message: Option<String>,
     retryable: Option<bool>,
+    // job.step (with status and progress)
+    step: Option<String>,
+    error: Option<String>,
+    log_excerpt: Option<String>,
+    #[serde(borrow)]
+    artifacts: Option<&'a RawValue>,
+    // job.canceled
+    spent: Option<i64>,
 }
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
@@ -140,7 +153,25 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
             args.set("p_retryable", e.retryable.unwrap_or(true).into());
             "fail_job"
         }
-        _ => return Err(ApiError::invalid_field("type", "type must be job.progress, job.succeeded or job.failed.")),
+        "job.step" => {
+            args.set("p_step", required("step", e.step)?.into());
+            args.set("p_status", required("status", e.status)?.into());
+            args.set("p_progress", e.progress.map(|n| range("progress", n, 0, 100)).transpose()?.into());
+            args.set("p_error", e.error.into());
+            args.set("p_log_excerpt", e.log_excerpt.into());
+            args.raw("p_artifacts", e.artifacts, "null");
+            "report_job_step"
+        }
+        "job.canceled" => {
+            args.set("p_spent", range("spent", e.spent.unwrap_or(0), 0, i64::from(i32::MAX))?.into());
+            "finish_canceled_job"
+        }
+        _ => {
+            return Err(ApiError::invalid_field(
+                "type",
+                "type must be job.progress, job.step, job.succeeded, job.failed or job.canceled.",
+            ))
+        }
     };
     let resp = db::rpc_response(&cx.cfg, Caller::Service, rpc, &args.text(), 200).await?;
     log::info(log::event("pipeline_event").str("event_id", &e.event_id).str("rpc", rpc));
@@ -150,11 +181,20 @@ pub async fn events(mut cx: Cx) -> Result<Response, ApiError> {
 /// Reads the raw body (capped) and verifies its signature before anything parses it.
 async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
     shared::input::require_json(cx.header("content-type").as_deref())?;
-    let secrets_binding = cx.setting("PIPELINE_SIGNING_SECRET")?;
+    // The secret is checked before the body is read: a missing one is a deployment fault.
+    cx.setting("PIPELINE_SIGNING_SECRET")?;
     let body = cx.body_bytes(shared::input::MAX_BODY_BYTES).await?;
+    verify_signature(cx, &body)?;
+    shared::input::body_text(body)
+}
+
+/// Verifies the `Pipeline-Signature` header over `signed` (the raw body of a JSON call, or an
+/// upload's canonical description, `shared::outputs::upload_signing_input`).
+pub(crate) fn verify_signature(cx: &Cx, signed: &[u8]) -> Result<(), ApiError> {
+    let secrets_binding = cx.setting("PIPELINE_SIGNING_SECRET")?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     let header = cx.header("pipeline-signature");
-    signature::verify(header.as_deref(), &body, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(
+    signature::verify(header.as_deref(), signed, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(
         |e| {
             log::info(log::event("signature_rejected").str("reason", e.reason()));
             match e {
@@ -167,5 +207,5 @@ async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
             }
         },
     )?;
-    shared::input::body_text(body)
+    Ok(())
 }

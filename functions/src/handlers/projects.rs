@@ -7,9 +7,9 @@
 //! so repeating it ends in the same project; a DELETE of a deleted project answers the same
 //! result with `replayed: true`.
 //!
-//! Deleting a project returns the R2 keys of its assets (`storage_keys`). The Worker has no R2
-//! binding yet, so it only logs how many there are; the database has queued every key in
-//! `storage_deletions`, which is where their deletion will be done from.
+//! Deleting a project returns the R2 keys of its assets (`storage_keys`); the database has queued
+//! every key in `storage_deletions`, and the Worker deletes the queued objects from the `OUTPUTS`
+//! bucket right after (`storage::drain`; the cron retries what fails).
 
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
@@ -100,11 +100,12 @@ pub async fn delete(cx: Cx) -> Result<Response, ApiError> {
     let args = json!({ "p_project_id": id }).to_string();
     let body = db::rpc(&cx.cfg, Caller::User(&user.token), "delete_project", &args).await?;
     log_storage_keys("project_deleted", &body);
+    crate::storage::drain(&cx.cfg, &cx.env).await;
     Ok(crate::respond::json(200, body))
 }
 
 /// Logs how many R2 objects an RPC left to delete (never the keys: they name the user's files).
-/// There is no R2 binding yet; the database queued the same keys in `storage_deletions`.
+/// The database queued the same keys in `storage_deletions`, which `storage::drain` empties.
 pub(crate) fn log_storage_keys(event: &str, body: &str) {
     let keys = serde_json::from_str::<Deleted>(body).map(|d| d.storage_keys.len()).unwrap_or(0);
     if keys > 0 {

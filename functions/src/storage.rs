@@ -1,0 +1,179 @@
+//! Generated files in the `OUTPUTS` R2 bucket: streaming an upload in, streaming a download (or a
+//! byte range of it) out, and deleting what the database queued in `storage_deletions`.
+//!
+//! The bucket is a JS binding whose methods are called directly (`bindings::call`), so a file's
+//! bytes go from the request's stream to R2 and from R2 to the response's stream without ever
+//! entering wasm memory.
+
+use crate::bindings;
+use crate::db::{self, Caller};
+use crate::log;
+use js_sys::{Array, Object, Reflect};
+use serde::Deserialize;
+use shared::config::Config;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::Env;
+
+/// The binding's name in wrangler.toml and the test stack.
+pub const BUCKET: &str = "OUTPUTS";
+
+/// Keys per `list_storage_deletions` batch, and batches per drain (bounds a request's subrequests).
+const DRAIN_BATCH: usize = 100;
+const DRAIN_MAX_BATCHES: usize = 10;
+
+fn set(target: &Object, k: &str, v: &JsValue) {
+    let _ = Reflect::set(target, &JsValue::from_str(k), v);
+}
+
+fn get(target: &JsValue, k: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Why a put failed.
+pub enum PutError {
+    /// R2 refused the bytes: their SHA-256 is not the declared one.
+    Checksum,
+    /// The body ended before its Content-Length, or the stream failed.
+    Body,
+    /// The binding is missing or R2 failed.
+    Storage(String),
+}
+
+/// Streams `body` (of exactly `length` bytes) into R2 under `key`, which R2 refuses unless the
+/// bytes' SHA-256 is `sha256_hex`. The stream is piped through a `FixedLengthStream`, so R2 knows the
+/// length up front and a body shorter or longer than declared fails instead of being stored.
+pub async fn put(
+    env: &Env,
+    key: &str,
+    body: &web_sys::ReadableStream,
+    length: u64,
+    content_type: &str,
+    sha256_hex: &str,
+) -> Result<(), PutError> {
+    let ctor: js_sys::Function = get(&js_sys::global(), "FixedLengthStream")
+        .dyn_into()
+        .map_err(|_| PutError::Storage("FixedLengthStream is missing".into()))?;
+    let fixed = Reflect::construct(&ctor, &Array::of1(&JsValue::from_f64(length as f64)))
+        .map_err(|_| PutError::Storage("FixedLengthStream".into()))?;
+    let writable = get(&fixed, "writable");
+    let readable = get(&fixed, "readable");
+    // The pipe runs while R2 reads the other end; its failure shows up as the put's.
+    let pipe_to: js_sys::Function =
+        get(body, "pipeTo").dyn_into().map_err(|_| PutError::Storage("pipeTo is missing".into()))?;
+    let piped = pipe_to.call1(body, &writable).map_err(|_| PutError::Body)?;
+    let piped = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(piped));
+
+    let http = Object::new();
+    set(&http, "contentType", &JsValue::from_str(content_type));
+    let options = Object::new();
+    set(&options, "httpMetadata", &http);
+    set(&options, "sha256", &JsValue::from_str(sha256_hex));
+    let args = [JsValue::from_str(key), readable, options.into()];
+    let put = bindings::call_raw(env, BUCKET, "put", &args);
+    let (put, piped) = futures_util::future::join(put, piped).await;
+    match put {
+        Ok(_) if piped.is_ok() => Ok(()),
+        Ok(_) => Err(PutError::Body),
+        Err(err) => {
+            let message = err
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .or_else(|| err.as_string())
+                .unwrap_or_default();
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("checksum") || lower.contains("digest") {
+                Err(PutError::Checksum)
+            } else if piped.is_err() {
+                Err(PutError::Body)
+            } else {
+                Err(PutError::Storage(message.chars().take(200).collect()))
+            }
+        }
+    }
+}
+
+/// An object read from R2: its bytes (or the range asked for), size and ETag.
+pub struct StoredObject {
+    pub body: Option<web_sys::ReadableStream>,
+    pub size: u64,
+    pub etag: String,
+}
+
+/// Reads `key` (`range`: offset and length), or only its metadata when `head`; `None` when absent.
+pub async fn read(env: &Env, key: &str, range: Option<(u64, u64)>, head: bool) -> Result<Option<StoredObject>, String> {
+    let found = if head {
+        bindings::call(env, BUCKET, "head", &[JsValue::from_str(key)]).await
+    } else {
+        let options = Object::new();
+        if let Some((offset, length)) = range {
+            let r = Object::new();
+            set(&r, "offset", &JsValue::from_f64(offset as f64));
+            set(&r, "length", &JsValue::from_f64(length as f64));
+            set(&options, "range", &r);
+        }
+        bindings::call(env, BUCKET, "get", &[JsValue::from_str(key), options.into()]).await
+    }
+    .map_err(str::to_owned)?;
+    if found.is_null() || found.is_undefined() {
+        return Ok(None);
+    }
+    let body = if head { None } else { get(&found, "body").dyn_into::<web_sys::ReadableStream>().ok() };
+    Ok(Some(StoredObject {
+        body,
+        size: get(&found, "size").as_f64().unwrap_or(0.0) as u64,
+        etag: get(&found, "httpEtag").as_string().unwrap_or_default(),
+    }))
+}
+
+/// Deletes `keys` from R2 (a missing key is fine).
+pub async fn delete(env: &Env, keys: &[String]) -> Result<(), &'static str> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+    bindings::call(env, BUCKET, "delete", &[list.into()]).await.map(|_| ())
+}
+
+#[derive(Deserialize)]
+struct Queued {
+    keys: Vec<String>,
+}
+
+/// Deletes the objects queued in `storage_deletions` (a deleted project or account, a refused or
+/// replaced upload) and confirms them, batch by batch: `list_storage_deletions` -> R2 delete ->
+/// `confirm_storage_deletions`. Run right after a project or account is deleted and by the cron
+/// (which also covers deletions made outside the Worker, such as `auth.users` rows). A failure
+/// leaves the keys queued for the next run. Returns how many objects were deleted.
+pub async fn drain(cfg: &Config, env: &Env) -> usize {
+    let mut deleted = 0;
+    for _ in 0..DRAIN_MAX_BATCHES {
+        let args = format!(r#"{{"p_limit":{DRAIN_BATCH}}}"#);
+        let queued = match db::rpc(cfg, Caller::Service, "list_storage_deletions", &args).await {
+            Ok(body) => serde_json::from_str::<Queued>(&body).map(|q| q.keys).unwrap_or_default(),
+            Err(e) => {
+                log::error(log::event("storage_drain_failed").str("step", "list").str("code", &e.code));
+                break;
+            }
+        };
+        if queued.is_empty() {
+            break;
+        }
+        if let Err(why) = delete(env, &queued).await {
+            log::error(log::event("storage_drain_failed").str("step", "delete").str("reason", why));
+            break;
+        }
+        let args = serde_json::json!({ "p_keys": queued }).to_string();
+        if let Err(e) = db::rpc(cfg, Caller::Service, "confirm_storage_deletions", &args).await {
+            log::error(log::event("storage_drain_failed").str("step", "confirm").str("code", &e.code));
+            break;
+        }
+        deleted += queued.len();
+        if queued.len() < DRAIN_BATCH {
+            break;
+        }
+    }
+    if deleted > 0 {
+        log::info(log::event("storage_deleted").int("objects", deleted as i64));
+    }
+    deleted
+}
