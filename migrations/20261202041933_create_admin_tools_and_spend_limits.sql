@@ -506,6 +506,7 @@ declare
   v_replay jsonb := app.admin_replay('grant_credits', p_idempotency_key, v_request);
   v_profile public.profiles;
   v_before jsonb;
+  v_grant_id uuid;
   v_grant public.credit_grants;
   v_response jsonb;
 begin
@@ -522,9 +523,9 @@ begin
   perform app.lock_balance(v_profile.user_id);
   perform app.expire_due_grants(v_profile.user_id);
   v_before := app.balance_json(v_profile.user_id);
-  select * into v_grant from public.credit_grants
-   where id = app.admin_add_grant(v_profile.user_id, 'promotion', 'promotional', p_amount, p_expires_at, 'grant', null,
-                                  p_idempotency_key, left('Promotional credits: ' || v_reason, 500));
+  v_grant_id := app.admin_add_grant(v_profile.user_id, 'promotion', 'promotional', p_amount, p_expires_at, 'grant', null,
+                                    p_idempotency_key, left('Promotional credits: ' || v_reason, 500));
+  select * into v_grant from public.credit_grants where id = v_grant_id;
   v_response := jsonb_build_object('grant', app.grant_json(v_grant), 'balance', app.balance_json(v_profile.user_id));
   perform app.admin_record(v_actor, 'grant_credits', p_idempotency_key, v_reason, v_profile.user_id, v_grant.id::text,
     v_request, jsonb_build_object('balance', v_before), v_response, v_response);
@@ -549,6 +550,7 @@ declare
   v_profile public.profiles;
   v_balance public.credit_balances;
   v_before jsonb;
+  v_grant_id uuid;
   v_grant public.credit_grants;
   v_left integer;
   v_take integer;
@@ -568,9 +570,9 @@ begin
   v_before := app.balance_json(v_profile.user_id);
   if p_amount > 0 then
     -- A correction in the user's favour: paid, never-expiring credits (repaying debt first).
-    select * into v_grant from public.credit_grants
-     where id = app.admin_add_grant(v_profile.user_id, 'adjustment', 'paid', p_amount, null, 'adjustment', null,
-                                    p_idempotency_key, left('Adjustment: ' || v_reason, 500));
+    v_grant_id := app.admin_add_grant(v_profile.user_id, 'adjustment', 'paid', p_amount, null, 'adjustment', null,
+                                      p_idempotency_key, left('Adjustment: ' || v_reason, 500));
+    select * into v_grant from public.credit_grants where id = v_grant_id;
   else
     -- Against the user: from available credits in draw-down order, never into debt (debt is what a
     -- payment's take-back could not find; an admin takes at most what is available).
@@ -738,7 +740,7 @@ begin
     v_grant_id := app.admin_add_grant(v_job.user_id, 'adjustment', v_portion.kind, v_take, v_portion.expires_at, 'adjustment',
       v_job.id, p_idempotency_key, left('Refund of job ' || v_job.id::text || ': ' || v_reason, 500));
     v_pieces := v_pieces || jsonb_build_array(jsonb_build_object('source_grant_id', v_portion.grant_id, 'amount', v_take));
-    v_grants := v_grants || jsonb_build_array(app.grant_json(g)) from public.credit_grants g where g.id = v_grant_id;
+    select v_grants || jsonb_build_array(app.grant_json(g)) into v_grants from public.credit_grants g where g.id = v_grant_id;
     v_left := v_left - v_take;
   end loop;
   v_response := jsonb_build_object('job_id', v_job.id, 'refunded', v_amount, 'refunded_total', v_refunded + v_amount,
