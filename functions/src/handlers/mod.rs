@@ -1,6 +1,7 @@
 //! One module per operation. Each handler has the same signature and calls at most one RPC.
 
 pub mod account;
+pub mod admin;
 pub mod balance;
 pub mod drafts;
 pub mod generate;
