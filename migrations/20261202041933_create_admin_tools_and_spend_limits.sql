@@ -565,6 +565,12 @@ begin
       hint = 'invalid_request', detail = 'amount';
   end if;
   v_profile := app.admin_target(p_target_user_id);
+  -- A refusal is decided before the balance lock too (and again under it), so it holds no lock.
+  if p_amount < 0 and (app.balance_json(v_profile.user_id) ->> 'available')::integer < -p_amount then
+    raise exception using errcode = 'PT402', message = 'The adjustment takes more than the user has available.',
+      hint = 'insufficient_credits',
+      detail = jsonb_build_object('required', -p_amount, 'available', (app.balance_json(v_profile.user_id) ->> 'available')::integer)::text;
+  end if;
   perform app.lock_balance(v_profile.user_id);
   perform app.expire_due_grants(v_profile.user_id);
   v_before := app.balance_json(v_profile.user_id);
@@ -674,6 +680,7 @@ declare
   v_request jsonb := jsonb_build_object('job_id', p_job_id, 'amount', p_amount, 'reason', p_reason);
   v_replay jsonb := app.admin_replay('refund_job', p_idempotency_key, v_request);
   v_job public.jobs;
+  v_pass integer;
   v_captured integer;
   v_refunded integer;
   v_refundable integer;
@@ -698,30 +705,36 @@ begin
   if not found then
     raise exception using errcode = 'PT404', message = 'No such job.', hint = 'not_found', detail = 'job_id';
   end if;
-  perform app.admin_target(v_job.user_id);
-  -- Lock order: job, then the balance and grants.
-  select * into v_job from public.jobs where id = p_job_id for update;
-  perform app.lock_balance(v_job.user_id);
-  perform app.expire_due_grants(v_job.user_id);
+  -- Checked twice: first without any lock, so a refused refund never holds the job row (the
+  -- pipeline's claim skips locked jobs); then again under the locks, which decide.
+  for v_pass in 1..2 loop
+    if v_pass = 2 then
+      perform app.admin_target(v_job.user_id);
+      -- Lock order: job, then the balance and grants.
+      select * into v_job from public.jobs where id = p_job_id for update;
+      perform app.lock_balance(v_job.user_id);
+      perform app.expire_due_grants(v_job.user_id);
+    end if;
+    select coalesce(sum(a.captured), 0)::integer into v_captured
+      from public.credit_hold_allocations a where a.hold_id = v_job.hold_id;
+    select coalesce(sum(r.amount), 0)::integer into v_refunded from public.job_refunds r where r.job_id = v_job.id;
+    -- Refundable: captured credits not yet refunded whose grant has not expired (expired ones would
+    -- be worth nothing now).
+    select coalesce(sum(greatest(p.captured - p.refunded, 0)), 0)::integer into v_refundable
+      from (select a.grant_id, a.captured,
+                   (select coalesce(sum(r.amount), 0) from public.job_refunds r where r.job_id = v_job.id and r.source_grant_id = a.grant_id) as refunded
+              from public.credit_hold_allocations a join public.credit_grants g on g.id = a.grant_id
+             where a.hold_id = v_job.hold_id and a.captured > 0 and (g.expires_at is null or g.expires_at > app.now())) p;
+    if v_job.status not in ('READY', 'FAILED', 'CANCELED') or v_refundable = 0 then
+      raise exception using errcode = 'PT409', message = 'This job has no captured credits left to refund.',
+        hint = 'nothing_to_refund', detail = jsonb_build_object('captured', v_captured, 'refunded', v_refunded)::text;
+    end if;
+    if p_amount is not null and p_amount not between 1 and v_refundable then
+      raise exception using errcode = '22023', message = 'amount must be 1 to ' || v_refundable || ' (captured and not yet refunded).',
+        hint = 'invalid_request', detail = 'amount';
+    end if;
+  end loop;
   v_before := jsonb_build_object('balance', app.balance_json(v_job.user_id));
-  select coalesce(sum(a.captured), 0)::integer into v_captured
-    from public.credit_hold_allocations a where a.hold_id = v_job.hold_id;
-  select coalesce(sum(r.amount), 0)::integer into v_refunded from public.job_refunds r where r.job_id = v_job.id;
-  -- Refundable: captured credits not yet refunded whose grant has not expired (expired ones would
-  -- be worth nothing now).
-  select coalesce(sum(greatest(p.captured - p.refunded, 0)), 0)::integer into v_refundable
-    from (select a.grant_id, a.captured,
-                 (select coalesce(sum(r.amount), 0) from public.job_refunds r where r.job_id = v_job.id and r.source_grant_id = a.grant_id) as refunded
-            from public.credit_hold_allocations a join public.credit_grants g on g.id = a.grant_id
-           where a.hold_id = v_job.hold_id and a.captured > 0 and (g.expires_at is null or g.expires_at > app.now())) p;
-  if v_job.status not in ('READY', 'FAILED', 'CANCELED') or v_refundable = 0 then
-    raise exception using errcode = 'PT409', message = 'This job has no captured credits left to refund.',
-      hint = 'nothing_to_refund', detail = jsonb_build_object('captured', v_captured, 'refunded', v_refunded)::text;
-  end if;
-  if p_amount is not null and p_amount not between 1 and v_refundable then
-    raise exception using errcode = '22023', message = 'amount must be 1 to ' || v_refundable || ' (captured and not yet refunded).',
-      hint = 'invalid_request', detail = 'amount';
-  end if;
   v_amount := coalesce(p_amount, v_refundable);
   v_audit_id := nextval(pg_catalog.pg_get_serial_sequence('public.admin_audit_log', 'id'));
   v_left := v_amount;

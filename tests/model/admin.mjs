@@ -64,7 +64,7 @@ export function voidGrant(m, ui, which) {
 // grant of that grant's category and expiry.
 export function refundJob(m, ui, n, amount) {
   const u = m.users[ui];
-  const j = u.jobs[n];
+  const j = u.jobs[n % Math.max(1, u.jobs.length)]; // like cancels: the user's jobs modulo how many
   if (!j) return 'skipped';
   m.expire(u);
   j.refunded ??= {};

@@ -50,7 +50,9 @@ const adminOps = (on) => [
   { weight: on ? 3 : 0, arbitrary: fc.record({ t: fc.constant('adminGrant'), u: fc.nat(2), amount: fc.constantFrom(1, 7, 40), ttl: fc.constantFrom(null, 3600e3 + 1, 40 * 86400e3 + 1) }) },
   { weight: on ? 3 : 0, arbitrary: fc.record({ t: fc.constant('adminAdjust'), u: fc.nat(2), amount: fc.constantFrom(-30, -6, -1, 2, 25) }) },
   { weight: on ? 2 : 0, arbitrary: fc.record({ t: fc.constant('adminVoid'), u: fc.nat(2), which: fc.constantFrom('welcome', 'promotion') }) },
-  { weight: on ? 3 : 0, arbitrary: fc.record({ t: fc.constant('adminRefund'), u: fc.nat(2), n: fc.nat(3), amount: fc.constantFrom(null, null, 1, 3, 60) }) },
+  // `settle`: the pipeline claims and completes that job (full cost) just before, so refunds meet
+  // captured credits often enough.
+  { weight: on ? 4 : 0, arbitrary: fc.record({ t: fc.constant('adminRefund'), u: fc.nat(2), n: fc.nat(1), amount: fc.constantFrom(null, null, 1, 3, 60), settle: fc.boolean() }) },
   { weight: on ? 1 : 0, arbitrary: fc.record({ t: fc.constant('adminSuspend'), u: fc.nat(2), on: fc.boolean() }) },
   { weight: on ? 2 : 0, arbitrary: fc.record({ t: fc.constant('adminCap'), u: fc.nat(2), cap: fc.constantFrom(null, 0, 5, 12, 40) }) },
 ];
@@ -117,7 +119,13 @@ export function resolve(w) {
         break;
       }
       case 'complete': case 'fail': case 'finish': case 'close': case 'raceCancel': case 'raceClose': ops.push({ ...o, u: o.u % users }); break;
-      case 'adminGrant': case 'adminAdjust': case 'adminVoid': case 'adminRefund': case 'adminSuspend': case 'adminCap':
+      case 'adminRefund': {
+        const { settle, ...r } = o;
+        if (settle) ops.push({ t: 'claim' }, { t: 'complete', u: o.u % users, n: o.n, pct: 100 });
+        ops.push({ ...r, u: o.u % users });
+        break;
+      }
+      case 'adminGrant': case 'adminAdjust': case 'adminVoid': case 'adminSuspend': case 'adminCap':
         ops.push({ ...o, u: o.u % users }); break;
       default: ops.push(o);
     }

@@ -233,7 +233,7 @@ export class Runner {
         default: {
           if (!admin.ADMIN_OPS.has(o.t)) throw new Error(`unknown op ${o.t}`);
           // Admin actions (admin.mjs), by the service role; the answer is 'ok' or the error hint.
-          const sql = admin.rpc(o, { key: `a${i}-${tag}`, uid: uids[o.u], jobId: jobs[o.u][o.n]?.id, now: tick() });
+          const sql = admin.rpc(o, { key: `a${i}-${tag}`, uid: uids[o.u], jobId: jobs[o.u][o.n % Math.max(1, jobs[o.u].length)]?.id, now: tick() });
           if (sql === null) { obs.push({ outcome: 'skipped' }); break; }
           const r = await db.tx(tick(), 'service', sql);
           obs.push({ outcome: r.ok ? 'ok' : r.hint || r.code });
