@@ -680,7 +680,6 @@ declare
   v_request jsonb := jsonb_build_object('job_id', p_job_id, 'amount', p_amount, 'reason', p_reason);
   v_replay jsonb := app.admin_replay('refund_job', p_idempotency_key, v_request);
   v_job public.jobs;
-  v_pass integer;
   v_captured integer;
   v_refunded integer;
   v_refundable integer;
