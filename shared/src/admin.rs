@@ -55,6 +55,53 @@ pub struct GrantBody {
     pub reason: String,
 }
 
+impl GrantBody {
+    /// `expires_at` must be an RFC 3339 date-time: Postgres alone would also take `tomorrow`,
+    /// `now` or `infinity` for a timestamptz.
+    pub fn check(&self) -> Result<(), ApiError> {
+        match self.expires_at.as_deref() {
+            Some(t) if !rfc3339(t) => Err(ApiError::invalid_field(
+                "expires_at",
+                "expires_at must be an RFC 3339 date-time, such as 2030-01-31T00:00:00Z.",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)` with plausible field ranges (the database
+/// checks the calendar).
+pub fn rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    let num = |i: usize, n: usize| -> Option<u32> {
+        let part = b.get(i..i + n)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |a, d| a * 10 + u32::from(d - b'0')))
+    };
+    let date_time = || -> Option<usize> {
+        let (mo, d, h, mi, s) = (num(5, 2)?, num(8, 2)?, num(11, 2)?, num(14, 2)?, num(17, 2)?);
+        num(0, 4)?;
+        let seps = b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
+        let ranges = (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && s < 61;
+        let mut i = 19;
+        if b.get(i) == Some(&b'.') {
+            let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            i += 1 + digits;
+        }
+        (seps && ranges).then_some(i)
+    };
+    let Some(i) = (b.len() >= 20).then(date_time).flatten() else { return false };
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', ..] if b.len() == i + 6 => {
+            b[i + 3] == b':' && num(i + 1, 2).is_some_and(|h| h < 24) && num(i + 4, 2).is_some_and(|m| m < 60)
+        }
+        _ => false,
+    }
+}
+
 /// `POST /v1/admin/users/{id}/adjustments`: a signed adjustment.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +244,38 @@ mod tests {
         assert_eq!(query("https://x/p?nope=1", &["reason"]).unwrap_err().field.as_deref(), Some("query"));
         assert_eq!(query("https://x/p?reason=a&reason=b", &["reason"]).unwrap_err().field.as_deref(), Some("reason"));
         assert!(query("https://x/p", &["reason"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn expiry_is_rfc3339() {
+        for good in [
+            "2030-01-31T00:00:00Z",
+            "2030-01-31t23:59:60.123456z",
+            "2030-12-01T10:00:00+05:30",
+            "2030-06-01T00:00:00.5-08:00",
+        ] {
+            assert!(rfc3339(good), "{good}");
+        }
+        for bad in [
+            "tomorrow",
+            "now",
+            "infinity",
+            "2030-01-31",
+            "2030-01-31 00:00:00Z",
+            "2030-13-01T00:00:00Z",
+            "2030-01-31T24:00:00Z",
+            "2030-01-31T00:00:00",
+            "2030-01-31T00:00:00.Z",
+            "2030-01-31T00:00:00+0530",
+            "2030-01-31T00:00:00Zjunk",
+            "2030-01-31T00:00:00+05:30x",
+            "",
+        ] {
+            assert!(!rfc3339(bad), "{bad}");
+        }
+        let body = |t: &str| GrantBody { amount: 1, expires_at: Some(t.into()), reason: "r".into() };
+        assert_eq!(body("tomorrow").check().unwrap_err().field.as_deref(), Some("expires_at"));
+        assert!(body("2030-01-31T00:00:00Z").check().is_ok());
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub async fn grant(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
     action(cx, "admin_grant_credits", |key, b: GrantBody| {
         shared::input::range("amount", b.amount, 1, 1_000_000)?;
+        b.check()?;
         Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount,
                   "p_expires_at": b.expires_at, "p_reason": b.reason}))
     })
