@@ -9,6 +9,7 @@
 
 use crate::context::Cx;
 use crate::crypto;
+use crate::db::Caller;
 use shared::jwt::{self, Alg, AuthError, Claims, Rules};
 use shared::ApiError;
 
@@ -37,6 +38,42 @@ pub async fn authenticate(cx: &Cx, anonymous: Anonymous) -> Result<User, ApiErro
         return Err(AuthError::AnonymousNotAllowed.to_api());
     }
     Ok(User { claims, token: token.to_owned() })
+}
+
+/// Who may use the admin API: a verified user whose token carries `app_metadata.role = "admin"`,
+/// or the service key itself. The database checks the same again in every admin RPC.
+pub enum Admin {
+    User(User),
+    Service,
+}
+
+impl Admin {
+    /// The authority the admin's RPC is sent with: the admin's own token, or the service key.
+    pub fn caller(&self) -> Caller<'_> {
+        match self {
+            Admin::User(user) => Caller::User(&user.token),
+            Admin::Service => Caller::Service,
+        }
+    }
+}
+
+/// Verifies an admin API caller. The service key is compared in constant time (it is a secret of
+/// this deployment, not a token the edge verifies); any other bearer token must be a valid user
+/// token (not an anonymous sign-in) with the admin claim, else 403 `forbidden`.
+pub async fn authenticate_admin(cx: &Cx) -> Result<Admin, ApiError> {
+    let header = cx.req.headers().get("authorization").ok().flatten();
+    let token = jwt::bearer(header.as_deref()).map_err(AuthError::to_api)?;
+    if let Some(key) = cx.cfg.service_role_key.as_deref() {
+        if shared::input::constant_time_eq(token.as_bytes(), key.as_bytes()) {
+            return Ok(Admin::Service);
+        }
+    }
+    let user = authenticate(cx, Anonymous::Refused).await?;
+    if !user.claims.is_admin() {
+        crate::log::info(crate::log::event("admin_refused").str("sub", &user.claims.sub));
+        return Err(ApiError::new(403, "forbidden", "This operation is reserved for admins."));
+    }
+    Ok(Admin::User(user))
 }
 
 /// Signature first, with the key the configuration designates for the header's `alg`; claims

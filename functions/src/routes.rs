@@ -11,7 +11,7 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, balance, drafts, generate, health, models, openapi, outputs, pipeline, projects, purchase,
+    account, admin, balance, drafts, generate, health, models, openapi, outputs, pipeline, projects, purchase,
     purchase_app_store, purchase_stripe,
 };
 use crate::respond;
@@ -48,6 +48,16 @@ enum Op {
     Purchases,
     Packages,
     Models,
+    AdminUser,
+    AdminGrant,
+    AdminAdjust,
+    AdminVoidGrant,
+    AdminRefundJob,
+    AdminSuspend,
+    AdminUnsuspend,
+    AdminSpendCap,
+    AdminLedgerCsv,
+    AdminAudit,
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
@@ -86,6 +96,16 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/v1/purchases", Op::Purchases),
     (Method::Get, "/v1/packages", Op::Packages),
     (Method::Get, "/v1/models", Op::Models),
+    (Method::Get, "/v1/admin/users/{id}", Op::AdminUser),
+    (Method::Post, "/v1/admin/users/{id}/grants", Op::AdminGrant),
+    (Method::Post, "/v1/admin/users/{id}/adjustments", Op::AdminAdjust),
+    (Method::Post, "/v1/admin/users/{id}/suspend", Op::AdminSuspend),
+    (Method::Post, "/v1/admin/users/{id}/unsuspend", Op::AdminUnsuspend),
+    (Method::Post, "/v1/admin/users/{id}/spend-cap", Op::AdminSpendCap),
+    (Method::Get, "/v1/admin/users/{id}/ledger.csv", Op::AdminLedgerCsv),
+    (Method::Post, "/v1/admin/grants/{id}/void", Op::AdminVoidGrant),
+    (Method::Post, "/v1/admin/jobs/{id}/refund", Op::AdminRefundJob),
+    (Method::Get, "/v1/admin/audit", Op::AdminAudit),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -116,6 +136,16 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::Purchases => purchase::list_purchases(cx).await,
         Op::Packages => purchase::list_packages(cx).await,
         Op::Models => models::list(cx).await,
+        Op::AdminUser => admin::lookup_user(cx).await,
+        Op::AdminGrant => admin::grant(cx).await,
+        Op::AdminAdjust => admin::adjust(cx).await,
+        Op::AdminVoidGrant => admin::void_grant(cx).await,
+        Op::AdminRefundJob => admin::refund_job(cx).await,
+        Op::AdminSuspend => admin::suspend(cx).await,
+        Op::AdminUnsuspend => admin::unsuspend(cx).await,
+        Op::AdminSpendCap => admin::spend_cap(cx).await,
+        Op::AdminLedgerCsv => admin::ledger_csv(cx).await,
+        Op::AdminAudit => admin::audit(cx).await,
     }
 }
 
@@ -216,7 +246,7 @@ pub async fn handle(req: Request, env: Env) -> Response {
 
 /// Response headers a browser app may read (besides the CORS-safelisted ones).
 const EXPOSED_HEADERS: &str =
-    "location, idempotent-replayed, retry-after, x-request-id, content-range, content-length, accept-ranges, etag";
+    "location, idempotent-replayed, retry-after, x-request-id, x-next-after, content-range, content-length, accept-ranges, etag";
 
 /// A CORS preflight for a known path. The allow-origin header is added by `handle` only for an
 /// allowed origin.
@@ -263,6 +293,9 @@ mod tests {
         ));
         assert!(matches!(resolve(&Method::Head, "/v1/jobs/j/assets/a"), Ok((Op::DownloadAsset, _, _))));
         assert!(methods_for("/v1/none").is_empty());
+        assert!(matches!(resolve(&Method::Get, "/v1/admin/users/0b6c/ledger.csv"), Ok((Op::AdminLedgerCsv, _, _))));
+        assert!(matches!(resolve(&Method::Post, "/v1/admin/jobs/0b6c/refund"), Ok((Op::AdminRefundJob, _, _))));
+        assert_eq!(resolve(&Method::Get, "/v1/admin/users/0b6c/grants").unwrap_err().status, 405);
         // `Method::from` maps any unknown method to GET; the gate in front of routing does not.
         assert!(matches!(Method::from("PROPFIND".to_string()), Method::Get), "why the gate exists");
         for m in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {

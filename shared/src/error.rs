@@ -16,11 +16,21 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// Why an internal fault happened: logged by the Worker, never part of the response.
     pub cause: Option<String>,
+    /// Machine-readable facts of the refusal (e.g. a spend cap's `resets_at`), answered as `details`.
+    pub details: Option<Box<serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), field: None, retry_after: None, cause: None }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+            retry_after: None,
+            cause: None,
+            details: None,
+        }
     }
 
     /// 400 for a request that names the field at fault.
@@ -85,12 +95,19 @@ impl ApiError {
             message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             field: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            details: Option<&'a serde_json::Value>,
         }
         #[derive(serde::Serialize)]
         struct Body<'a> {
             error: Inner<'a>,
         }
-        let inner = Inner { code: &self.code, message: &self.message, field: self.field.as_deref() };
+        let inner = Inner {
+            code: &self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+            details: self.details.as_deref(),
+        };
         serde_json::to_string(&Body { error: inner }).unwrap_or_default()
     }
 }

@@ -120,6 +120,16 @@ pub struct Claims {
     pub session_id: String,
     pub is_anonymous: bool,
     pub exp: i64,
+    /// `app_metadata.role`: set by the team through the Auth admin API (users cannot change
+    /// `app_metadata`); `admin` opens the admin API. Absent or not a string: none.
+    pub app_role: Option<String>,
+}
+
+impl Claims {
+    /// Whether the token carries `app_metadata.role = "admin"`.
+    pub fn is_admin(&self) -> bool {
+        self.app_role.as_deref() == Some("admin")
+    }
 }
 
 /// The JOSE header members this module reads; key-carrying members (`jku`, `x5u`, `jwk`, `x5c`)
@@ -157,6 +167,9 @@ struct RawClaims {
     session_id: Option<String>,
     #[serde(default)]
     is_anonymous: bool,
+    /// Any JSON: only a string `role` member inside an object is read.
+    #[serde(default)]
+    app_metadata: Option<serde_json::Value>,
 }
 
 /// A JSON object of type `T` from base64url-decoded bytes. The strict check refuses a repeated
@@ -272,7 +285,7 @@ pub fn verify_hs256(token: &Token<'_>, secret: &[u8], now: i64) -> Result<(), Au
 /// Checks the claims of a token whose signature has been verified.
 pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, AuthError> {
     let raw: RawClaims = object(&token.payload)?;
-    let RawClaims { exp, iat, nbf, iss, aud, role, sub, session_id, is_anonymous } = raw;
+    let RawClaims { exp, iat, nbf, iss, aud, role, sub, session_id, is_anonymous, app_metadata } = raw;
     let aud_ok = match aud {
         None => false,
         Some(Audience::One(a)) => a == "authenticated",
@@ -303,7 +316,13 @@ pub fn validate(token: &Token<'_>, rules: &Rules, now: i64) -> Result<Claims, Au
     }
     let sub = sub.filter(|s| is_uuid(s)).ok_or(AuthError::Claim("sub"))?;
     let session_id = session_id.filter(|s| !s.is_empty() && s.len() <= 64).ok_or(AuthError::Claim("session_id"))?;
-    Ok(Claims { sub, session_id, is_anonymous, exp })
+    let app_role = app_metadata
+        .as_ref()
+        .and_then(|m| m.get("role"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|r| r.len() <= 64)
+        .map(str::to_owned);
+    Ok(Claims { sub, session_id, is_anonymous, exp, app_role })
 }
 
 /// `8-4-4-4-12` hexadecimal, as Postgres prints a uuid.
@@ -368,6 +387,15 @@ pub(crate) mod tests {
         assert!(!claims.is_anonymous);
         let anon = check(&with(|c| c["is_anonymous"] = json!(true))).unwrap();
         assert!(anon.is_anonymous, "anonymous users are authenticated; routes decide");
+        assert!(!claims.is_admin(), "no app_metadata: no admin");
+        let admin = check(&with(|c| c["app_metadata"] = json!({"provider": "email", "role": "admin"}))).unwrap();
+        assert!(admin.is_admin(), "app_metadata.role = admin");
+        for other in [json!({"role": "support"}), json!({"role": ["admin"]}), json!("admin"), json!(null)] {
+            let claims = check(&with(|c| c["app_metadata"] = other.clone())).unwrap();
+            assert!(!claims.is_admin(), "{other} is not an admin");
+        }
+        // user_metadata is the user's to write: a role there means nothing.
+        assert!(!check(&with(|c| c["user_metadata"] = json!({"role": "admin"}))).unwrap().is_admin());
         assert!(check(&with(|c| c["aud"] = json!(["other", "authenticated"]))).is_ok());
         assert!(
             check(&with(|c| {

@@ -5,6 +5,7 @@
 //! and the mapping of PostgREST errors to the bundle's stable error codes. The Worker
 //! (`functions`) only adds what needs the Workers runtime: fetch, WebCrypto, bindings.
 
+pub mod admin;
 pub mod appstore;
 pub mod config;
 pub mod error;

@@ -16,6 +16,9 @@ pub enum Outcome {
     Retry,
 }
 
+/// The stable codes whose database `detail` object is answered to the client as `details`.
+const DETAILED: &[&str] = &["daily_spend_cap_reached", "request_over_limit", "nothing_to_refund"];
+
 /// A stable code is short snake_case ASCII; anything else is not passed to clients.
 fn stable_code(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
@@ -54,6 +57,14 @@ pub fn map_error(status: u16, body: &[u8]) -> Outcome {
         let mut e = ApiError::new(status, h, message);
         if h == "invalid_request" {
             e.field = member("details").filter(|d| d.len() <= 64).map(str::to_owned);
+        }
+        // Refusals whose facts the client acts on (when a spend cap resets): the detail object.
+        if DETAILED.contains(&h) {
+            e.details = member("details")
+                .filter(|d| d.len() <= 1024)
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .filter(serde_json::Value::is_object)
+                .map(Box::new);
         }
         return Outcome::Fail(e);
     }
@@ -107,6 +118,19 @@ mod tests {
             r#"{"code":"PT403","message":"Anonymous users cannot buy.","details":null,"hint":"anonymous_user"}"#,
         );
         assert_eq!((e.status, e.code.as_str()), (403, "anonymous_not_allowed"), "one code per rule");
+        let e = fail(
+            429,
+            concat!(
+                r#"{"code":"PT429","message":"cap","hint":"daily_spend_cap_reached","#,
+                r#""details":"{\"resets_at\": \"2030-01-02T00:00:00Z\", \"daily_spend_cap\": 8}"}"#
+            ),
+        );
+        assert_eq!((e.status, e.code.as_str()), (429, "daily_spend_cap_reached"));
+        assert_eq!(e.details.as_ref().and_then(|d| d["resets_at"].as_str()), Some("2030-01-02T00:00:00Z"));
+        assert!(e.body().contains(r#""details":{"#), "the facts reach the client");
+        let e =
+            fail(402, r#"{"code":"PT402","message":"m","hint":"insufficient_credits","details":"{\"required\": 3}"}"#);
+        assert!(e.details.is_none(), "only the listed codes carry details");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(448);
+select plan(528);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -30,6 +30,9 @@ select tests.authenticate_as(:'closed');
 select public.delete_account() is not null as closed_account;
 select tests.clear_authentication();
 select public.fulfill_purchase('stripe', 'pi_closed', 'evt_closed', :'closed', 'starter', 499, 'usd') is not null as parked;
+-- Issue 13: an admin refund of the owner's job (audit row + job refund) and a spend cap (account controls).
+select public.admin_refund_job('matrix-refund', :'job'::uuid, 'matrix fixture', 1) is not null as refunded;
+select public.admin_set_spend_cap('matrix-cap', :'owner', 100, 'matrix fixture') is not null as capped;
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -121,7 +124,23 @@ insert into matrix values
   ('closed_account_payments', 'select', 'select 1 from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('closed_account_payments', 'insert', 'insert into public.closed_account_payments (provider, provider_payment_id, event_id, user_id) values (''stripe'', ''pi_y'', ''evt_y'', :owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('closed_account_payments', 'update', 'update public.closed_account_payments set refund_status = ''refunded'' where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('closed_account_payments', 'delete', 'delete from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied');
+  ('closed_account_payments', 'delete', 'delete from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('spend_limit_settings', 'select', 'select 1 from public.spend_limit_settings', 'rows', 'rows', 'rows', 'rows', 'rows'),
+  ('spend_limit_settings', 'insert', 'insert into public.spend_limit_settings (id) values (true)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('spend_limit_settings', 'update', 'update public.spend_limit_settings set daily_spend_cap = 5', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('spend_limit_settings', 'delete', 'delete from public.spend_limit_settings', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('account_controls', 'select', 'select 1 from public.account_controls where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('account_controls', 'insert', 'insert into public.account_controls (user_id) values (:owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('account_controls', 'update', 'update public.account_controls set suspended_at = null where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('account_controls', 'delete', 'delete from public.account_controls where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('admin_audit_log', 'select', 'select 1 from public.admin_audit_log where target_user_id = :owner', 'denied', 'none', 'none', 'none', 'rows'),
+  ('admin_audit_log', 'insert', 'insert into public.admin_audit_log (actor_role, action, reason) values (''database'', ''x'', ''y'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('admin_audit_log', 'update', 'update public.admin_audit_log set reason = ''x'' where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('admin_audit_log', 'delete', 'delete from public.admin_audit_log where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_refunds', 'select', 'select 1 from public.job_refunds where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('job_refunds', 'insert', 'insert into public.job_refunds (job_id, user_id, source_grant_id, amount, audit_id) select job_id, user_id, source_grant_id, 1, audit_id from public.job_refunds', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_refunds', 'update', 'update public.job_refunds set amount = 2 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('job_refunds', 'delete', 'delete from public.job_refunds where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 -- The matrix covers every table of the public schema and every command.
 select set_eq(

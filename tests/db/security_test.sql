@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(166);
+select plan(193);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -154,7 +154,32 @@ insert into expected_execute values
   ('app.refuse_grant_to_closed_account()', false, false, false),
   ('app.close_account(uuid)', false, false, false),
   ('app.handle_user_deleted()', false, false, false),
-  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false);
+  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false),
+  -- Issue 13: admin RPCs (authenticated may call them; the body admits only admins) and their helpers.
+  ('public.admin_lookup_user(uuid,text,bigint,integer)', false, true, true),
+  ('public.admin_grant_credits(text,uuid,integer,timestamp with time zone,text)', false, true, true),
+  ('public.admin_adjust_credits(text,uuid,integer,text)', false, true, true),
+  ('public.admin_void_grant(text,uuid,text)', false, true, true),
+  ('public.admin_refund_job(text,uuid,text,integer)', false, true, true),
+  ('public.admin_set_suspension(text,uuid,boolean,text)', false, true, true),
+  ('public.admin_set_spend_cap(text,uuid,integer,text)', false, true, true),
+  ('public.admin_export_ledger(uuid,text,bigint,integer)', false, true, true),
+  ('public.admin_list_audit(bigint,integer,uuid)', false, true, true),
+  ('app.forbid_audit_change()', false, false, false),
+  ('app.require_admin()', false, false, false),
+  ('app.check_reason(text)', false, false, false),
+  ('app.admin_replay(text,text,jsonb)', false, false, false),
+  ('app.admin_record(jsonb,text,text,text,uuid,text,jsonb,jsonb,jsonb,jsonb)', false, false, false),
+  ('app.admin_target(uuid)', false, false, false),
+  ('app.refuse_suspended(uuid)', false, false, false),
+  ('app.refuse_suspended_draft_claim()', false, false, false),
+  ('app.refuse_suspended_purchase()', false, false, false),
+  ('app.spent_today(uuid,timestamp with time zone)', false, false, false),
+  ('app.effective_daily_cap(uuid)', false, false, false),
+  ('app.check_spend_limits(uuid,integer,timestamp with time zone)', false, false, false),
+  ('app.grant_json(credit_grants)', false, false, false),
+  ('app.controls_json(uuid)', false, false, false),
+  ('app.admin_add_grant(uuid,text,text,integer,timestamp with time zone,text,uuid,text,text)', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid

@@ -44,7 +44,20 @@ const gen1 = fc.record({ u: fc.nat(2), model: fc.constantFrom(...Object.keys(MOD
 // `cancel` is the user's cancel_job, once, twice in a row or twice at the same time; `finish` is the
 // pipeline's finish_canceled_job with S a share of the hold; `close` closes the account (rare), by
 // delete_account() or by deleting the auth.users row.
-const opsOf = (raceClose) => fc.oneof(
+// Admin actions (issue 13, admin.mjs), weight 0 unless `admin`: fc.oneof draws over the total
+// weight, so with `admin: false` a seed generates exactly the histories it did before they existed.
+const adminOps = (on) => [
+  { weight: on ? 3 : 0, arbitrary: fc.record({ t: fc.constant('adminGrant'), u: fc.nat(2), amount: fc.constantFrom(1, 7, 40), ttl: fc.constantFrom(null, 3600e3 + 1, 40 * 86400e3 + 1) }) },
+  { weight: on ? 3 : 0, arbitrary: fc.record({ t: fc.constant('adminAdjust'), u: fc.nat(2), amount: fc.constantFrom(-30, -6, -1, 2, 25) }) },
+  { weight: on ? 2 : 0, arbitrary: fc.record({ t: fc.constant('adminVoid'), u: fc.nat(2), which: fc.constantFrom('welcome', 'promotion') }) },
+  // `settle`: the pipeline claims and completes that job (full cost) just before, so refunds meet
+  // captured credits often enough.
+  { weight: on ? 4 : 0, arbitrary: fc.record({ t: fc.constant('adminRefund'), u: fc.nat(2), n: fc.nat(1), amount: fc.constantFrom(null, null, 1, 3, 60), settle: fc.boolean() }) },
+  { weight: on ? 1 : 0, arbitrary: fc.record({ t: fc.constant('adminSuspend'), u: fc.nat(2), on: fc.boolean() }) },
+  { weight: on ? 2 : 0, arbitrary: fc.record({ t: fc.constant('adminCap'), u: fc.nat(2), cap: fc.constantFrom(null, 0, 5, 12, 40) }) },
+];
+
+const opsOf = (raceClose, admin = false) => fc.oneof(
   { weight: 16, arbitrary: fc.record({ t: fc.constant('ev'), pay: fc.nat(3), i: fc.nat(7) }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('par'), pay: fc.nat(3), is: fc.array(fc.nat(7), { minLength: 2, maxLength: 3 }) }) },
   { weight: 12, arbitrary: gen1.chain((g) => fc.record({ t: fc.constant('gen'), dup: fc.constantFrom(null, null, null, 'seq', 'par') }).map((o) => ({ ...o, ...g }))) },
@@ -63,14 +76,16 @@ const opsOf = (raceClose) => fc.oneof(
   { weight: 6, arbitrary: advance },
   { weight: 2, arbitrary: fc.constant({ t: 'sweepHolds' }) },
   { weight: 2, arbitrary: fc.constant({ t: 'sweepCredits' }) },
+  ...adminOps(admin),
 );
 
 // `payments: 0` gives histories of credits and jobs only (to look at one half at a time).
 // `raceClose: false` leaves out closing an account at the same time as one of its generates.
-export const world = ({ payments = 3, ops = 30, raceClose = true } = {}) => fc.record({
+// `admin: true` mixes in the admin actions and spend caps (tests/model/run.mjs turns them on).
+export const world = ({ payments = 3, ops = 30, raceClose = true, admin = false } = {}) => fc.record({
   users: fc.integer({ min: 1, max: 3 }),
   payments: fc.array(payment, { maxLength: payments, size: 'medium' }),
-  ops: fc.array(opsOf(raceClose), { minLength: 1, maxLength: ops, size: 'medium' }),
+  ops: fc.array(opsOf(raceClose, admin), { minLength: 1, maxLength: ops, size: 'medium' }),
 });
 
 // A generated world as a concrete history: the op skeletons resolved against the world's users and
@@ -104,6 +119,14 @@ export function resolve(w) {
         break;
       }
       case 'complete': case 'fail': case 'finish': case 'close': case 'raceCancel': case 'raceClose': ops.push({ ...o, u: o.u % users }); break;
+      case 'adminRefund': {
+        const { settle, ...r } = o;
+        if (settle) ops.push({ t: 'claim' }, { t: 'complete', u: o.u % users, n: o.n, pct: 100 });
+        ops.push({ ...r, u: o.u % users });
+        break;
+      }
+      case 'adminGrant': case 'adminAdjust': case 'adminVoid': case 'adminSuspend': case 'adminCap':
+        ops.push({ ...o, u: o.u % users }); break;
       default: ops.push(o);
     }
   }

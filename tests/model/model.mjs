@@ -7,6 +7,8 @@
 // Times are milliseconds since the epoch; the world's clock only moves forward. A grant is worth
 // nothing from its expiry on, so the model compares *effective* remaining (expired = 0).
 
+import { spendLimitRefusal } from './admin.mjs';
+
 export const HOUR = 3600e3, DAY = 24 * HOUR;
 export const WELCOME = { credits: 10, ttl: 30 * DAY };      // "Welcome grant"
 export const HOLD_TTL = 6 * HOUR;                          // "holds after 6 hours"
@@ -152,12 +154,15 @@ export class World {
   generate(ui, model, minutes, key) {
     const u = this.users[ui];
     if (u.closed) return 'account_closed'; // app.require_user refuses a closed account first
+    if (u.suspended) return 'account_suspended'; // then an admin's suspension (admin.mjs)
     const request = `${model}/${minutes}`;
     if (u.keys[key] !== undefined) return u.keys[key] === request ? 'replayed' : 'idempotency_key_reused';
     const cost = price(model, minutes);
     this.expire(u);
     if (u.debt > 0) return 'credits_in_debt';
     if (this.available(u) < cost) return 'insufficient_credits';
+    const capped = spendLimitRefusal(this, u, cost);
+    if (capped) return capped;
     const hold = [];
     let rest = cost;
     for (const g of this.live(u).sort(drawDown)) {
@@ -167,7 +172,7 @@ export class World {
       hold.push({ grant: g.seq, amount: x });
     }
     u.keys[key] = request;
-    u.jobs.push({ reserved: cost, hold, status: 'QUEUED', attempts: 0, leaseUntil: null, holdExpiresAt: this.now + HOLD_TTL, seq: this.seq++, cancelRequested: false, final: null });
+    u.jobs.push({ reserved: cost, hold, status: 'QUEUED', attempts: 0, leaseUntil: null, holdExpiresAt: this.now + HOLD_TTL, seq: this.seq++, cancelRequested: false, final: null, createdAt: this.now });
     return 'ok';
   }
   // Settles a job's hold: `cost` captured from the allocations in draw-down order, the rest back to
@@ -176,9 +181,11 @@ export class World {
     const bySeq = new Map(u.grants.map((g) => [g.seq, g]));
     const allocs = job.hold.map((a) => ({ ...a, g: bySeq.get(a.grant) })).sort((a, b) => drawDown(a.g, b.g));
     let capture = cost;
+    job.captured = [];  // per grant, what was captured (an admin's job refund gives it back)
     for (const a of allocs) {
       const c = Math.min(capture, a.amount);
       capture -= c;
+      if (c > 0) job.captured.push({ grant: a.grant, amount: c });
       this.credit(u, a.g, a.amount - c);
     }
     job.hold = null;

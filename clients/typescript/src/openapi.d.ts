@@ -745,8 +745,17 @@ export interface paths {
                 };
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
-                /** @description idempotency_key_reused: the key was used with a different body. */
+                /** @description idempotency_key_reused: the key was used with a different body; request_over_limit: the price is over the per-request maximum (details). */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description daily_spend_cap_reached: the user's daily spend cap is reached; details.resets_at says when it resets (next UTC midnight). */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1383,6 +1392,576 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin: look up a user: profile, suspension and cap, balance, grants with expiry, holds, a ledger page, purchases, jobs. Audited. */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Why (1 to 500 characters); written to the audit log. */
+                    reason: string;
+                    ledger_before?: number;
+                    ledger_limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The user. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminUser"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: grant promotional credits (repaying debt first). */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        amount: number;
+                        /**
+                         * Format: date-time
+                         * @description In the future; absent or null: never expires.
+                         */
+                        expires_at?: string | null;
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Granted (Idempotent-Replayed: true on a replay). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminMoney"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: a signed adjustment. Positive: paid, never-expiring credits; negative: taken from available credits in draw-down order, never beyond them (402). */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        amount: number;
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Adjusted. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminMoney"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                402: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: suspend a user: reads still work; generate, claiming drafts and checkout answer 403 account_suspended. */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Suspended. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminControls"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/unsuspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: lift a suspension. */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Unsuspended. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminControls"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/spend-cap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: set a user's daily spend cap, or null for the default (spend_limit_settings). */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        daily_spend_cap: number | null;
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Set. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminControls"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/ledger.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin: one page of a user's ledger as CSV (oldest first, header row, RFC 4180 quoting; cells that look like formulas get a leading '). X-Next-After names the next page's after. The first page is audited. */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Why (1 to 500 characters); written to the audit log. */
+                    reason: string;
+                    after?: number;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description The user's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description CSV. */
+                200: {
+                    headers: {
+                        /** @description The after of the next page, when there is one. */
+                        "X-Next-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/grants/{id}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: void what remains of one grant (not a purchase's); its credits still held by a job expire when they come back. */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The grant's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Voided. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminMoney"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Admin: give back a finished job's captured credits, all (no amount) or part; never more than captured in all. */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path: {
+                    /** @description The job's id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        amount?: number;
+                        /** @description Why; written to the audit log. */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Refunded. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminRefund"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin: the audit log, newest first. */
+        get: {
+            parameters: {
+                query?: {
+                    before?: number;
+                    limit?: number;
+                    user_id?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminAudit"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1393,10 +1972,12 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
+                /** @description Facts of the refusal a client acts on: daily_spend_cap_reached {daily_spend_cap, spent_today, required, resets_at}; request_over_limit {max_request_credits, required}; nothing_to_refund {captured, refunded}. */
+                details?: Record<string, never>;
             };
         };
         Balance: {
@@ -1601,6 +2182,84 @@ export interface components {
             storage_key: string;
             /** @constant */
             applied: true;
+        };
+        AdminGrant: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {unknown} */
+            source: "welcome" | "purchase" | "promotion" | "adjustment";
+            /** @enum {unknown} */
+            kind: "paid" | "promotional";
+            amount: number;
+            remaining: number;
+            expires_at?: string | null;
+            expired_at?: string | null;
+            purchase_id?: string | null;
+            description?: string | null;
+            created_at?: string;
+        };
+        AdminControls: {
+            /** Format: uuid */
+            user_id?: string;
+            suspended: boolean;
+            suspended_at?: string | null;
+            suspension_reason?: string | null;
+            /** @description The admin's override; null = the default. */
+            daily_spend_cap?: number | null;
+            /** @description The cap generate applies (null = none). */
+            effective_daily_spend_cap: number | null;
+            /** @description Credits committed to generations this UTC day. */
+            spent_today: number;
+            replayed?: boolean;
+        };
+        AdminUser: {
+            user: Record<string, never>;
+            balance: components["schemas"]["Balance"];
+            grants: components["schemas"]["AdminGrant"][];
+            holds: Record<string, never>[];
+            ledger: {
+                items: components["schemas"]["LedgerEntry"][];
+                next_before: number | null;
+            };
+            purchases: Record<string, never>[];
+            jobs: Record<string, never>[];
+        };
+        AdminMoney: {
+            grant?: components["schemas"]["AdminGrant"] | null;
+            amount?: number;
+            voided?: number;
+            balance: components["schemas"]["Balance"];
+            replayed: boolean;
+        };
+        AdminRefund: {
+            /** Format: uuid */
+            job_id: string;
+            refunded: number;
+            refunded_total: number;
+            captured: number;
+            refundable_left: number;
+            grants: components["schemas"]["AdminGrant"][];
+            balance: components["schemas"]["Balance"];
+            replayed: boolean;
+        };
+        AdminAudit: {
+            items: {
+                id: number;
+                created_at: string;
+                /** @enum {unknown} */
+                actor_role: "admin" | "service_role" | "database";
+                actor_user_id?: string | null;
+                /** @enum {unknown} */
+                action: "lookup_user" | "grant_credits" | "adjust_credits" | "void_grant" | "refund_job" | "suspend_user" | "unsuspend_user" | "set_spend_cap" | "export_ledger";
+                target_user_id?: string | null;
+                target_id?: string | null;
+                reason: string;
+                idempotency_key?: string | null;
+                request?: Record<string, never>;
+                before?: unknown;
+                after?: unknown;
+            }[];
+            next_before: number | null;
         };
     };
     responses: {

@@ -2,6 +2,7 @@
 //! through RLS); those that free stored files then drain the R2 deletion queue (`storage::drain`).
 
 pub mod account;
+pub mod admin;
 pub mod balance;
 pub mod drafts;
 pub mod generate;
