@@ -633,10 +633,20 @@ async function writes() {
 // service role's claims set per transaction as PostgREST sets them. Every request consumes one
 // prepared item (a claimed job, a pending purchase), so each is a real completion / grant.
 
-const FULFIL_POOL = Number(process.env.BENCH_FULFIL_POOL || (quick ? 4000 : 16000));
+const FULFIL_POOL = Number(process.env.BENCH_FULFIL_POOL || (quick ? 3000 : 10000));
 const BENCH_WHSEC = 'whsec_bench_0123456789abcdef';
 const SERVICE_CLAIMS = JSON.stringify({ iss: 'supabase', ref: 'local', role: 'service_role', iat: 1700000000, exp: 2000000000 });
 const OUTPUT_URL = 'https://cdn.example.test/bench/out.mp4';
+
+/** Rows read 2,000 at a time (psql's output through execFileSync is capped at 1 MB). */
+function pagedRows(page) {
+  const all = [];
+  for (;;) {
+    const rows = JSON.parse(sql(page(all.length)));
+    all.push(...rows);
+    if (rows.length < 2000) return all;
+  }
+}
 
 function prepareJobs(users, n) {
   sql(`create schema if not exists bench; drop table if exists bench.jobs; drop sequence if exists bench.job_seq;
@@ -661,23 +671,26 @@ function prepareJobs(users, n) {
       v_got := v_got + jsonb_array_length(v->'jobs');
       exit when v_got >= ${n};
     end loop; end $$`);
-  return JSON.parse(sql(`select coalesce(json_agg(json_build_object('id', job_id, 'attempt', attempt) order by n), '[]') from bench.jobs`));
+  return pagedRows((from) => `select coalesce(json_agg(json_build_object('id', job_id, 'attempt', attempt) order by n), '[]') from (select * from bench.jobs where n > ${from} order by n limit 2000) t`);
 }
 
-function preparePurchases(users) {
+/** n pending Stripe purchases of `starter`, each by its own user (made 1,000 at a time: argv limits). */
+function preparePurchases(n) {
   sql(`create schema if not exists bench; drop table if exists bench.purchases; drop sequence if exists bench.purchase_seq;
        create table bench.purchases (n serial primary key, purchase_id uuid not null, user_id uuid not null); create sequence bench.purchase_seq;
        grant usage on schema bench to service_role; grant select on bench.purchases to service_role`);
   const c = claimsFor('00000000-0000-0000-0000-000000000000');
-  const ids = users.map((u) => `'${u.id}'`).join(',');
-  sql(`do $$ declare v jsonb; v_u uuid; begin
-    foreach v_u in array array[${ids}]::uuid[] loop
-      perform set_config('request.jwt.claims', json_build_object('iss', '${c.iss}', 'aud', 'authenticated', 'sub', v_u, 'role', 'authenticated',
-        'exp', ${c.exp}, 'iat', ${c.iat}, 'email', left(v_u::text, 8) || '@example.test', 'session_id', gen_random_uuid(), 'is_anonymous', false, 'aal', 'aal1')::text, true);
-      v := public.begin_purchase('starter', gen_random_uuid()::text);
-      insert into bench.purchases (purchase_id, user_id) values ((v->'purchase'->>'id')::uuid, v_u);
-    end loop; end $$`);
-  return JSON.parse(sql(`select coalesce(json_agg(json_build_object('n', n, 'purchase', purchase_id, 'user', user_id) order by n), '[]') from bench.purchases`));
+  for (let done = 0; done < n; done += 1000) {
+    const ids = bulkUsers(Math.min(1000, n - done)).map((u) => `'${u.id}'`).join(',');
+    sql(`do $$ declare v jsonb; v_u uuid; begin
+      foreach v_u in array array[${ids}]::uuid[] loop
+        perform set_config('request.jwt.claims', json_build_object('iss', '${c.iss}', 'aud', 'authenticated', 'sub', v_u, 'role', 'authenticated',
+          'exp', ${c.exp}, 'iat', ${c.iat}, 'email', left(v_u::text, 8) || '@example.test', 'session_id', gen_random_uuid(), 'is_anonymous', false, 'aal', 'aal1')::text, true);
+        v := public.begin_purchase('starter', gen_random_uuid()::text);
+        insert into bench.purchases (purchase_id, user_id) values ((v->'purchase'->>'id')::uuid, v_u);
+      end loop; end $$`);
+  }
+  return pagedRows((from) => `select coalesce(json_agg(json_build_object('n', n, 'purchase', purchase_id, 'user', user_id) order by n), '[]') from (select * from bench.purchases where n > ${from} order by n limit 2000) t`);
 }
 
 const stripeSig = (body) => {
@@ -701,8 +714,7 @@ async function fulfilment() {
   const t0 = performance.now();
   const genUsers = bulkUsers(200);
   const jobs = prepareJobs(genUsers, FULFIL_POOL);
-  const buyers = bulkUsers(FULFIL_POOL);
-  const purchases = preparePurchases(buyers);
+  const purchases = preparePurchases(FULFIL_POOL);
   const setupS = (performance.now() - t0) / 1000;
   log(`prepared ${jobs.length} claimed jobs and ${purchases.length} pending purchases in ${f1(setupS)} s`);
   const rust = await startRust({ STRIPE_WEBHOOK_SECRET: BENCH_WHSEC });
@@ -850,10 +862,15 @@ Consumed jobs READY: ${fu.check.ready} of ${fu.check.usedJobs}; consumed purchas
 // (es256.mjs): each builds what it measures, so each is a section of its own.
 
 function bundleTargets(bu) {
-  return bu.lto.groups.filter((g) => !g.group.includes('+ reqwest')).map((g) => {
-    const n = bu.nolto.groups.find((x) => x.group === g.group);
-    return [`1b. (figure) ${g.group.split(' (')[0]} adds, gzip`, `${(g.gzipRemoved / 1024).toFixed(1)} KiB in the shipped (lto) build, lower bound; ${(n.gzipRemoved / 1024).toFixed(1)} KiB without LTO`, 'none', 'figure'];
-  });
+  const kib = (b) => (b / 1024).toFixed(1);
+  const g = (build, prefix) => build.groups.find((x) => x.group.startsWith(prefix));
+  const row = (label, prefix, note) => [`1b. (figure) ${label} adds, gzip`, `${kib(g(bu.lto, prefix).gzipRemoved)} KiB in the shipped (lto) build${note}; ${kib(g(bu.nolto, prefix).gzipRemoved)} KiB without LTO`, 'none', 'figure'];
+  return [
+    row('serde_json', 'serde_json', ', lower bound'),
+    row('postgrest-rs (inlined: our db module with it, + reqwest)', 'functions::db', ', upper bound'),
+    row('jwt-simple', 'jwt-simple', ', lower bound'),
+    row('x509-cert (+ der)', 'x509-cert', ', lower bound'),
+  ];
 }
 
 function es256Report(es) {

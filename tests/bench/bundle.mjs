@@ -76,7 +76,11 @@ ${md(rows)}
 
 Largest crates by raw code, lto: ${top(lto)}; no-lto: ${top(nolto)}.
 The lto column is a lower bound: LLVM inlines a crate's code into its callers, which then count as ours
-(e.g. in the lto build no function is named \`postgrest::\`; its builder is inside \`functions::db\`). The
+(no function is named \`postgrest::\` in either build: its builder methods are small generics,
+monomorphised into and inlined in \`functions::db\`, so the row "functions::db + postgrest + reqwest",
+our PostgREST module with postgrest-rs inside it, is the nearest upper bound for postgrest-rs; the
+biggest unattributed item is the async request handler with routes and handlers inlined into it,
+named after \`js_sys::futures::future_to_promise\`). The
 no-lto column keeps most crate code under its own name, but it is a different, larger build, and
 generic code monomorphised for our types counts under the crate that defines it (serde_json's
 deserializers of our request types count as serde_json, which is where they would go with it).
