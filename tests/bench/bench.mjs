@@ -633,7 +633,7 @@ async function writes() {
 // service role's claims set per transaction as PostgREST sets them. Every request consumes one
 // prepared item (a claimed job, a pending purchase), so each is a real completion / grant.
 
-const FULFIL_POOL = Number(process.env.BENCH_FULFIL_POOL || (quick ? 3000 : 10000));
+const FULFIL_POOL = Number(process.env.BENCH_FULFIL_POOL || (quick ? 3000 : 14000));
 const BENCH_WHSEC = 'whsec_bench_0123456789abcdef';
 const SERVICE_CLAIMS = JSON.stringify({ iss: 'supabase', ref: 'local', role: 'service_role', iat: 1700000000, exp: 2000000000 });
 const OUTPUT_URL = 'https://cdn.example.test/bench/out.mp4';
@@ -889,10 +889,13 @@ variant (own workerd each), after one request that verifies nothing: key import 
 
 ${md(es.rows)}
 
-Warm, per verification: jwt-simple ${f3(es.s.rust.batch)} ms against WebCrypto ${f3(es.s.webcrypto.batch)} ms, **${ratio.toFixed(1)}x**.
+Warm, per verification: jwt-simple ${f3(es.s.rust.batch)} ms against WebCrypto ${f3(es.s.webcrypto.batch)} ms in the batches, **${ratio.toFixed(1)}x**;
+one per request (p50 minus the baseline's) ${f3(es.s.rust.warm)} against ${f3(es.s.webcrypto.warm)} ms, **${(es.s.rust.warm / es.s.webcrypto.warm).toFixed(1)}x**. A batch
+runs for about a second and absorbs the shared machine's contention, a single request mostly does
+not, so the batch figures are higher for both; the ratio is what the split rests on.
 `;
   const targets = [
-    ['3b. (figure) ES256 verify, warm: jwt-simple / WebCrypto', `${ratio.toFixed(1)}x (${f3(es.s.rust.batch)} / ${f3(es.s.webcrypto.batch)} ms per verification)`, 'WebCrypto faster keeps the split', ratio > 1 ? 'split justified' : 'split NOT justified'],
+    ['3b. (figure) ES256 verify, warm: jwt-simple / WebCrypto', `${ratio.toFixed(1)}x in batches (${f3(es.s.rust.batch)} / ${f3(es.s.webcrypto.batch)} ms), ${(es.s.rust.warm / es.s.webcrypto.warm).toFixed(1)}x one per request (${f3(es.s.rust.warm)} / ${f3(es.s.webcrypto.warm)} ms)`, 'WebCrypto faster keeps the split', ratio > 1 ? 'split justified' : 'split NOT justified'],
     ['3b. (figure) ES256 first call on a fresh isolate, extra', `jwt-simple +${f3(es.s.rust.firstExtra)} ms, WebCrypto +${f3(es.s.webcrypto.firstExtra)} ms`, 'none', 'figure'],
   ];
   return { text, targets };

@@ -70,7 +70,7 @@ without LTO (16 codegen units); a group's functions found by their demangled nam
 measured by removing their bodies from the code section (gzip -9 of all bodies minus gzip -9 of the
 rest). Code gzip: lto ${KiB(lto.groups[0].codeGzip)} KiB of a ${KiB(lto.total.gzip - (lto.sections.find((s) => s.section === 'custom:name')?.gzip ?? 0))} KiB wasm (gzip of the sections, names excluded);
 no-lto ${KiB(nolto.groups[0].codeGzip)} KiB. The data section (strings, tables: ${KiB(lto.sections.find((s) => s.section === 'data').gzip)} KiB gzip) is not attributed.
-Built in ${buildS.toFixed(0)} s.
+${skipBuild ? 'Builds reused (BENCH_BUNDLE_SKIP_BUILD=1).' : `Built in ${buildS.toFixed(0)} s.`}
 
 ${md(rows)}
 
