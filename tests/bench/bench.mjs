@@ -814,6 +814,17 @@ end;
   return { rows, money, setupS, check: { usedJobs, ready, usedPurchases, granted } };
 }
 
+/** Charts of section 6b: req/s and p99 per operation and path. */
+function fulfilmentCharts(fu) {
+  const ops = [...new Set(fu.rows.map((r) => r.op))];
+  const label = (n) => (n.startsWith('pgbench') ? 'pgbench (floor)' : n.startsWith('PostgREST') ? 'PostgREST direct' : 'Rust Worker');
+  const groups = (key) => ops.map((op) => ({ label: op.split(' ')[0], bars: fu.rows.filter((r) => r.op === op).map((r) => ({ label: label(r.name), value: r[key] })) }));
+  return {
+    'writes-rps.svg': barChart({ title: `complete_job and Stripe fulfilment: requests per second (${C} clients)`, unit: 'req/s', groups: groups('rps') }),
+    'writes-p99.svg': barChart({ title: 'complete_job and Stripe fulfilment: p99 latency', unit: 'ms', groups: groups('p99') }),
+  };
+}
+
 /** The markdown of section 6b and its target rows. */
 function fulfilmentReport(fu) {
   const procs = (cpu) => Object.entries(cpu).filter(([k, v]) => v > 0 || k === "workerd").map(([k, v]) => `${k} ${f2(v)}`).join(', ');
@@ -850,6 +861,9 @@ them. The TypeScript Worker has no twin of these routes (the issue asks for the 
 floor). ${fu.check.usedJobs.toLocaleString('en')} jobs and ${fu.check.usedPurchases.toLocaleString('en')} purchases consumed; prepared in ${f1(fu.setupS)} s.
 
 ${md(table)}
+
+![complete_job and fulfilment req/s](writes-rps.svg)
+![complete_job and fulfilment p99](writes-p99.svg)
 
 Consumed jobs READY: ${fu.check.ready} of ${fu.check.usedJobs}; consumed purchases granted: ${fu.check.granted} of ${fu.check.usedPurchases}. After these writes: reconcile() answered ${fu.money.reconcileEmpty ? '[]' : fu.money.violations}; balances differing from an independent sum of their ledger rows: ${fu.money.mismatched}.
 `;
@@ -1059,7 +1073,10 @@ if (sections) {
     console.error(rep.text);
   }
   if (sections.includes('fulfilment')) {
-    const rep = fulfilmentReport(await fulfilment());
+    const fuRaw = await fulfilment();
+    const rep = fulfilmentReport(fuRaw);
+    mkdirSync(path.join(root, '.local'), { recursive: true });
+    for (const [f, svg] of Object.entries(fulfilmentCharts(fuRaw))) writeFileSync(path.join(root, '.local', f), svg);
     partial.push(`${rep.targets.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${rep.text}`);
   }
   // A section run writes no report; the new sections leave their markdown (target rows, then the
@@ -1081,7 +1098,8 @@ const tp = await throughput(user);
 const lg = await ledgerScaling(createUser());
 const wr = await writes();
 const jc = await jwtCache(wr.users);
-const fu = fulfilmentReport(await fulfilment());
+const fuRaw = await fulfilment();
+const fu = fulfilmentReport(fuRaw);
 const sw = await sweepers();
 
 // ---------------------------------------------------------------------------------------------
@@ -1269,6 +1287,7 @@ const charts = {
       { label: 'balance, PostgREST', value: r.directP50 }, { label: 'balance, Worker', value: r.workerP50 },
       { label: 'ledger page, Worker', value: r.pageP50 }] })) }),
 };
+Object.assign(charts, fulfilmentCharts(fuRaw));
 for (const [f, svg] of Object.entries(charts)) writeFileSync(path.join(path.dirname(out), f), svg);
 mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, report);
