@@ -761,6 +761,7 @@ end;
       headers: () => { cur = make(o.items[o.cursor++]); return cur.headers; },
       body: () => cur.body,
     });
+    res.exhausted = o.cursor >= o.items.length; // the run ended because no item was left
     return res;
   }
   function floorRun(op, ms) {
@@ -773,6 +774,7 @@ end;
       res.errors += over; res.codes['pool exhausted (no item left)'] = over;
     }
     o.cursor = Math.min(next, o.items.length);
+    res.exhausted = next > o.items.length;
     return res;
   }
   const rows = [];
@@ -801,7 +803,7 @@ end;
       const perKind = {};
       for (const k of Object.keys(rs[0].cpu.per)) perKind[k] = median(rs.map((x) => x.cpu.per[k]));
       rows.push({ op, name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)),
-        errors: rs.reduce((a, x) => a + x.errors, 0), codes, cpu: perKind });
+        errors: rs.reduce((a, x) => a + x.errors, 0), codes, cpu: perKind, exhausted: rs.some((x) => x.exhausted) });
     }
   }
   await rust.mf.dispose();
@@ -844,6 +846,7 @@ function fulfilmentReport(fu) {
       [`6b. ${op}: answers other than success`, `${fu.rows.filter((r) => r.op === op).reduce((a, r) => a + r.errors, 0)}`, '0', (fu.rows.filter((r) => r.op === op).every((r) => r.errors === 0) ? 'met' : 'NOT met')],
     ];
   }).concat([
+    ['6b. prepared items lasted every run (else raise BENCH_FULFIL_POOL)', fu.rows.filter((r) => r.exhausted).map((r) => r.name).join('; ') || 'yes', 'yes', fu.rows.some((r) => r.exhausted) ? 'NOT met' : 'met'],
     ['6b. every consumed job READY, every consumed purchase granted', `${fu.check.ready} / ${fu.check.usedJobs} jobs, ${fu.check.granted} / ${fu.check.usedPurchases} purchases`, 'all', (fu.check.ready === fu.check.usedJobs && fu.check.granted === fu.check.usedPurchases ? 'met' : 'NOT met')],
     ['6b. after these writes: reconcile() empty, balances = ledger sums', `${fu.money.reconcileEmpty ? 'empty' : 'NOT empty'}; ${fu.money.mismatched} differ`, 'empty, 0', (fu.money.reconcileEmpty && fu.money.mismatched === 0 ? 'met' : 'NOT met')],
   ]);
