@@ -15,7 +15,10 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { barChart } from './svg.mjs';
-import { stack, localBindings, createUser, mintToken, claimsFor, sql } from '../e2e/harness.mjs';
+import { bundleAttribution } from './bundle.mjs';
+import { es256Bench } from './es256.mjs';
+import { stack, localBindings, createUser, mintToken, claimsFor, sql, signPipeline } from '../e2e/harness.mjs';
+import { createHmac } from 'node:crypto';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = process.env.BENCH_BUILD_DIR; // a snapshot of functions/build taken by run.sh
@@ -38,9 +41,9 @@ const log = (...a) => console.error('   ', ...a);
 
 const quiet = (stdout, stderr) => { stdout.resume(); stderr.resume(); };
 
-async function startMf(modules, modulesRoot) {
+async function startMf(modules, modulesRoot, extraBindings = {}) {
   const mf = new Miniflare({
-    modules, modulesRoot, compatibilityDate: '2026-04-01', bindings: localBindings(),
+    modules, modulesRoot, compatibilityDate: '2026-04-01', bindings: localBindings(extraBindings),
     host: '127.0.0.1', port: 0, cf: false, verbose: false, handleRuntimeStdio: quiet,
   });
   const before = new Set(ownWorkerd());
@@ -54,7 +57,7 @@ const rustModules = () => [
   { type: 'ESModule', path: path.join(buildDir, 'index.js') },
   { type: 'CompiledWasm', path: path.join(buildDir, 'index_bg.wasm') },
 ];
-const startRust = () => startMf(rustModules(), buildDir);
+const startRust = (extraBindings) => startMf(rustModules(), buildDir, extraBindings);
 const startJs = () => startMf([{ type: 'ESModule', path: jsWorker }], path.dirname(jsWorker));
 
 function pct(sorted, p) {
@@ -487,6 +490,34 @@ function bulkUsers(n) {
   return ids.map((id) => ({ id, token: mintToken(claimsFor(id)) }));
 }
 
+/** pgbench running `script` (a file body) for `ms` with `clients`: the floor of a write path. */
+function pgbenchScript(name, script, clients, ms) {
+  const dir = path.join(process.env.BENCH_TMP, `pgbench-${name}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'script.sql'), script);
+  const cpu0 = cpuTimes([]);
+  const t0 = performance.now();
+  const r = spawnSync('bash', ['-c', `cd "${dir}" && pgbench -n -h 127.0.0.1 -p ${stack.pgPort} -U postgres -c ${clients} -j 2 -T ${Math.max(1, Math.round(ms / 1000))} -f script.sql -l --log-prefix=tx postgres; rc=$?; times >&2; exit $rc`], { encoding: 'utf8' });
+  const elapsed = performance.now() - t0;
+  const m = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(r.stderr.trim().split('\n').at(-1) ?? '');
+  const pgbenchS = m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : NaN;
+  const tps = Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1]);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const lat = [];
+  for (const f of readdirSync(dir).filter((f) => f.startsWith('tx'))) {
+    for (const line of readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+      const x = line.split(' ');
+      if (x.length >= 3) lat.push(Number(x[2]) / 1000);
+    }
+  }
+  lat.sort((a, b) => a - b);
+  const n = lat.length;
+  const cpu = cpuDelta(cpu0, n, [], { pgbench: pgbenchS });
+  cpu.s['load generator'] = 0; cpu.per['load generator'] = 0;
+  if (r.status !== 0) log(`pgbench ${name} failed:`, r.stderr.slice(-400));
+  return { n, errors: (r.status !== 0 ? 1 : 0) + failed, codes: failed ? { 'pgbench failed': failed } : {}, rps: tps || n / (elapsed / 1000), p50: pct(lat, 50), p99: pct(lat, 99), cpu };
+}
+
 /** The floor: pgbench calling public.generate inside Postgres, claims set per transaction as PostgREST does. */
 function pgbenchGenerate(users, clients, ms) {
   const dir = path.join(process.env.BENCH_TMP, `pgbench-${Date.now()}`);
@@ -595,6 +626,297 @@ async function writes() {
   return { rows, money, users };
 }
 
+// ---------------------------------------------------------------------------------------------
+// 6b. The other money writes: the pipeline's complete_job (POST /v1/pipeline/events, job.succeeded)
+// and a Stripe checkout.session.completed fulfilment (POST /v1/purchase/stripe-webhook), each
+// against the same floor as generate: pgbench calling the same RPC inside Postgres with the
+// service role's claims set per transaction as PostgREST sets them. Every request consumes one
+// prepared item (a claimed job, a pending purchase), so each is a real completion / grant.
+
+const FULFIL_POOL = Number(process.env.BENCH_FULFIL_POOL || (quick ? 3000 : 14000));
+const BENCH_WHSEC = 'whsec_bench_0123456789abcdef';
+const SERVICE_CLAIMS = JSON.stringify({ iss: 'supabase', ref: 'local', role: 'service_role', iat: 1700000000, exp: 2000000000 });
+const OUTPUT_URL = 'https://cdn.example.test/bench/out.mp4';
+
+/** Rows read 2,000 at a time (psql's output through execFileSync is capped at 1 MB). */
+function pagedRows(page) {
+  const all = [];
+  for (;;) {
+    const rows = JSON.parse(sql(page(all.length)));
+    all.push(...rows);
+    if (rows.length < 2000) return all;
+  }
+}
+
+function prepareJobs(users, n) {
+  sql(`create schema if not exists bench; drop table if exists bench.jobs; drop sequence if exists bench.job_seq;
+       create table bench.jobs (n serial primary key, job_id uuid not null, attempt int not null); create sequence bench.job_seq;
+       grant usage on schema bench to service_role; grant select on bench.jobs to service_role`);
+  const c = claimsFor('00000000-0000-0000-0000-000000000000');
+  const ids = users.map((u) => `'${u.id}'`).join(',');
+  // generate per job as its user (claims as PostgREST sets them), then claim them all as the pipeline.
+  sql(`do $$ declare v_users uuid[] := array[${ids}]::uuid[]; v_u uuid; begin
+    for i in 1..${n} loop
+      v_u := v_users[1 + i % array_length(v_users, 1)];
+      perform set_config('request.jwt.claims', json_build_object('iss', '${c.iss}', 'aud', 'authenticated', 'sub', v_u, 'role', 'authenticated',
+        'exp', ${c.exp}, 'iat', ${c.iat}, 'email', left(v_u::text, 8) || '@example.test', 'session_id', gen_random_uuid(), 'is_anonymous', false, 'aal', 'aal1')::text, true);
+      perform public.generate(gen_random_uuid()::text, '${JSON.stringify(genBody)}'::jsonb);
+    end loop; end $$`);
+  sql(`do $$ declare v jsonb; v_got int := 0; begin
+    perform set_config('request.jwt.claims', '${SERVICE_CLAIMS}', true);
+    loop
+      v := public.claim_next_jobs('bench-gpu', 100, 86400);
+      exit when jsonb_array_length(v->'jobs') = 0;
+      insert into bench.jobs (job_id, attempt) select (j->>'id')::uuid, (j->>'attempts')::int from jsonb_array_elements(v->'jobs') j;
+      v_got := v_got + jsonb_array_length(v->'jobs');
+      exit when v_got >= ${n};
+    end loop; end $$`);
+  return pagedRows((from) => `select coalesce(json_agg(json_build_object('id', job_id, 'attempt', attempt) order by n), '[]') from (select * from bench.jobs where n > ${from} order by n limit 2000) t`);
+}
+
+/** n pending Stripe purchases of `starter`, each by its own user (made 1,000 at a time: argv limits). */
+function preparePurchases(n) {
+  sql(`create schema if not exists bench; drop table if exists bench.purchases; drop sequence if exists bench.purchase_seq;
+       create table bench.purchases (n serial primary key, purchase_id uuid not null, user_id uuid not null); create sequence bench.purchase_seq;
+       grant usage on schema bench to service_role; grant select on bench.purchases to service_role`);
+  const c = claimsFor('00000000-0000-0000-0000-000000000000');
+  for (let done = 0; done < n; done += 1000) {
+    const ids = bulkUsers(Math.min(1000, n - done)).map((u) => `'${u.id}'`).join(',');
+    sql(`do $$ declare v jsonb; v_u uuid; begin
+      foreach v_u in array array[${ids}]::uuid[] loop
+        perform set_config('request.jwt.claims', json_build_object('iss', '${c.iss}', 'aud', 'authenticated', 'sub', v_u, 'role', 'authenticated',
+          'exp', ${c.exp}, 'iat', ${c.iat}, 'email', left(v_u::text, 8) || '@example.test', 'session_id', gen_random_uuid(), 'is_anonymous', false, 'aal', 'aal1')::text, true);
+        v := public.begin_purchase('starter', gen_random_uuid()::text);
+        insert into bench.purchases (purchase_id, user_id) values ((v->'purchase'->>'id')::uuid, v_u);
+      end loop; end $$`);
+  }
+  return pagedRows((from) => `select coalesce(json_agg(json_build_object('n', n, 'purchase', purchase_id, 'user', user_id) order by n), '[]') from (select * from bench.purchases where n > ${from} order by n limit 2000) t`);
+}
+
+const stripeSig = (body) => {
+  const t = Math.floor(Date.now() / 1000);
+  return `t=${t},v1=${createHmac('sha256', BENCH_WHSEC).update(`${t}.${body}`).digest('hex')}`;
+};
+const fulfilArgs = (p) => ({
+  p_provider: 'stripe', p_provider_payment_id: `pi_bench_${p.n}`, p_event_id: `evt_bench_${p.n}`, p_event_type: 'checkout.session.completed',
+  p_user_id: p.user, p_package_id: 'starter', p_amount_cents: 499, p_currency: 'usd', p_purchase_id: p.purchase,
+});
+const completeArgs = (j) => ({ p_job_id: j.id, p_worker_id: 'bench-gpu', p_attempt: j.attempt, p_actual_cost: 1, p_output_url: OUTPUT_URL, p_manifest: null, p_assets: [] });
+const stripeEvent = (p) => JSON.stringify({
+  id: `evt_bench_${p.n}`, object: 'event', api_version: '2024-06-20', created: Math.floor(Date.now() / 1000), livemode: false, type: 'checkout.session.completed',
+  data: { object: { id: `cs_test_bench_${p.n}`, object: 'checkout.session', mode: 'payment', payment_status: 'paid', status: 'complete',
+    client_reference_id: p.purchase, payment_intent: `pi_bench_${p.n}`, amount_total: 499, currency: 'usd',
+    metadata: { purchase_id: p.purchase, user_id: p.user, package_id: 'starter' } } },
+});
+
+async function fulfilment() {
+  console.error(`\n==> Writes: complete_job and a Stripe fulfilment against their floor, ${C} clients, ${WRITE_MS / 1000} s per run, ${FULFIL_POOL.toLocaleString('en')} prepared items each`);
+  const t0 = performance.now();
+  const genUsers = bulkUsers(200);
+  const jobs = prepareJobs(genUsers, FULFIL_POOL);
+  const purchases = preparePurchases(FULFIL_POOL);
+  const setupS = (performance.now() - t0) / 1000;
+  log(`prepared ${jobs.length} claimed jobs and ${purchases.length} pending purchases in ${f1(setupS)} s`);
+  const rust = await startRust({ STRIPE_WEBHOOK_SECRET: BENCH_WHSEC });
+  const service = { apikey: stack.serviceRoleKey, authorization: `Bearer ${stack.serviceRoleKey}`, 'content-type': 'application/json', accept: 'application/json' };
+  const ops = {
+    complete_job: {
+      items: jobs, cursor: 0, seq: 'bench.job_seq',
+      floor: `select nextval('bench.job_seq') as k \\gset
+begin;
+select set_config('request.jwt.claims', '${SERVICE_CLAIMS}', true), set_config('role', 'service_role', true);
+select public.complete_job(p_job_id => job_id, p_actual_cost => 1, p_output_url => '${OUTPUT_URL}', p_manifest => null, p_assets => '[]'::jsonb, p_worker_id => 'bench-gpu', p_attempt => attempt) from bench.jobs where n = :k;
+end;
+`,
+      postgrest: (j) => ({ url: `${stack.postgrestUrl}/rpc/complete_job`, headers: service, body: JSON.stringify(completeArgs(j)) }),
+      worker: (j) => {
+        const body = JSON.stringify({ type: 'job.succeeded', event_id: randomUUID(), job_id: j.id, worker_id: 'bench-gpu', attempt: j.attempt, actual_cost: 1, output_url: OUTPUT_URL });
+        return { url: `${rust.url}/v1/pipeline/events`, headers: { 'content-type': 'application/json', 'pipeline-signature': signPipeline(body) }, body };
+      },
+      workerName: 'Rust Worker POST /v1/pipeline/events (job.succeeded)',
+    },
+    'fulfill_purchase (checkout.session.completed)': {
+      items: purchases, cursor: 0, seq: 'bench.purchase_seq',
+      floor: `select nextval('bench.purchase_seq') as k \\gset
+begin;
+select set_config('request.jwt.claims', '${SERVICE_CLAIMS}', true), set_config('role', 'service_role', true);
+select public.fulfill_purchase(p_provider => 'stripe', p_provider_payment_id => 'pi_bench_' || n, p_event_id => 'evt_bench_' || n, p_user_id => user_id, p_package_id => 'starter', p_amount_cents => 499, p_currency => 'usd', p_purchase_id => purchase_id, p_event_type => 'checkout.session.completed') from bench.purchases where n = :k;
+end;
+`,
+      postgrest: (p) => ({ url: `${stack.postgrestUrl}/rpc/fulfill_purchase`, headers: service, body: JSON.stringify(fulfilArgs(p)) }),
+      worker: (p) => {
+        const body = stripeEvent(p);
+        return { url: `${rust.url}/v1/purchase/stripe-webhook`, headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': stripeSig(body) }, body };
+      },
+      workerName: 'Rust Worker POST /v1/purchase/stripe-webhook',
+    },
+  };
+  // An HTTP path draws the next prepared item per request (headers() then body() of one request).
+  async function httpRun(op, make, ms) {
+    const o = ops[op];
+    const sample = make(o.items[0]);
+    let cur;
+    const res = await load(sample.url, {
+      method: 'POST', expect: 200, concurrency: C, durationMs: ms, maxRequests: Math.max(0, o.items.length - o.cursor), pids: rust.pids,
+      headers: () => { cur = make(o.items[o.cursor++]); return cur.headers; },
+      body: () => cur.body,
+    });
+    res.exhausted = o.cursor >= o.items.length; // the run ended because no item was left
+    return res;
+  }
+  function floorRun(op, ms) {
+    const o = ops[op];
+    sql(`select setval('${o.seq}', ${o.cursor + 1}, false)`);
+    const res = pgbenchScript(op.split(' ')[0], o.floor, C, ms);
+    const next = Number(sql(`select case when is_called then last_value else last_value - 1 end from ${o.seq}`));
+    if (next > o.items.length) {
+      const over = next - o.items.length;
+      res.errors += over; res.codes['pool exhausted (no item left)'] = over;
+    }
+    o.cursor = Math.min(next, o.items.length);
+    res.exhausted = next > o.items.length;
+    return res;
+  }
+  const rows = [];
+  for (const op of Object.keys(ops)) {
+    const o = ops[op];
+    const paths = [
+      [`pgbench public.${op.split(' ')[0]} (floor)`, (ms) => floorRun(op, ms)],
+      [`PostgREST direct POST /rpc/${op.split(' ')[0]}`, (ms) => httpRun(op, o.postgrest, ms)],
+      [o.workerName, (ms) => httpRun(op, o.worker, ms)],
+    ];
+    for (const [, run] of paths.slice(1)) await run(500); // warm up
+    const runs = {};
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [name, run] of paths) {
+        const cpu0 = cpuTimes(rust.pids);
+        const res = await run(WRITE_MS);
+        if (!res.cpu) res.cpu = cpuDelta(cpu0, res.n + res.errors, rust.pids);
+        (runs[name] ??= []).push(res);
+        log(`${op.padEnd(16).slice(0, 16)} ${name.padEnd(52)} ${f1(res.rps).padStart(7)} req/s  p50 ${f2(res.p50)}  p99 ${f2(res.p99)} ms  errors ${res.errors} ${JSON.stringify(res.codes)}  cpu ${res.cpu}`);
+      }
+    }
+    for (const [name] of paths) {
+      const rs = runs[name];
+      const codes = {};
+      for (const x of rs) for (const [k, v] of Object.entries(x.codes || {})) codes[k] = (codes[k] || 0) + v;
+      const perKind = {};
+      for (const k of Object.keys(rs[0].cpu.per)) perKind[k] = median(rs.map((x) => x.cpu.per[k]));
+      rows.push({ op, name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)),
+        errors: rs.reduce((a, x) => a + x.errors, 0), codes, cpu: perKind, exhausted: rs.some((x) => x.exhausted) });
+    }
+  }
+  await rust.mf.dispose();
+  // Every consumed item really completed / granted once: the jobs READY, the purchases granted.
+  const usedJobs = ops.complete_job.cursor, usedPurchases = ops['fulfill_purchase (checkout.session.completed)'].cursor;
+  const ready = Number(sql(`select count(*) from bench.jobs b join public.jobs j on j.id = b.job_id where b.n <= ${usedJobs} and j.status = 'READY'`));
+  const granted = Number(sql(`select count(*) from bench.purchases b join public.purchases p on p.id = b.purchase_id where b.n <= ${usedPurchases} and p.credits_granted > 0`));
+  const money = checkMoney();
+  log(`complete_job: ${ready} of ${usedJobs} consumed jobs READY; fulfilment: ${granted} of ${usedPurchases} consumed purchases granted; reconcile() ${money.reconcileEmpty ? 'empty' : `NOT empty: ${money.violations}`}; balances differing from the ledger sum: ${money.mismatched}`);
+  return { rows, money, setupS, check: { usedJobs, ready, usedPurchases, granted } };
+}
+
+/** Charts of section 6b: req/s and p99 per operation and path. */
+function fulfilmentCharts(fu) {
+  const ops = [...new Set(fu.rows.map((r) => r.op))];
+  const label = (n) => (n.startsWith('pgbench') ? 'pgbench (floor)' : n.startsWith('PostgREST') ? 'PostgREST direct' : 'Rust Worker');
+  const groups = (key) => ops.map((op) => ({ label: op.split(' ')[0], bars: fu.rows.filter((r) => r.op === op).map((r) => ({ label: label(r.name), value: r[key] })) }));
+  return {
+    'writes-rps.svg': barChart({ title: `complete_job and Stripe fulfilment: requests per second (${C} clients)`, unit: 'req/s', groups: groups('rps') }),
+    'writes-p99.svg': barChart({ title: 'complete_job and Stripe fulfilment: p99 latency', unit: 'ms', groups: groups('p99') }),
+  };
+}
+
+/** The markdown of section 6b and its target rows. */
+function fulfilmentReport(fu) {
+  const procs = (cpu) => Object.entries(cpu).filter(([k, v]) => v > 0 || k === "workerd").map(([k, v]) => `${k} ${f2(v)}`).join(', ');
+  const codes = (r) => (Object.keys(r.codes).length ? Object.entries(r.codes).map(([k, v]) => `${k}: ${v}`).join(', ') : 'none');
+  const table = [['operation', 'path', 'req/s', 'p50 (ms)', 'p99 (ms)', 'answers other than success', 'CPU per request (ms)', 'req/s / floor']];
+  for (const r of fu.rows) {
+    const floor = fu.rows.find((x) => x.op === r.op && x.name.startsWith('pgbench'));
+    table.push([r.op, r.name, f1(r.rps), f2(r.p50), f2(r.p99), codes(r), procs(r.cpu), f2(r.rps / floor.rps)]);
+  }
+  const targets = [...new Set(fu.rows.map((r) => r.op))].flatMap((op) => {
+    const floor = fu.rows.find((x) => x.op === op && x.name.startsWith('pgbench'));
+    const pr = fu.rows.find((x) => x.op === op && x.name.startsWith('PostgREST'));
+    const rs = fu.rows.find((x) => x.op === op && x.name.startsWith('Rust'));
+    return [
+      [`6b. ${op}: PostgREST / pgbench, req/s`, `${f2(pr.rps / floor.rps)} (${f1(pr.rps)} / ${f1(floor.rps)})`, 'none stated', 'figure'],
+      [`6b. ${op}: Rust Worker / pgbench, req/s`, `${f2(rs.rps / floor.rps)} (${f1(rs.rps)} / ${f1(floor.rps)}); Worker CPU ${f2(rs.cpu.workerd)} ms/req`, 'none stated', 'figure'],
+      [`6b. ${op}: answers other than success`, `${fu.rows.filter((r) => r.op === op).reduce((a, r) => a + r.errors, 0)}`, '0', (fu.rows.filter((r) => r.op === op).every((r) => r.errors === 0) ? 'met' : 'NOT met')],
+    ];
+  }).concat([
+    ['6b. prepared items lasted every run (else raise BENCH_FULFIL_POOL)', fu.rows.filter((r) => r.exhausted).map((r) => r.name).join('; ') || 'yes', 'yes', fu.rows.some((r) => r.exhausted) ? 'NOT met' : 'met'],
+    ['6b. every consumed job READY, every consumed purchase granted', `${fu.check.ready} / ${fu.check.usedJobs} jobs, ${fu.check.granted} / ${fu.check.usedPurchases} purchases`, 'all', (fu.check.ready === fu.check.usedJobs && fu.check.granted === fu.check.usedPurchases ? 'met' : 'NOT met')],
+    ['6b. after these writes: reconcile() empty, balances = ledger sums', `${fu.money.reconcileEmpty ? 'empty' : 'NOT empty'}; ${fu.money.mismatched} differ`, 'empty, 0', (fu.money.reconcileEmpty && fu.money.mismatched === 0 ? 'met' : 'NOT met')],
+  ]);
+  const md = (rows) => rows.map((r, i) => `| ${r.join(' | ')} |` + (i === 0 ? `\n|${r.map(() => '---').join('|')}|` : '')).join('\n');
+  const text = `## 6b. Writes: complete_job and a Stripe fulfilment against their floor (${C} clients, ${WRITE_MS / 1000} s per run, median of ${ROUNDS} round(s))
+
+Each request consumes one prepared item, so every answer is a real state change: a job claimed by
+\`bench-gpu\` (made by \`public.generate\`, claimed by \`claim_next_jobs\`) completed at 1 credit
+(\`complete_job\`: capture, release of the rest, job READY), or a pending Stripe purchase
+(\`begin_purchase\`, \`starter\`, 499 usd) fulfilled by its \`checkout.session.completed\`
+(\`fulfill_purchase\`: payment event, purchase paid, grant, ledger row). The Worker path verifies the
+signature (Pipeline-Signature / Stripe-Signature, HMAC-SHA256) and parses the event first; the floor
+is pgbench calling the same RPC with the service role's claims set per transaction as PostgREST sets
+them. The TypeScript Worker has no twin of these routes (the issue asks for the Worker against the
+floor). ${fu.check.usedJobs.toLocaleString('en')} jobs and ${fu.check.usedPurchases.toLocaleString('en')} purchases consumed; prepared in ${f1(fu.setupS)} s.
+
+${md(table)}
+
+![complete_job and fulfilment req/s](writes-rps.svg)
+![complete_job and fulfilment p99](writes-p99.svg)
+
+Consumed jobs READY: ${fu.check.ready} of ${fu.check.usedJobs}; consumed purchases granted: ${fu.check.granted} of ${fu.check.usedPurchases}. After these writes: reconcile() answered ${fu.money.reconcileEmpty ? '[]' : fu.money.violations}; balances differing from an independent sum of their ledger rows: ${fu.money.mismatched}.
+`;
+  return { text, targets };
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// 1b / 3b. Bundle attribution per named crate (bundle.mjs) and jwt-simple ES256 against WebCrypto
+// (es256.mjs): each builds what it measures, so each is a section of its own.
+
+function bundleTargets(bu) {
+  const kib = (b) => (b / 1024).toFixed(1);
+  const g = (build, prefix) => build.groups.find((x) => x.group.startsWith(prefix));
+  const row = (label, prefix, note) => [`1b. (figure) ${label} adds, gzip`, `${kib(g(bu.lto, prefix).gzipRemoved)} KiB in the shipped (lto) build${note}; ${kib(g(bu.nolto, prefix).gzipRemoved)} KiB without LTO`, 'none', 'figure'];
+  return [
+    row('serde_json', 'serde_json', ', lower bound'),
+    row('postgrest-rs (inlined: our db module with it, + reqwest)', 'functions::db', ', upper bound'),
+    row('jwt-simple', 'jwt-simple', ', lower bound'),
+    row('x509-cert (+ der)', 'x509-cert', ', lower bound'),
+  ];
+}
+
+function es256Report(es) {
+  const md = (rs) => rs.map((r, i) => `| ${r.join(' | ')} |` + (i === 0 ? `\n|${r.map(() => '---').join('|')}|` : '')).join('\n');
+  const ratio = es.s.rust.batch / es.s.webcrypto.batch;
+  const text = `### 3b. jwt-simple ES256 against WebCrypto ES256, inside workerd
+
+A bench-only Worker (tests/bench/jwt-es256: jwt-simple 0.15 \`pure-rust\` as the Worker's \`shared\` crate
+uses it, compiled to wasm with the Worker's release profile, ${es.built.wasmBytes} B / ${(es.built.wasmGzip / 1024).toFixed(1)} KiB gzip; not the
+shipped Worker) verifies one ES256 token per call either with jwt-simple (p256 in wasm) or with
+\`crypto.subtle.verify\` (ECDSA P-256, SHA-256), both doing the whole check (split, base64url, alg,
+exp, signature). Times are wall times from outside on one keep-alive loopback connection, a request
+that verifies nothing subtracted (workerd's clock does not advance during execution). Warm:
+${es.n} interleaved requests each; batches of ${es.batch}, median of ${es.batches}. First call: ${es.cold} fresh isolates per
+variant (own workerd each), after one request that verifies nothing: key import + first verification.
+
+${md(es.rows)}
+
+Warm, per verification: jwt-simple ${f3(es.s.rust.batch)} ms against WebCrypto ${f3(es.s.webcrypto.batch)} ms in the batches, **${ratio.toFixed(1)}x**;
+one per request (p50 minus the baseline's) ${f3(es.s.rust.warm)} against ${f3(es.s.webcrypto.warm)} ms, **${(es.s.rust.warm / es.s.webcrypto.warm).toFixed(1)}x**. A batch
+runs for about a second and absorbs the shared machine's contention, a single request mostly does
+not, so the batch figures are higher for both; the ratio is what the split rests on.
+`;
+  const targets = [
+    ['3b. (figure) ES256 verify, warm: jwt-simple / WebCrypto', `${ratio.toFixed(1)}x in batches (${f3(es.s.rust.batch)} / ${f3(es.s.webcrypto.batch)} ms), ${(es.s.rust.warm / es.s.webcrypto.warm).toFixed(1)}x one per request (${f3(es.s.rust.warm)} / ${f3(es.s.webcrypto.warm)} ms)`, 'WebCrypto faster keeps the split', ratio > 1 ? 'split justified' : 'split NOT justified'],
+    ['3b. (figure) ES256 first call on a fresh isolate, extra', `jwt-simple +${f3(es.s.rust.firstExtra)} ms, WebCrypto +${f3(es.s.webcrypto.firstExtra)} ms`, 'none', 'figure'],
+  ];
+  return { text, targets };
+}
 // ---------------------------------------------------------------------------------------------
 // 7. PostgREST's JWT cache: 1,000 distinct tokens against one, jwt-cache-max-lifetime on and off
 
@@ -742,17 +1064,45 @@ if (sections) {
     const w = sections.includes('writes') ? await writes() : { users: bulkUsers(USERS) };
     if (sections.includes('jwtcache')) await jwtCache(w.users);
   }
+  const partial = [];
+  if (sections.includes('bundle')) {
+    const bu = bundleAttribution();
+    partial.push(`${bundleTargets(bu).map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${bu.text}`);
+    console.error(bu.text);
+  }
+  if (sections.includes('es256')) {
+    const rep = es256Report(await es256Bench({ outDir: path.join(process.env.BENCH_TMP || path.join(root, '.local'), 'bench-es256') }));
+    partial.push(`${rep.targets.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${rep.text}`);
+    console.error(rep.text);
+  }
+  if (sections.includes('fulfilment')) {
+    const fuRaw = await fulfilment();
+    const rep = fulfilmentReport(fuRaw);
+    mkdirSync(path.join(root, '.local'), { recursive: true });
+    for (const [f, svg] of Object.entries(fulfilmentCharts(fuRaw))) writeFileSync(path.join(root, '.local', f), svg);
+    partial.push(`${rep.targets.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${rep.text}`);
+  }
+  // A section run writes no report; the new sections leave their markdown (target rows, then the
+  // section) in .local/bench-sections.md, to be read or pasted into RESULTS.md.
+  if (partial.length) {
+    mkdirSync(path.join(root, '.local'), { recursive: true });
+    writeFileSync(path.join(root, '.local/bench-sections.md'), `${partial.join('\n\n')}\n`);
+  }
   if (sections.includes('sweepers')) await sweepers();
   console.error(`sections ${sections.join(', ')} done in ${Math.round((Date.now() - started) / 1000)} s; no report written`);
   process.exit(0);
 }
+const bu = bundleAttribution();
 const st = await startup();
 const user = createUser();
 const au = await authOverhead(user);
+const es = es256Report(await es256Bench({ outDir: path.join(process.env.BENCH_TMP, 'bench-es256') }));
 const tp = await throughput(user);
 const lg = await ledgerScaling(createUser());
 const wr = await writes();
 const jc = await jwtCache(wr.users);
+const fuRaw = await fulfilment();
+const fu = fulfilmentReport(fuRaw);
 const sw = await sweepers();
 
 // ---------------------------------------------------------------------------------------------
@@ -779,14 +1129,17 @@ const wrTargets = loads.flatMap((l) => {
 const table = [
   ['target', 'measured', 'limit', 'result'],
   ['1. (info) bundle, gzip (wrangler "Total Upload")', size ? `${size.wranglerGzipKiB ?? 'n/a'} KiB (wasm ${KiB(size.wasmGzip)} KiB + JS ${KiB(size.jsGzip)} KiB, gzip -9)` : 'n/a', 'none (the 100 KiB budget is retired; platform limit 64 MiB)', 'info'],
+  ...bundleTargets(bu),
   ['2. (info) wrangler check startup, sampled non-idle', `${f1(st.summary.profileBusy)} ms (span ${f1(st.summary.profileSpan)} ms)`, '25 ms', 'coarse sampling, see 2.'],
   ['2. isolate start + first request, minus trivial Worker', `${f1(st.summary.total)} ms (${f1(st.summary.perIsolate)} start + ${f1(st.summary.firstExtra)} first request)`, '25 ms', ok(st.summary.total <= 25)],
   ['3. HS256 auth, request level, p99 (401 bad sig - 404)', `+${f3(au.summary.verifyOverheadP99)} ms (p50 +${f3(au.summary.verifyOverheadP50)})`, '1 ms', ok(au.summary.verifyOverheadP99 <= 1)],
   ['3. first request with a token on a fresh isolate, extra', `+${f2(au.summary.firstAuthExtra)} ms wall (${f2(au.summary.firstBadSig)} vs ${f2(au.summary.firstNope)})`, '5 ms', ok(au.summary.firstAuthExtra <= 5)],
+  ...es.targets,
   ['4. Rust Worker / PostgREST direct, req/s', `${(100 * tp.ratioDirect).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[0].rps)})`, '>= 95%', ok(tp.ratioDirect >= 0.95)],
   ['4. Rust Worker / TS postgrest-js Worker, req/s', `${(100 * tp.ratioJs).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[2].rps)})`, '>= 100%', ok(tp.ratioJs >= 1)],
   ...Object.keys(tp.paired).map((route) => [`4. Rust / TS Worker CPU per request, ${route} (workerd, paired runs)`, `${f2(cpuRatio(route))} (${f3(tp.paired[route].Rust.ms)} / ${f3(tp.paired[route].TS.ms)} ms)${tp.paired[route][`Rust, ${beforeLabel}`] ? `; ${beforeLabel}: ${f3(tp.paired[route][`Rust, ${beforeLabel}`].ms)} ms` : ''}`, '<= 1.0', ok(cpuRatio(route) <= 1)]),
   ...wrTargets,
+  ...fu.targets,
   ...sw.results.map((r) => [`8. sweep ${r.name.split('(')[0]}: all due rows swept`, `${r.due - r.left} of ${r.due} in ${f1(r.durationS)} s, longest call ${f1(r.longestCallMs)} ms`, 'left 0', ok(r.left === 0)]),
   ['8. after the sweeps: reconcile() empty, balances = ledger sums', `${sw.money.reconcileEmpty ? 'empty' : 'NOT empty'}; ${sw.money.mismatched} differ`, 'empty, 0', ok(sw.money.reconcileEmpty && sw.money.mismatched === 0)],
     ['5. get_balance SQL, 100 vs 1M ledger rows', `${f1(lg.small.sqlUs)} vs ${f1(lg.large.sqlUs)} us/call`, 'same', ok(lg.large.sqlUs <= lg.small.sqlUs * 1.5 + 5)],
@@ -822,6 +1175,7 @@ ${size ? `| part | raw | gzip -9 |
 
 Sections of the wasm (raw / gzip of the section alone): ${size.sections.map((s) => `${s.section} ${s.bytes}/${s.gzip}`).join(', ')}.` : 'not measured'}
 
+${bu.text}
 ## 2. Start-up
 
 | method | runs (ms) | median (ms) |
@@ -845,6 +1199,7 @@ HS256 verification at request level (401 bad signature minus 404, both without d
 (/v1/balance - direct get_balance) - (/health - direct health) = ${f3(au.summary.balanceOverWorkerHealth)} ms.
 First request on a fresh isolate (median of ${au.first.nope.length}): ${f2(au.summary.firstBadSig)} ms with an HS256 token to verify, ${f2(au.summary.firstNope)} ms for a 404 without auth.
 
+${es.text}
 ## 4. Throughput (${C} keep-alive connections, ${LOAD_MS / 1000} s per run, median of ${ROUNDS} round(s))
 
 | path | req/s | p50 (ms) | p99 (ms) | errors | CPU during the last run |
@@ -888,6 +1243,7 @@ ${wr.rows.map((r) => `| ${r.load} | ${r.name} | ${f1(r.rps)} | ${f2(r.p50)} | ${
 
 After the writes: reconcile() ${wr.money.reconcileEmpty ? 'answered []' : `answered violations: ${wr.money.violations}`}; balances differing from an independent sum of their ledger rows: ${wr.money.mismatched}.
 
+${fu.text}
 ## 7. PostgREST's JWT cache (POST /rpc/get_balance, ${C} clients, ${WRITE_MS / 1000} s per run, a PostgREST started for each setting)
 
 The local stack (tests/stack/lib.sh) and the tests run PostgREST with its default, \`jwt-cache-max-lifetime = 0\` (no cache).
@@ -934,6 +1290,7 @@ const charts = {
       { label: 'balance, PostgREST', value: r.directP50 }, { label: 'balance, Worker', value: r.workerP50 },
       { label: 'ledger page, Worker', value: r.pageP50 }] })) }),
 };
+Object.assign(charts, fulfilmentCharts(fuRaw));
 for (const [f, svg] of Object.entries(charts)) writeFileSync(path.join(path.dirname(out), f), svg);
 mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, report);

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # `npm run bench`: builds the Worker, measures the bundle, starts a throwaway Postgres 15 +
-# PostgREST 12 on loopback ports, runs tests/bench/bench.mjs (start-up, edge auth, throughput
-# against PostgREST and a TypeScript postgrest-js Worker, get_balance and ledger pages at 100 and
-# 1M ledger rows, generate against pgbench's floor, PostgREST's JWT cache, the sweepers at scale),
-# prints a table, writes tests/bench/RESULTS.md and its SVG charts, and removes everything it
-# started. About 15 minutes after the build on 2 busy cores (bounded by BENCH_TIMEOUT, 1800 s).
-# BENCH_QUICK=1 for a shorter, noisier run; BENCH_FULL=1 for the sweepers at 100,000 users/holds.
+# PostgREST 12 on loopback ports, runs tests/bench/bench.mjs (what each named crate adds to the
+# wasm, from two names-kept builds: bundle.mjs; start-up, edge auth, jwt-simple ES256 against
+# WebCrypto in a bench-only Worker: es256.mjs; throughput against PostgREST and a TypeScript
+# postgrest-js Worker, get_balance and ledger pages at 100 and 1M ledger rows, generate,
+# complete_job and a Stripe fulfilment against pgbench's floor, PostgREST's JWT cache, the
+# sweepers at scale), prints a table, writes tests/bench/RESULTS.md and its SVG charts, and
+# removes everything it started. About 25 minutes after the build on 2 busy cores (the two
+# attribution builds take ~5 minutes each when their target dirs under target/ are cold; bounded
+# by BENCH_TIMEOUT, 2400 s). BENCH_QUICK=1 for a shorter, noisier run; BENCH_FULL=1 for the
+# sweepers at 100,000 users/holds; BENCH_SECTIONS=bundle,es256,fulfilment,... for parts (their
+# markdown goes to .local/bench-sections.md); BENCH_BUNDLE_SKIP_BUILD=1 reuses
+# functions/build-lto and functions/build-no-lto.
 set -euo pipefail
 source "$(dirname "$0")/../stack/lib.sh"
 cd "$ROOT"
@@ -79,7 +85,7 @@ export E2E_SUPABASE_URL="http://127.0.0.1:54321"
 export BENCH_POSTGREST_PID="$POSTGREST_PID" PGRST_JWT_SECRET="${PGRST_JWT_SECRET:-$LOCAL_JWT_SECRET}"
 export BENCH_BUILD_DIR="$tmp/build" BENCH_JS_WORKER="$tmp/js-worker/index.mjs" BENCH_SIZE_JSON="$tmp/size.json" BENCH_TMP="$tmp"
 # Hard bound on the measurements themselves.
-timeout "${BENCH_TIMEOUT:-1800}" node "tests/bench/$([ "${BENCH_PROFILE:-}" = 1 ] && echo profile || echo bench).mjs" &
+timeout "${BENCH_TIMEOUT:-2400}" node "tests/bench/$([ "${BENCH_PROFILE:-}" = 1 ] && echo profile || echo bench).mjs" &
 BENCH_PID=$!
 set +e; wait "$BENCH_PID"; rc=$?; set -e
 BENCH_PID=

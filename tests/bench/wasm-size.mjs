@@ -2,7 +2,17 @@
 // using the wasm "name" custom section (worker-build keeps it: it runs wasm-opt with --debuginfo).
 // A wasm whose names were stripped still gets its section table.
 //
-//   node tests/bench/wasm-size.mjs functions/build/index_bg.wasm [--top 40] [--json]
+//   node tests/bench/wasm-size.mjs functions/build/index_bg.wasm [--top 40] [--json] [--groups]
+//
+// --groups: what each named crate of the stack adds (serde_json, postgrest-rs, jwt-simple,
+// x509-cert, each with the crates only it pulls in), by symbol: the raw bytes of the function
+// bodies attributed to the group, and its gzip share measured by removal from the code section:
+// gzip -9 of every body minus gzip -9 of the bodies left without the group's. Needs the name section:
+// build with names kept (tests/bench/bundle-attribution.sh: CARGO_PROFILE_RELEASE_STRIP=false, the
+// same code otherwise). Limits: after LTO a function inlined into another is counted where it was
+// inlined (our handlers inline serde_json and postgrest-rs code); generic code monomorphised for
+// our types is counted under the crate that defines it (serde_json::de for our Deserialize impls,
+// which is right: it goes with serde_json); the data section (strings, tables) is not attributed.
 //
 // Sizes are raw bytes of function bodies (before gzip); a crate's share of the raw code is a good
 // proxy for its share of the gzip size. Names are attributed to a crate by the first path segment
@@ -15,6 +25,7 @@ const args = process.argv.slice(2);
 const file = args.find((a) => !a.startsWith('--'));
 const top = Number(args[args.indexOf('--top') + 1]) || 40;
 const asJson = args.includes('--json');
+const withGroups = args.includes('--groups');
 if (!file) {
   console.error('usage: node tests/bench/wasm-size.mjs FILE.wasm [--top N] [--json]');
   process.exit(2);
@@ -42,6 +53,7 @@ const SECTION = ['custom', 'type', 'import', 'function', 'table', 'memory', 'glo
 const sections = [];
 let importedFuncs = 0;
 const bodies = []; // size per defined function, in order
+const spans = []; // [start, end) of each body in the file
 const names = new Map(); // function index -> name
 while (pos < buf.length) {
   const id = buf[pos++];
@@ -82,6 +94,7 @@ while (pos < buf.length) {
     for (let i = 0; i < n; i++) {
       const s = leb();
       bodies.push(s + 1); // + its size prefix, roughly
+      spans.push([pos, pos + s]);
       pos += s;
     }
   }
@@ -100,7 +113,7 @@ function crateOf(n) {
   } else if (s.startsWith('<')) {
     s = s.slice(1).replace(/^(&mut |&|\*const |\*mut |\[|\()+/, '');
   }
-  s = s.replace(/\[[0-9a-f]{16}\]/g, "");
+  s = s.replace(/\[[0-9a-f]{8,}\]/g, "");
   const first = s.split('::')[0].replace(/[<>].*$/, '');
   if (first === 'core' || first === 'alloc' || first === 'std') {
     const second = s.split('::')[1]?.replace(/[<>].*$/, '');
@@ -124,10 +137,40 @@ for (const f of funcs) {
 }
 const crates = [...byCrate.values()].sort((a, b) => b.bytes - a.bytes);
 const biggest = [...funcs].sort((a, b) => b.size - a.size).slice(0, top);
+// What each named crate of the stack adds, with the crates only it brings in (cargo tree -i on
+// wasm32: reqwest only through postgrest-rs; coarsetime, ct-codecs, hmac-sha256 and the curve
+// crates only through jwt-simple; der, spki, const-oid only through x509-cert and our App Store
+// certificate code, which uses der directly for the same certificates).
+const GROUPS = {
+  serde_json: ['serde_json'],
+  'postgrest-rs (postgrest)': ['postgrest'],
+  'postgrest-rs + reqwest (its HTTP client types)': ['postgrest', 'reqwest'],
+  'jwt-simple (+ coarsetime, ct_codecs, hmac_sha256, p256, ecdsa, elliptic_curve, primeorder, k256, ed25519_compact)': ['jwt_simple', 'coarsetime', 'ct_codecs', 'hmac_sha256', 'p256', 'ecdsa', 'elliptic_curve', 'primeorder', 'k256', 'ed25519_compact', 'superboring'],
+  'x509-cert (+ der, spki, const_oid, flagset)': ['x509_cert', 'der', 'spki', 'const_oid', 'flagset'],
+  // postgrest-rs's builder methods are small generics, monomorphised into and inlined in our db
+  // module: no function keeps its name, so the module that uses it is the nearest upper bound.
+  'functions::db (our PostgREST module, postgrest-rs inlined in it) + postgrest + reqwest': ['prefix:functions::db::', 'postgrest', 'reqwest'],
+};
+const inGroupOf = (crates, f) => crates.includes(crateOf(f.name)) || crates.some((c) => c.startsWith('prefix:') && f.name.replace(/^</, '').startsWith(c.slice(7)));
+function groupSizes() {
+  const all = spans.map(([a, b]) => buf.subarray(a, b));
+  const gzAll = gzipSync(Buffer.concat(all), { level: 9 }).length;
+  return Object.entries(GROUPS).map(([group, crates]) => {
+    const inGroup = funcs.map((f) => inGroupOf(crates, f));
+    const mine = all.filter((_, i) => inGroup[i]);
+    const rest = all.filter((_, i) => !inGroup[i]);
+    const raw = mine.reduce((a, b) => a + b.length, 0);
+    const gzAlone = mine.length ? gzipSync(Buffer.concat(mine), { level: 9 }).length : 0;
+    const gzRemoved = gzAll - gzipSync(Buffer.concat(rest), { level: 9 }).length;
+    return { group, crates, functions: mine.length, raw, gzipRemoved: gzRemoved, gzipAlone: gzAlone, codeGzip: gzAll };
+  });
+}
+const groups = withGroups && names.size ? groupSizes() : [];
+
 const total = { bytes: buf.length, gzip: gzipSync(buf, { level: 9 }).length, functions: funcs.length, named: names.size, codeBytes };
 
 if (asJson) {
-  console.log(JSON.stringify({ file, total, sections, crates, biggest }, null, 2));
+  console.log(JSON.stringify({ file, total, sections, crates, biggest, groups }, null, 2));
 } else {
   const pct = (n) => `${((100 * n) / codeBytes).toFixed(1)}%`;
   console.log(`${file}: ${total.bytes} bytes, ${total.gzip} bytes gzip -9, ${total.functions} functions (${total.named} named)`);
@@ -136,6 +179,11 @@ if (asJson) {
   if (names.size) {
     console.log(`\ncode by crate (raw bytes, share of ${codeBytes}):`);
     for (const c of crates) console.log(`  ${c.crate.padEnd(28)} ${String(c.bytes).padStart(8)} ${pct(c.bytes).padStart(6)}  ${c.functions} fns`);
+    if (groups.length) {
+      console.log(`\nwhat each named crate adds (code section; gzip -9 of all bodies: ${(groups[0].codeGzip / 1024).toFixed(1)} KiB):`);
+      console.log(`  ${'group'.padEnd(60)} ${'fns'.padStart(5)} ${'raw KiB'.padStart(8)} ${'gzip KiB (removal)'.padStart(18)} ${'gzip KiB (alone)'.padStart(16)}`);
+      for (const g of groups) console.log(`  ${g.group.slice(0, 60).padEnd(60)} ${String(g.functions).padStart(5)} ${(g.raw / 1024).toFixed(1).padStart(8)} ${(g.gzipRemoved / 1024).toFixed(1).padStart(18)} ${(g.gzipAlone / 1024).toFixed(1).padStart(16)}`);
+    }
     console.log(`\n${top} biggest functions:`);
     for (const f of biggest) console.log(`  ${String(f.size).padStart(7)}  ${f.name.slice(0, 150)}`);
   } else {
