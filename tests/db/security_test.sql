@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(166);
+select plan(175);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -154,7 +154,14 @@ insert into expected_execute values
   ('app.refuse_grant_to_closed_account()', false, false, false),
   ('app.close_account(uuid)', false, false, false),
   ('app.handle_user_deleted()', false, false, false),
-  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false);
+  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false),
+  ('public.fulfill_subscription_payment(text,text,text,uuid,text,text,timestamp with time zone,timestamp with time zone,integer,text,text,text)', false, false, true),
+  ('public.record_subscription_state(text,text,text,timestamp with time zone,uuid,text,text,timestamp with time zone,timestamp with time zone,boolean,text,text)', false, false, true),
+  ('public.get_subscription()', false, true, false),
+  ('app.subscription_row(text,text,uuid,text)', false, false, false),
+  ('app.period_unspent(text,text)', false, false, false),
+  ('app.roll_over(text,text,text)', false, false, false),
+  ('app.subscription_json(subscriptions)', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid
