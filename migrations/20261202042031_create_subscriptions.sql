@@ -196,6 +196,35 @@ end;
 $$;
 comment on function app.subscription_row(text, text, uuid, text) is 'The subscription of a provider subscription id, created on first sight, under its advisory lock.';
 
+-- A subscription grant (a period, an upgrade, a rollover) expiring at p_expires_at. One that is
+-- already past its expiry when it is made (a period paid after it ended) is worth nothing: it
+-- repays no debt (expired credits are never spent) and expires at once (ledger row, then expire).
+create or replace function app.add_period_grant(
+  p_user_id uuid, p_source text, p_amount integer, p_expires_at timestamptz, p_ledger_type text,
+  p_purchase_id uuid default null, p_description text default null)
+returns uuid
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_grant_id uuid;
+begin
+  if p_expires_at > app.now() then
+    return app.add_grant(p_user_id, p_source, 'paid', p_amount, p_expires_at, p_ledger_type, p_purchase_id, p_description);
+  end if;
+  perform app.lock_balance(p_user_id);
+  insert into public.credit_grants (user_id, source, kind, amount, remaining, expires_at, purchase_id, description, created_at)
+  values (p_user_id, p_source, 'paid', p_amount, p_amount, p_expires_at, p_purchase_id, p_description, pg_catalog.now())
+  returning id into v_grant_id;
+  perform app.post_ledger_entry(p_user_id, p_ledger_type, p_amount, 0, 0,
+    p_grant_id => v_grant_id, p_purchase_id => p_purchase_id, p_description => p_description);
+  perform app.expire_due_grants(p_user_id);
+  return v_grant_id;
+end;
+$$;
+comment on function app.add_period_grant(uuid, text, integer, timestamptz, text, uuid, text) is 'Adds a subscription grant; one already past its expiry repays no debt and expires at once.';
+
 -- Credits of the grants of one paid period (its period grant, its upgrades, the rollover into it):
 -- what they still hold unexpired (o_live) and what expired from them (o_expired).
 create or replace function app.period_unspent(p_provider text, p_payment_id text, out o_live integer, out o_expired integer)
@@ -282,8 +311,11 @@ begin
       p_description => 'Unspent credits rolled over into the next period');
   end if;
   if v_k > 0 then
-    v_grant_id := app.add_grant(v_user, 'adjustment', 'paid', v_k, v_to.period_end, 'grant',
+    v_grant_id := app.add_period_grant(v_user, 'adjustment', v_k, v_to.period_end, 'grant',
       p_description => 'Rollover into the next ' || v_plan_name || ' period');
+    -- Made in the same transaction as a period grant of the same expiry: strictly newer, so the
+    -- draw-down order between the two ("then oldest first") is the order they were made in.
+    update public.credit_grants set created_at = pg_catalog.clock_timestamp() where id = v_grant_id;
   end if;
   insert into public.subscription_rollovers (provider, from_payment_id, to_payment_id, user_id, credits, moved, grant_id)
   values (p_provider, p_from, p_to, v_user, v_k, least(v_k, v_unspent.o_live), v_grant_id);
@@ -401,7 +433,7 @@ begin
     update public.payment_states
        set amount_paid_cents = p_amount_cents, purchase_id = v_purchase.id, updated_at = pg_catalog.now()
      where provider = p_provider and provider_payment_id = p_provider_payment_id;
-    v_grant_id := app.add_grant(v_purchase.user_id, 'purchase', 'paid', v_purchase.credits, v_pay.period_end, 'purchase',
+    v_grant_id := app.add_period_grant(v_purchase.user_id, 'purchase', v_purchase.credits, v_pay.period_end, 'purchase',
       p_purchase_id => v_purchase.id,
       p_description => case v_pay.kind when 'period' then v_plan.name || ' period' else 'Upgrade to ' || v_plan.name end);
     update public.purchases
@@ -596,6 +628,7 @@ $$;
 comment on function public.get_subscription() is 'The caller''s subscription (plan, status, current period, credits of this period, what renews), or {"subscription": null}.';
 
 revoke all on function app.subscription_row(text, text, uuid, text), app.period_unspent(text, text),
+  app.add_period_grant(uuid, text, integer, timestamptz, text, uuid, text),
   app.roll_over(text, text, text), app.subscription_json(public.subscriptions)
   from public, anon, authenticated, service_role;
 revoke all on function
