@@ -155,6 +155,24 @@ create policy "Service role can read subscription rollovers"
 create policy "Service role can read subscription events"
   on public.subscription_events for select to service_role using (true);
 
+-- The plan a provider names: a plan id, or the plan's Stripe price id / App Store product id.
+create or replace function app.plan_id(p_provider text, p_ref text)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return (select id from public.plans
+           where id = p_ref
+              or (p_provider = 'stripe' and stripe_price_id = p_ref)
+              or (p_provider = 'app_store' and app_store_product_id = p_ref)
+           order by (id = p_ref) desc limit 1);
+end;
+$$;
+comment on function app.plan_id(text, text) is 'The plan id for a plan id, Stripe price id or App Store product id; null if none.';
+
 -- The subscription row for a provider subscription (created on first sight), locked by the
 -- subscription's advisory lock (taken after the payment's, before the balance's).
 create or replace function app.subscription_row(
@@ -367,12 +385,12 @@ begin
   if v_event_id is null then
     return jsonb_build_object('purchase', app.purchase_json(v_purchase), 'granted', false, 'replayed', true, 'rolled_over', 0);
   end if;
-  select * into v_plan from public.plans where id = p_plan_id;
+  select * into v_plan from public.plans where id = app.plan_id(p_provider, p_plan_id);
   if not found then
     raise exception using errcode = 'PT404', message = 'No such plan.', hint = 'not_found', detail = 'plan_id';
   end if;
   if p_from_plan_id is not null then
-    select * into v_from from public.plans where id = p_from_plan_id;
+    select * into v_from from public.plans where id = app.plan_id(p_provider, p_from_plan_id);
     if not found then
       raise exception using errcode = 'PT404', message = 'No such plan.', hint = 'not_found', detail = 'from_plan_id';
     end if;
@@ -389,7 +407,7 @@ begin
   if v_purchase.id is not null and v_purchase.plan_id is null then
     raise exception using errcode = 'PT409', message = 'This payment paid a credit package.', hint = 'purchase_conflict', detail = 'provider_payment_id';
   end if;
-  v_sub := app.subscription_row(p_provider, p_provider_subscription_id, p_user_id, p_plan_id);
+  v_sub := app.subscription_row(p_provider, p_provider_subscription_id, p_user_id, v_plan.id);
   if v_pay.provider is not null and v_pay.subscription_id <> v_sub.id then
     raise exception using errcode = '22023', message = 'The payment belongs to another subscription.',
       hint = 'invalid_request', detail = 'provider_subscription_id';
@@ -405,7 +423,7 @@ begin
     end if;
     insert into public.closed_account_payments (provider, provider_payment_id, event_id, event_type, user_id, package_id,
                                                 amount_cents, currency)
-    values (p_provider, p_provider_payment_id, p_event_id, left(p_event_type, 255), v_sub.user_id, 'plan:' || left(p_plan_id, 90),
+    values (p_provider, p_provider_payment_id, p_event_id, left(p_event_type, 255), v_sub.user_id, 'plan:' || v_plan.id,
             p_amount_cents, left(p_currency, 10))
     on conflict (provider, provider_payment_id) do nothing;
     get diagnostics v_rows = row_count;
@@ -418,12 +436,12 @@ begin
     insert into public.subscription_payments (provider, provider_payment_id, subscription_id, kind, plan_id, from_plan_id,
                                               period_start, period_end)
     values (p_provider, p_provider_payment_id, v_sub.id, case when p_from_plan_id is null then 'period' else 'upgrade' end,
-            p_plan_id, p_from_plan_id, p_period_start, p_period_end)
+            v_plan.id, v_from.id, p_period_start, p_period_end)
     returning * into v_pay;
   end if;
   if v_purchase.id is null and v_credits > 0 then
     insert into public.purchases (user_id, provider, provider_payment_id, plan_id, credits, amount_cents, currency)
-    values (v_sub.user_id, p_provider, p_provider_payment_id, p_plan_id, v_credits, p_amount_cents, p_currency)
+    values (v_sub.user_id, p_provider, p_provider_payment_id, v_plan.id, v_credits, p_amount_cents, p_currency)
     returning * into v_purchase;
     update public.subscription_payments set purchase_id = v_purchase.id
      where provider = p_provider and provider_payment_id = p_provider_payment_id;
@@ -513,6 +531,8 @@ declare
   v_sub public.subscriptions;
   v_rows integer;
   v_applied boolean := false;
+  v_plan_id text := app.plan_id(p_provider, p_plan_id);
+  v_pending_plan_id text := app.plan_id(p_provider, p_pending_plan_id);
 begin
   perform app.require_service_role();
   if p_provider is null or p_provider not in ('stripe', 'app_store') then
@@ -527,10 +547,13 @@ begin
   if p_event_at is null then
     raise exception using errcode = '22023', message = 'The event time is required.', hint = 'invalid_request', detail = 'event_at';
   end if;
-  if p_pending_plan_id is not null and not exists (select 1 from public.plans where id = p_pending_plan_id) then
+  if p_pending_plan_id is not null and v_pending_plan_id is null then
     raise exception using errcode = 'PT404', message = 'No such plan.', hint = 'not_found', detail = 'pending_plan_id';
   end if;
-  v_sub := app.subscription_row(p_provider, p_provider_subscription_id, p_user_id, p_plan_id);
+  if p_plan_id is not null and v_plan_id is null then
+    raise exception using errcode = 'PT404', message = 'No such plan.', hint = 'not_found', detail = 'plan_id';
+  end if;
+  v_sub := app.subscription_row(p_provider, p_provider_subscription_id, p_user_id, v_plan_id);
   insert into public.subscription_events (provider, event_id, event_type, provider_subscription_id)
   values (p_provider, p_event_id, left(p_event_type, 255), p_provider_subscription_id)
   on conflict (provider, event_id) do nothing;
@@ -538,21 +561,18 @@ begin
   if v_rows = 0 then
     return jsonb_build_object('subscription', app.subscription_json(v_sub), 'applied', false, 'replayed', true);
   end if;
-  if p_plan_id is not null and not exists (select 1 from public.plans where id = p_plan_id) then
-    raise exception using errcode = 'PT404', message = 'No such plan.', hint = 'not_found', detail = 'plan_id';
-  end if;
   if v_sub.status = 'ended' and p_status <> 'ended' then
     v_applied := false;
   elsif v_sub.state_event_at is null or p_event_at >= v_sub.state_event_at or p_status = 'ended' then
     update public.subscriptions
        set status = p_status,
-           plan_id = coalesce(p_plan_id, plan_id),
+           plan_id = coalesce(v_plan_id, plan_id),
            current_period_start = case when p_current_period_end is not null
              and (current_period_end is null or p_current_period_end >= current_period_end) then p_current_period_start
              else current_period_start end,
            current_period_end = greatest(current_period_end, p_current_period_end),
            cancel_at_period_end = coalesce(p_cancel_at_period_end, false),
-           pending_plan_id = p_pending_plan_id,
+           pending_plan_id = v_pending_plan_id,
            state_event_at = greatest(state_event_at, p_event_at),
            updated_at = pg_catalog.now()
      where id = v_sub.id returning * into v_sub;
@@ -627,7 +647,7 @@ end;
 $$;
 comment on function public.get_subscription() is 'The caller''s subscription (plan, status, current period, credits of this period, what renews), or {"subscription": null}.';
 
-revoke all on function app.subscription_row(text, text, uuid, text), app.period_unspent(text, text),
+revoke all on function app.subscription_row(text, text, uuid, text), app.period_unspent(text, text), app.plan_id(text, text),
   app.add_period_grant(uuid, text, integer, timestamptz, text, uuid, text),
   app.roll_over(text, text, text), app.subscription_json(public.subscriptions)
   from public, anon, authenticated, service_role;

@@ -160,6 +160,7 @@ insert into expected_execute values
   ('public.get_subscription()', false, true, false),
   ('app.subscription_row(text,text,uuid,text)', false, false, false),
   ('app.period_unspent(text,text)', false, false, false),
+  ('app.plan_id(text,text)', false, false, false),
   ('app.add_period_grant(uuid,text,integer,timestamp with time zone,text,uuid,text)', false, false, false),
   ('app.roll_over(text,text,text)', false, false, false),
   ('app.subscription_json(subscriptions)', false, false, false);

@@ -146,8 +146,8 @@ select tests.set_now('2030-01-01T00:00:00Z');
 create temp table w as select tests.create_user('upgrade@example.com') as id;
 select tests.pay((select id from w), 'sub_3', 'pi_b1', 'evt_b1', 'basic-monthly', '2030-01-01', '2030-02-01');
 select tests.set_now('2030-01-15T00:00:00Z');
-select is(tests.pay((select id from w), 'sub_3', 'in_up1', 'evt_up1', 'pro-monthly', '2030-01-01', '2030-02-01', 'basic-monthly') #>> '{purchase,credits}',
-  '800', 'the upgrade grants the difference');
+select is(tests.pay((select id from w), 'sub_3', 'in_up1', 'evt_up1', 'price_plan_pro_monthly', '2030-01-01', '2030-02-01', 'price_plan_basic_monthly') #>> '{purchase,credits}',
+  '800', 'the upgrade grants the difference (plans named by their Stripe price ids)');
 select is(tests.bal((select id from w)), '1010/0', 'basic 200 + 800 + welcome 10');
 select is((select count(*)::int from public.credit_grants where user_id = (select id from w) and expires_at = '2030-02-01'), 2,
   'the upgrade expires with the period');
