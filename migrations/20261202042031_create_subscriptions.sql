@@ -610,7 +610,7 @@ begin
        join public.subscription_payments sp on sp.provider = r.provider and sp.provider_payment_id = r.to_payment_id
       where sp.subscription_id = s.id and sp.period_end = s.current_period_end);
   return jsonb_build_object(
-    'id', s.id, 'provider', s.provider, 'plan', jsonb_build_object('id', v_plan.id, 'name', v_plan.name,
+    'id', s.id, 'provider', s.provider, 'provider_subscription_id', s.provider_subscription_id, 'plan', jsonb_build_object('id', v_plan.id, 'name', v_plan.name,
       'interval', v_plan.interval, 'credits', v_plan.credits, 'rollover_max', v_plan.rollover_max),
     'status', s.status, 'current_period_start', s.current_period_start, 'current_period_end', s.current_period_end,
     'cancel_at_period_end', s.cancel_at_period_end, 'pending_plan_id', s.pending_plan_id,
@@ -661,3 +661,45 @@ grant execute on function
   public.record_subscription_state(text, text, text, timestamptz, uuid, text, text, timestamptz, timestamptz, boolean, text, text)
   to service_role;
 grant execute on function public.get_subscription() to authenticated;
+
+-- begin_subscription_checkout (user, not anonymous): checks that the caller may subscribe to the
+-- plan through Stripe and answers the plan with its Stripe price. Writes nothing: the Checkout
+-- Session is made by the Worker with an idempotency key derived from the caller's, and the
+-- subscription exists only once Stripe's events arrive.
+create or replace function public.begin_subscription_checkout(p_plan_id text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_user_id uuid := app.require_user();
+  v_plan public.plans;
+begin
+  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false) then
+    raise exception using errcode = 'PT403', message = 'Anonymous users cannot subscribe; link an identity first.',
+      hint = 'anonymous_user';
+  end if;
+  if p_plan_id is null or p_plan_id !~ '^[a-z0-9][a-z0-9._-]{0,63}$' then
+    raise exception using errcode = '22023', message = 'plan_id must be a plan id.', hint = 'invalid_request', detail = 'plan_id';
+  end if;
+  select * into v_plan from public.plans where id = p_plan_id and active;
+  if not found then
+    raise exception using errcode = 'PT404', message = 'No such plan.', hint = 'not_found', detail = 'plan_id';
+  end if;
+  if v_plan.stripe_price_id is null then
+    raise exception using errcode = 'PT409', message = 'This plan is not sold through Stripe.', hint = 'not_sold_on_stripe',
+      detail = 'plan_id';
+  end if;
+  if exists (select 1 from public.subscriptions where user_id = v_user_id and status <> 'ended') then
+    raise exception using errcode = 'PT409', message = 'You already have a subscription; change or cancel it instead.',
+      hint = 'already_subscribed', detail = 'plan_id';
+  end if;
+  return jsonb_build_object('plan', jsonb_build_object('id', v_plan.id, 'name', v_plan.name, 'interval', v_plan.interval,
+    'credits', v_plan.credits, 'rollover_max', v_plan.rollover_max, 'price_cents', v_plan.price_cents,
+    'currency', v_plan.currency, 'stripe_price_id', v_plan.stripe_price_id));
+end;
+$$;
+comment on function public.begin_subscription_checkout(text) is 'User (not anonymous): the plan to subscribe to through Stripe, with its price id; refuses an unknown or retired plan, one not sold on Stripe, and a caller who already has a subscription. Writes nothing.';
+revoke all on function public.begin_subscription_checkout(text) from public, anon, authenticated, service_role;
+grant execute on function public.begin_subscription_checkout(text) to authenticated;

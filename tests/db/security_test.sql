@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(175);
+select plan(178);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -158,6 +158,7 @@ insert into expected_execute values
   ('public.fulfill_subscription_payment(text,text,text,uuid,text,text,timestamp with time zone,timestamp with time zone,integer,text,text,text)', false, false, true),
   ('public.record_subscription_state(text,text,text,timestamp with time zone,uuid,text,text,timestamp with time zone,timestamp with time zone,boolean,text,text)', false, false, true),
   ('public.get_subscription()', false, true, false),
+  ('public.begin_subscription_checkout(text)', false, true, false),
   ('app.subscription_row(text,text,uuid,text)', false, false, false),
   ('app.period_unspent(text,text)', false, false, false),
   ('app.plan_id(text,text)', false, false, false),

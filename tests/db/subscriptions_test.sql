@@ -3,7 +3,7 @@
 -- period through the pack RPCs, state events by provider time, the catalog and the grants.
 begin;
 \ir _setup.psql
-select plan(44);
+select plan(49);
 
 create function tests.pay(p_user uuid, p_sub text, p_payment text, p_event text, p_plan text,
                           p_start timestamptz, p_end timestamptz, p_from text default null, p_provider text default 'stripe')
@@ -133,6 +133,7 @@ select is(tests.violations(), '[]'::jsonb, 'reconcile is empty after the refunds
 -- Reordered: period 2 recorded before period 1; the rollover is made when period 1 arrives.
 select tests.set_now('2030-01-01T00:10:00Z');
 create temp table v as select tests.create_user('reordered@example.com') as id;
+grant select on v to public;
 select is(tests.pay((select id from v), 'sub_2', 'pi_q2', 'evt_q2', 'pro-monthly', '2030-02-01', '2030-03-01') ->> 'rolled_over', '0',
   'period 2 first: nothing to roll over yet');
 select is(tests.pay((select id from v), 'sub_2', 'pi_q1', 'evt_q1', 'pro-monthly', '2030-01-01', '2030-02-01') ->> 'rolled_over', '500',
@@ -144,6 +145,7 @@ select is(tests.bal((select id from v)), '1500/0', 'in period 2: 1000 + 500, as 
 -- Upgrade mid-period: basic (200) to pro (1000) in the middle of the period: 800 more until its end.
 select tests.set_now('2030-01-01T00:00:00Z');
 create temp table w as select tests.create_user('upgrade@example.com') as id;
+grant select on w to public;
 select tests.pay((select id from w), 'sub_3', 'pi_b1', 'evt_b1', 'basic-monthly', '2030-01-01', '2030-02-01');
 select tests.set_now('2030-01-15T00:00:00Z');
 select is(tests.pay((select id from w), 'sub_3', 'in_up1', 'evt_up1', 'price_plan_pro_monthly', '2030-01-01', '2030-02-01', 'price_plan_basic_monthly') #>> '{purchase,credits}',
@@ -168,6 +170,23 @@ select is(public.record_subscription_state('stripe', 'sub_3', 'evt_s3', '2030-02
 select tests.clear_authentication();
 select tests.authenticate_as((select id from w));
 select is(public.get_subscription() #> '{subscription,renews}', 'null'::jsonb, 'an ended subscription renews nothing');
+select tests.clear_authentication();
+
+-- begin_subscription_checkout: who may subscribe to what.
+select tests.authenticate_as((select id from w));
+select is(public.begin_subscription_checkout('pro-monthly') #>> '{plan,stripe_price_id}', 'price_plan_pro_monthly',
+  'an ended subscription does not stop a new one; the plan comes with its Stripe price');
+select is(tests.error_of($$select public.begin_subscription_checkout('nope')$$) ->> 'hint', 'not_found', 'an unknown plan');
+select is(tests.error_of($$select public.begin_subscription_checkout('Bad Id')$$) ->> 'hint', 'invalid_request', 'a malformed plan id');
+select tests.authenticate_as((select id from v));
+select is(tests.error_of($$select public.begin_subscription_checkout('pro-monthly')$$) ->> 'hint', 'already_subscribed',
+  'a user with a subscription cannot start another');
+select tests.clear_authentication();
+create temp table anon_user as select tests.create_user(null, true) as id;
+grant select on anon_user to public;
+select tests.authenticate_as((select id from anon_user));
+select is(tests.error_of($$select public.begin_subscription_checkout('pro-monthly')$$) ->> 'hint', 'anonymous_user',
+  'an anonymous user cannot subscribe');
 select tests.clear_authentication();
 
 -- Someone else's subscription is invisible.
