@@ -12,7 +12,7 @@
 use crate::context::{self, Cx};
 use crate::handlers::{
     account, balance, drafts, generate, health, models, openapi, pipeline, projects, purchase, purchase_app_store,
-    purchase_stripe,
+    purchase_stripe, subscription,
 };
 use crate::respond;
 use shared::ApiError;
@@ -46,6 +46,9 @@ enum Op {
     Purchases,
     Packages,
     Models,
+    SubscriptionCheckout,
+    SubscriptionCancel,
+    Subscription,
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
@@ -82,6 +85,9 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/v1/purchases", Op::Purchases),
     (Method::Get, "/v1/packages", Op::Packages),
     (Method::Get, "/v1/models", Op::Models),
+    (Method::Post, "/v1/subscription/checkout", Op::SubscriptionCheckout),
+    (Method::Post, "/v1/subscription/cancel", Op::SubscriptionCancel),
+    (Method::Get, "/v1/subscription", Op::Subscription),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -110,6 +116,9 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::Purchases => purchase::list_purchases(cx).await,
         Op::Packages => purchase::list_packages(cx).await,
         Op::Models => models::list(cx).await,
+        Op::SubscriptionCheckout => subscription::checkout(cx).await,
+        Op::SubscriptionCancel => subscription::cancel(cx).await,
+        Op::Subscription => subscription::get(cx).await,
     }
 }
 
