@@ -1208,6 +1208,152 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's subscription: plan, status, current period, credits left in this period, what renews. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's subscription, or null. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            subscription: components["schemas"]["Subscription"];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                502: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscription/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts a Stripe Checkout Session in subscription mode for a plan. Idempotency-Key required; a retry with the same key answers the same session, the same key for another plan is 422. Credits come from the paid invoices only (webhook). */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "Idempotency-Key": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        plan_id: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Where to pay. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            session_id: string;
+                            checkout_url: string;
+                        };
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                502: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscription/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancels the caller's Stripe subscription at the end of the current period (through Stripe's API); the period's credits stay until then. Idempotent. An App Store subscription is cancelled in the App Store (409 managed_by_app_store). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's subscription, or null. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            subscription: components["schemas"]["Subscription"];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                502: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1399,6 +1545,35 @@ export interface components {
             /** @description Stored files queued for deletion (their names are not returned). */
             files_queued_for_deletion: number;
         };
+        /** @description The caller's subscription (migrations/README.md, "The subscription rules"), or null. */
+        Subscription: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            provider: "stripe" | "app_store";
+            provider_subscription_id: string;
+            plan: {
+                id: string;
+                name: string;
+                /** @enum {string} */
+                interval: "month" | "year";
+                credits: number;
+                rollover_max: number;
+            };
+            /** @enum {string} */
+            status: "active" | "past_due" | "canceled" | "ended";
+            current_period_start: string | null;
+            current_period_end: string | null;
+            cancel_at_period_end: boolean;
+            pending_plan_id: string | null;
+            /** @description What the current period's grants (period, upgrades, rollover into it) still hold. */
+            credits_this_period: number;
+            /** @description The plan the next period renews at and when; null once cancelled or ended. */
+            renews: {
+                plan_id: string;
+                at: string;
+            } | null;
+        } | null;
     };
     responses: {
         /** @description An error with a stable code. */
