@@ -9,13 +9,16 @@ import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { startWorker, createUser, bearer, sql, sqlRows } from './harness.mjs';
 import { startStripeStandin, STRIPE_TEST_KEY } from './stripe-standin.mjs';
+import { makeChain, signJws, transactionPayload, notificationPayload, BUNDLE_ID, ENVIRONMENT } from './purchase-appstore-certs.mjs';
 
 const WHSEC = 'whsec_test_subscriptions_0123456789';
-let w, stripe;
+let w, stripe, chain;
 
 before(async () => {
   stripe = await startStripeStandin();
+  chain = makeChain();
   w = await startWorker({
+    APPLE_ROOT_CERT: chain.rootB64, APPLE_BUNDLE_ID: BUNDLE_ID, APPLE_ENVIRONMENT: ENVIRONMENT,
     STRIPE_SECRET_KEY: STRIPE_TEST_KEY, STRIPE_API_BASE: stripe.url, STRIPE_WEBHOOK_SECRET: WHSEC,
     CHECKOUT_SUCCESS_URL: 'https://app.example.test/plans/thanks?session={CHECKOUT_SESSION_ID}',
     CHECKOUT_CANCEL_URL: 'https://app.example.test/plans',
@@ -257,4 +260,82 @@ test('webhook events that are not ours or not subscriptions are acknowledged and
   const bad = await deliver(evt('invoice.paid', { id: 7 }));
   assert.equal(bad.status, 400);
   assert.equal(await balance(u), '10/0');
+});
+
+// ---- App Store ------------------------------------------------------------------------------------
+
+const submit = (user, signed) => w.fetch('/v1/purchase/app-store', { method: 'POST', headers: json(bearer(user.token)), body: JSON.stringify({ signed_transaction: signed }) });
+const notify = (payload) => w.fetch('/v1/purchase/app-store/notifications', { method: 'POST', headers: json(), body: JSON.stringify({ signedPayload: signJws(chain, payload) }) });
+/** A StoreKit 2 auto-renewable subscription transaction of `original` for the period [start, end) (seconds). */
+const subTx = (user, original, start, end, productId = 'com.example.plan.pro.monthly') => transactionPayload(user.id, {
+  type: 'Auto-Renewable Subscription', productId, originalTransactionId: original, purchaseDate: start * 1000, expiresDate: end * 1000,
+  price: 29990, currency: 'USD', transactionReason: 'RENEWAL', signedDate: Date.now() - 1000,
+});
+
+test('App Store: the app submits the first transaction, DID_RENEW pays the next period once, rollover, duplicates and reordering', async () => {
+  const u = createUser();
+  const original = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  const t = now();
+  const first = subTx(u, original, t - DAY, t + 29 * DAY);
+  const answers = await Promise.all([submit(u, signJws(chain, first)), submit(u, signJws(chain, first))]);
+  assert.deepEqual(answers.map((r) => r.status), [200, 200]);
+  assert.equal((await answers[0].json()).purchase.credits, 1000);
+  // SUBSCRIBED for the same transaction (Apple's notification of the purchase the app submitted).
+  assert.equal((await notify(notificationPayload('SUBSCRIBED', signJws(chain, first)))).status, 200);
+  assert.equal(await balance(u), '1010/0', 'one grant for the first transaction');
+
+  const renewal = subTx(u, original, t + 29 * DAY, t + 59 * DAY);
+  const renewed = notificationPayload('DID_RENEW', signJws(chain, renewal));
+  const mark = lastLedger(u.id);
+  const r = await Promise.all([notify(renewed), notify(renewed), notify(notificationPayload('DID_RENEW', signJws(chain, renewal)))]);
+  assert.deepEqual(r.map((x) => x.status), [200, 200, 200]);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:1000 adjustment:-500 grant:500');
+  assert.equal(await balance(u), '2010/0');
+
+  // Reordered, another subscription: the renewal arrives before the first transaction.
+  const v = createUser();
+  const o2 = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  assert.equal((await notify(notificationPayload('DID_RENEW', signJws(chain, subTx(v, o2, t + 29 * DAY, t + 59 * DAY))))).status, 200);
+  assert.equal((await submit(v, signJws(chain, subTx(v, o2, t - DAY, t + 29 * DAY)))).status, 200);
+  assert.equal(await balance(v), '2010/0', 'the same credits as in delivery order');
+
+  // REFUND of the renewal: its own grant first.
+  const refund = notificationPayload('REFUND', signJws(chain, { ...renewal, revocationDate: Date.now(), revocationReason: 0 }));
+  assert.equal((await notify(refund)).status, 200);
+  assert.equal((await notify(refund)).status, 200);
+  assert.equal(await balance(u), '1010/0');
+  assert.equal(sql(`select status from public.purchases where provider_payment_id = '${renewal.transactionId}'`), 'refunded');
+  assert.deepEqual(reconcile(), []);
+});
+
+test('App Store: DID_CHANGE_RENEWAL_PREF, DID_FAIL_TO_RENEW and EXPIRED change the state, never the credits', async () => {
+  const u = createUser();
+  const original = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  const t = now();
+  const first = subTx(u, original, t - DAY, t + 29 * DAY);
+  assert.equal((await submit(u, signJws(chain, first))).status, 200);
+  const before = lastLedger(u.id);
+  const at = (ms) => ({ signedDate: ms });
+  const renewalInfo = signJws(chain, { originalTransactionId: original, autoRenewProductId: 'com.example.plan.basic.monthly', productId: first.productId, autoRenewStatus: 1, signedDate: Date.now() - 500, environment: ENVIRONMENT });
+  const pref = notificationPayload('DID_CHANGE_RENEWAL_PREF', signJws(chain, first), at(Date.now() - 400));
+  pref.data.signedRenewalInfo = renewalInfo;
+  pref.subtype = 'DOWNGRADE';
+  assert.equal((await notify(pref)).status, 200);
+  let s = await subscription(u);
+  assert.equal(s.pending_plan_id, 'basic-monthly');
+  assert.equal(s.renews.plan_id, 'basic-monthly', 'a downgrade takes effect at the period end');
+  assert.equal((await notify(notificationPayload('DID_FAIL_TO_RENEW', signJws(chain, first), at(Date.now() - 300)))).status, 200);
+  assert.equal((await subscription(u)).status, 'past_due');
+  assert.equal((await notify(notificationPayload('EXPIRED', signJws(chain, first), at(Date.now() - 200)))).status, 200);
+  s = await subscription(u);
+  assert.equal(s.status, 'ended');
+  assert.equal(lastLedger(u.id), before, 'state events move no credits');
+  assert.equal(await balance(u), '1010/0');
+  const cancel = await w.fetch('/v1/subscription/cancel', { method: 'POST', headers: bearer(u.token) });
+  assert.equal(cancel.status, 409);
+  assert.equal((await cancel.json()).error.code, 'managed_by_app_store');
+  // A subscription transaction of another user is refused like a pack's.
+  const thief = createUser();
+  const stolen = await submit(thief, signJws(chain, subTx(u, original, t + 29 * DAY, t + 59 * DAY)));
+  assert.equal(stolen.status, 403);
 });
