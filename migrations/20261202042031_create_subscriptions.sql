@@ -485,7 +485,9 @@ begin
     end if;
     -- The current period moves forward; a paid period makes a past_due subscription active.
     update public.subscriptions
-       set current_period_start = v_pay.period_start, current_period_end = v_pay.period_end,
+       set current_period_start = case when v_pay.kind = 'upgrade' then coalesce(current_period_start, v_pay.period_start)
+                                       else v_pay.period_start end,
+           current_period_end = v_pay.period_end,
            status = case when status = 'past_due' then 'active' else status end,
            plan_id = case when v_pay.kind = 'upgrade' or state_event_at is null then v_pay.plan_id else plan_id end,
            updated_at = pg_catalog.now()
