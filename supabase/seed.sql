@@ -20,3 +20,12 @@ values
   ('studio', 'Studio', 2000, 400, 6999, 'usd', 'price_studio', 'com.example.credits.studio', true, 30),
   ('launch-2025', 'Launch offer', 100, 100, 499, 'usd', 'price_launch_2025', 'com.example.credits.launch2025', false, 90)
 on conflict (id) do update set active = excluded.active, updated_at = now();
+
+-- Placeholder subscription plans (credits per period expiring at the period end; rollover_max unspent
+-- credits carried into the next period).
+insert into public.plans (id, name, interval, credits, rollover_max, price_cents, currency, stripe_price_id, app_store_product_id, active, sort_order)
+values
+  ('basic-monthly', 'Basic', 'month', 200, 0, 999, 'usd', 'price_plan_basic_monthly', 'com.example.plan.basic.monthly', true, 10),
+  ('pro-monthly', 'Pro', 'month', 1000, 500, 2999, 'usd', 'price_plan_pro_monthly', 'com.example.plan.pro.monthly', true, 20),
+  ('pro-yearly', 'Pro (yearly)', 'year', 12000, 6000, 29999, 'usd', 'price_plan_pro_yearly', 'com.example.plan.pro.yearly', true, 30)
+on conflict (id) do update set active = excluded.active, updated_at = now();

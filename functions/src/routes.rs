@@ -12,7 +12,7 @@
 use crate::context::{self, Cx};
 use crate::handlers::{
     account, admin, balance, drafts, generate, health, models, openapi, outputs, pipeline, projects, purchase,
-    purchase_app_store, purchase_stripe,
+    purchase_app_store, purchase_stripe, subscription,
 };
 use crate::respond;
 use shared::ApiError;
@@ -58,6 +58,9 @@ enum Op {
     AdminSpendCap,
     AdminLedgerCsv,
     AdminAudit,
+    SubscriptionCheckout,
+    SubscriptionCancel,
+    Subscription,
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
@@ -106,6 +109,9 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/admin/grants/{id}/void", Op::AdminVoidGrant),
     (Method::Post, "/v1/admin/jobs/{id}/refund", Op::AdminRefundJob),
     (Method::Get, "/v1/admin/audit", Op::AdminAudit),
+    (Method::Post, "/v1/subscription/checkout", Op::SubscriptionCheckout),
+    (Method::Post, "/v1/subscription/cancel", Op::SubscriptionCancel),
+    (Method::Get, "/v1/subscription", Op::Subscription),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -146,6 +152,9 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::AdminSpendCap => admin::spend_cap(cx).await,
         Op::AdminLedgerCsv => admin::ledger_csv(cx).await,
         Op::AdminAudit => admin::audit(cx).await,
+        Op::SubscriptionCheckout => subscription::checkout(cx).await,
+        Op::SubscriptionCancel => subscription::cancel(cx).await,
+        Op::Subscription => subscription::get(cx).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Stripe's API from the Worker: the one call the edge makes, creating a Checkout Session.
+//! Stripe's API from the Worker: creating Checkout Sessions (packs, subscriptions) and cancelling a
+//! subscription at its period end.
 //!
 //! Form-encoded body (`shared::stripe::Checkout::form`), the secret key as Bearer, an
 //! `Idempotency-Key` derived from the purchase, a 10-second deadline. Stripe unreachable, timing
@@ -44,21 +45,38 @@ pub async fn create_checkout_session(
     secret_key: &str,
     checkout: &Checkout<'_>,
 ) -> Result<(String, String), ApiError> {
+    let body =
+        post_form(base, secret_key, "/v1/checkout/sessions", &checkout.form(), &checkout.idempotency_key()).await?;
+    session_of(&body)
+}
+
+/// Reads a `checkout.session` answer.
+pub fn session_of(body: &str) -> Result<(String, String), ApiError> {
+    parse_session(body.as_bytes()).ok_or_else(|| {
+        crate::log::error(crate::log::event("stripe_bad_answer"));
+        ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
+    })
+}
+
+/// One form-encoded `POST {base}{path}` to Stripe's API with an `Idempotency-Key`; the body of a
+/// 200. Stripe refusing the key for other parameters (`idempotency_error`) is 422
+/// `idempotency_key_reused` (the client reused its key for another request); 429 and 5xx are 503.
+pub async fn post_form(base: &str, secret_key: &str, path: &str, form: &str, key: &str) -> Result<String, ApiError> {
     let headers = web_sys::Headers::new().map_err(|_| ApiError::internal().because("Headers could not be built"))?;
     let set = |k: &str, v: &str| {
         headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")))
     };
     set("authorization", &format!("Bearer {secret_key}"))?;
     set("content-type", "application/x-www-form-urlencoded")?;
-    set("idempotency-key", &checkout.idempotency_key())?;
+    set("idempotency-key", key)?;
     // One deadline for the whole exchange, headers and body.
     let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&checkout.form()));
+    init.set_body(&JsValue::from_str(form));
     init.set_signal(Some(&signal));
-    let url = format!("{}/v1/checkout/sessions", base.trim_end_matches('/'));
+    let url = format!("{}{path}", base.trim_end_matches('/'));
     let req = web_sys::Request::new_with_str_and_init(&url, &init)
         .map_err(|_| ApiError::internal().because(format!("STRIPE_API_BASE gives no valid URL: {url}")))?;
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
@@ -78,10 +96,7 @@ pub async fn create_checkout_session(
         Err(_) => return Err(unavailable()),
     };
     if status == 200 {
-        return parse_session(body.as_bytes()).ok_or_else(|| {
-            crate::log::error(crate::log::event("stripe_bad_answer"));
-            ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
-        });
+        return Ok(body);
     }
     let err: Option<Value> = serde_json::from_str(&body).ok();
     crate::log::error(
@@ -92,6 +107,13 @@ pub async fn create_checkout_session(
     );
     if status == 429 || status >= 500 {
         return Err(unavailable());
+    }
+    if error_member(&err, "type") == "idempotency_error" {
+        return Err(ApiError::new(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for another request; use a new key.",
+        ));
     }
     Err(ApiError::new(502, "payment_provider_error", "The payment provider refused the request; it has been logged."))
 }

@@ -366,7 +366,18 @@ pub struct Expect<'a> {
     pub environment: &'a str,
 }
 
-/// A verified consumable transaction, ready for `fulfill_purchase`.
+/// An auto-renewable subscription's transaction: which subscription and which period it paid.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Period {
+    /// The subscription's id at the App Store (`originalTransactionId`).
+    pub original_transaction_id: String,
+    /// `purchaseDate` and `expiresDate`, Unix milliseconds.
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// A verified consumable or auto-renewable subscription transaction, ready for
+/// `fulfill_purchase` or `fulfill_subscription_payment`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Transaction {
     pub transaction_id: String,
@@ -379,6 +390,8 @@ pub struct Transaction {
     /// ISO 4217, lower case; `xxx` ("no currency") when the transaction carries none.
     pub currency: String,
     pub revoked: bool,
+    /// Set for an auto-renewable subscription (the period it paid); `None` for a consumable.
+    pub subscription: Option<Period>,
 }
 
 fn refuse(code: &str, message: &str) -> ApiError {
@@ -400,9 +413,28 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
         .ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid transactionId."))?;
     let product_id = text("productId", 255)
         .ok_or_else(|| refuse("invalid_transaction", "The transaction has no valid productId."))?;
-    if str_at(payload, "type") != Some("Consumable") {
-        return Err(refuse("unsupported_product_type", "Only consumable credit packages can be redeemed."));
-    }
+    let subscription = match str_at(payload, "type") {
+        Some("Consumable") => None,
+        Some("Auto-Renewable Subscription") => {
+            let ms = |k: &str| payload.get(k).and_then(Value::as_i64).filter(|t| *t > 0);
+            let bad = || refuse("invalid_transaction", "The subscription transaction has no valid period.");
+            let (start_ms, end_ms) = (ms("purchaseDate").ok_or_else(bad)?, ms("expiresDate").ok_or_else(bad)?);
+            if end_ms <= start_ms {
+                return Err(bad());
+            }
+            Some(Period {
+                original_transaction_id: text("originalTransactionId", 64).ok_or_else(bad)?.to_owned(),
+                start_ms,
+                end_ms,
+            })
+        }
+        _ => {
+            return Err(refuse(
+                "unsupported_product_type",
+                "Only consumable credit packages and auto-renewable subscriptions can be redeemed.",
+            ))
+        }
+    };
     let currency = text("currency", 3)
         .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()))
         .map(str::to_ascii_lowercase);
@@ -421,6 +453,7 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
         amount_cents,
         currency,
         revoked: payload.get("revocationDate").is_some_and(|v| !v.is_null()),
+        subscription,
     })
 }
 
@@ -448,6 +481,10 @@ pub struct Notification<'a> {
     pub notification_uuid: &'a str,
     /// The embedded signed transaction (verified separately, like a submitted one).
     pub signed_transaction: Option<&'a str>,
+    /// The embedded signed renewal info of a subscription (verified separately).
+    pub signed_renewal_info: Option<&'a str>,
+    /// `signedDate`, Unix milliseconds: the order of subscription state events.
+    pub signed_ms: i64,
 }
 
 /// Applies the bundle, environment and shape rules to a verified notification payload.
@@ -456,8 +493,15 @@ pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notif
     let notification_type = str_at(payload, "notificationType").filter(|s| s.len() <= 64).ok_or_else(bad)?;
     let notification_uuid = str_at(payload, "notificationUUID").filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
     // TEST and a few summary notifications carry no app data to check.
+    let signed_ms = payload.get("signedDate").and_then(Value::as_i64).ok_or_else(bad)?;
     let Some(data) = payload.get("data").filter(|d| d.is_object()) else {
-        return Ok(Notification { notification_type, notification_uuid, signed_transaction: None });
+        return Ok(Notification {
+            notification_type,
+            notification_uuid,
+            signed_transaction: None,
+            signed_renewal_info: None,
+            signed_ms,
+        });
     };
     if str_at(data, "bundleId") != Some(expect.bundle_id) {
         return Err(refuse("wrong_bundle", "The notification belongs to another app."));
@@ -465,7 +509,13 @@ pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notif
     if str_at(data, "environment") != Some(expect.environment) {
         return Err(refuse("wrong_environment", "The notification comes from another App Store environment."));
     }
-    Ok(Notification { notification_type, notification_uuid, signed_transaction: str_at(data, "signedTransactionInfo") })
+    Ok(Notification {
+        notification_type,
+        notification_uuid,
+        signed_transaction: str_at(data, "signedTransactionInfo"),
+        signed_renewal_info: str_at(data, "signedRenewalInfo"),
+        signed_ms,
+    })
 }
 
 #[cfg(test)]
@@ -825,7 +875,8 @@ mod tests {
             ("bundleId", "com.other.app", "wrong_bundle"),
             ("environment", "Production", "wrong_environment"),
             ("transactionId", "", "invalid_transaction"),
-            ("type", "Auto-Renewable Subscription", "unsupported_product_type"),
+            ("type", "Non-Consumable", "unsupported_product_type"),
+            ("type", "Auto-Renewable Subscription", "invalid_transaction"),
         ] {
             let mut p = payload();
             p[field] = value.into();
@@ -837,6 +888,23 @@ mod tests {
         let tx = tx(&p, &expect).unwrap();
         assert!(tx.revoked);
         assert_eq!((tx.amount_cents, tx.currency.as_str()), (0, "xxx"));
+
+        let mut sub = payload();
+        sub["type"] = "Auto-Renewable Subscription".into();
+        sub["originalTransactionId"] = "1000".into();
+        sub["purchaseDate"] = SIGNED_MS.into();
+        sub["expiresDate"] = (SIGNED_MS + 30 * 86_400_000).into();
+        let period = transaction(&sub, &expect).unwrap().subscription.unwrap();
+        assert_eq!(
+            (period.original_transaction_id.as_str(), period.end_ms - period.start_ms),
+            ("1000", 30 * 86_400_000)
+        );
+        sub["expiresDate"] = SIGNED_MS.into();
+        assert_eq!(
+            transaction(&sub, &expect).unwrap_err().code,
+            "invalid_transaction",
+            "a period must end after it starts"
+        );
 
         let n = serde_json::json!({"notificationType": "REFUND",
             "notificationUUID": "0b7c3f0e-6b57-4d1e-9a4b-1c2d3e4f5a6b",

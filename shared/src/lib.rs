@@ -17,5 +17,6 @@ pub mod postgrest;
 pub mod signature;
 pub mod strict;
 pub mod stripe;
+pub mod stripe_billing;
 
 pub use error::ApiError;

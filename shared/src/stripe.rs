@@ -271,7 +271,12 @@ pub fn parse_event(body: &[u8]) -> Result<Action, ApiError> {
                 ),
             )
         }
-        _ => Ok(Action::Ignore("event_type")),
+        _ => {
+            // Subscriptions (invoices and subscription objects): crate::stripe_billing.
+            let created = event.get("created").and_then(Value::as_i64);
+            crate::stripe_billing::parse_billing_event(kind, id, created, object)
+                .unwrap_or(Ok(Action::Ignore("event_type")))
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(528);
+select plan(628);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -33,6 +33,12 @@ select public.fulfill_purchase('stripe', 'pi_closed', 'evt_closed', :'closed', '
 -- Issue 13: an admin refund of the owner's job (audit row + job refund) and a spend cap (account controls).
 select public.admin_refund_job('matrix-refund', :'job'::uuid, 'matrix fixture', 1) is not null as refunded;
 select public.admin_set_spend_cap('matrix-cap', :'owner', 100, 'matrix fixture') is not null as capped;
+
+-- A subscription with two paid periods (a rollover between them) and a state event (issue 12).
+insert into public.plans (id, name, interval, credits, rollover_max, price_cents) values ('test-plan', 'Test', 'month', 10, 5, 100), ('test-plan-del', 'Test', 'month', 10, 0, 100);
+select public.fulfill_subscription_payment('stripe', 'pi_sub_owner1', 'evt_sub_owner1', :'owner', 'sub_owner', 'test-plan', now(), now() + interval '1 month', 100, 'usd') is not null as period1;
+select public.fulfill_subscription_payment('stripe', 'pi_sub_owner2', 'evt_sub_owner2', :'owner', 'sub_owner', 'test-plan', now() + interval '1 month', now() + interval '2 months', 100, 'usd') is not null as period2;
+select public.record_subscription_state('stripe', 'sub_owner', 'evt_sub_state', now(), :'owner', 'test-plan', 'active') is not null as state;
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -121,6 +127,26 @@ insert into matrix values
   ('storage_deletions', 'insert', 'insert into public.storage_deletions (storage_key, reason) values (''x/y'', ''project_deleted'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('storage_deletions', 'update', 'update public.storage_deletions set reason = ''account_closed'' where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('storage_deletions', 'delete', 'delete from public.storage_deletions where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('plans', 'select', 'select 1 from public.plans where id = ''test-plan''', 'rows', 'rows', 'rows', 'rows', 'rows'),
+  ('plans', 'insert', 'insert into public.plans (id, name, interval, credits, price_cents) values (''test-plan-new'', ''N'', ''month'', 1, 1)', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('plans', 'update', 'update public.plans set credits = 1000000 where id = ''test-plan''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('plans', 'delete', 'delete from public.plans where id = ''test-plan-del''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('subscriptions', 'select', 'select 1 from public.subscriptions where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('subscriptions', 'insert', 'insert into public.subscriptions (user_id, provider, provider_subscription_id, plan_id) values (:owner, ''stripe'', ''sub_new'', ''test-plan'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscriptions', 'update', 'update public.subscriptions set status = ''active'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscriptions', 'delete', 'delete from public.subscriptions where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_payments', 'select', 'select 1 from public.subscription_payments where provider_payment_id = ''pi_sub_owner1''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('subscription_payments', 'insert', 'insert into public.subscription_payments (provider, provider_payment_id, subscription_id, kind, plan_id, period_start, period_end) select ''stripe'', ''pi_new'', id, ''period'', ''test-plan'', now(), now() + interval ''1 day'' from public.subscriptions where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_payments', 'update', 'update public.subscription_payments set period_end = period_end + interval ''1 year'' where provider_payment_id = ''pi_sub_owner1''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_payments', 'delete', 'delete from public.subscription_payments where provider_payment_id = ''pi_sub_owner1''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_rollovers', 'select', 'select 1 from public.subscription_rollovers where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('subscription_rollovers', 'insert', 'insert into public.subscription_rollovers (provider, from_payment_id, to_payment_id, user_id, credits, moved) values (''stripe'', ''pi_sub_owner2'', ''pi_sub_owner1'', :owner, 1, 0)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_rollovers', 'update', 'update public.subscription_rollovers set credits = credits + 1 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_rollovers', 'delete', 'delete from public.subscription_rollovers where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_events', 'select', 'select 1 from public.subscription_events where event_id = ''evt_sub_state''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('subscription_events', 'insert', 'insert into public.subscription_events (provider, event_id, provider_subscription_id) values (''stripe'', ''evt_new'', ''sub_owner'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_events', 'update', 'update public.subscription_events set outcome = ''x'' where event_id = ''evt_sub_state''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('subscription_events', 'delete', 'delete from public.subscription_events where event_id = ''evt_sub_state''', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('closed_account_payments', 'select', 'select 1 from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('closed_account_payments', 'insert', 'insert into public.closed_account_payments (provider, provider_payment_id, event_id, user_id) values (''stripe'', ''pi_y'', ''evt_y'', :owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('closed_account_payments', 'update', 'update public.closed_account_payments set refund_status = ''refunded'' where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied'),

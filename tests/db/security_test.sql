@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(193);
+select plan(205);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -179,7 +179,17 @@ insert into expected_execute values
   ('app.check_spend_limits(uuid,integer,timestamp with time zone)', false, false, false),
   ('app.grant_json(credit_grants)', false, false, false),
   ('app.controls_json(uuid)', false, false, false),
-  ('app.admin_add_grant(uuid,text,text,integer,timestamp with time zone,text,uuid,text,text)', false, false, false);
+  ('app.admin_add_grant(uuid,text,text,integer,timestamp with time zone,text,uuid,text,text)', false, false, false),
+  ('public.fulfill_subscription_payment(text,text,text,uuid,text,text,timestamp with time zone,timestamp with time zone,integer,text,text,text)', false, false, true),
+  ('public.record_subscription_state(text,text,text,timestamp with time zone,uuid,text,text,timestamp with time zone,timestamp with time zone,boolean,text,text)', false, false, true),
+  ('public.get_subscription()', false, true, false),
+  ('public.begin_subscription_checkout(text)', false, true, false),
+  ('app.subscription_row(text,text,uuid,text)', false, false, false),
+  ('app.period_unspent(text,text)', false, false, false),
+  ('app.plan_id(text,text)', false, false, false),
+  ('app.add_period_grant(uuid,text,integer,timestamp with time zone,text,uuid,text)', false, false, false),
+  ('app.roll_over(text,text,text)', false, false, false),
+  ('app.subscription_json(subscriptions)', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid

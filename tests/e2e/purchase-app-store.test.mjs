@@ -91,7 +91,8 @@ test('every broken signature, chain or payload rule is a 400 and grants nothing'
     ['another app', signJws(chain, tx({ bundleId: 'com.other.app' })), 'wrong_bundle'],
     ['another environment', signJws(chain, tx({ environment: 'Production' })), 'wrong_environment'],
     ['an unknown product', signJws(chain, tx({ productId: 'com.example.unknown' })), 'unknown_product'],
-    ['a subscription', signJws(chain, tx({ type: 'Auto-Renewable Subscription' })), 'unsupported_product_type'],
+    ['a non-consumable', signJws(chain, tx({ type: 'Non-Consumable' })), 'unsupported_product_type'],
+    ['a subscription without its period', signJws(chain, tx({ type: 'Auto-Renewable Subscription' })), 'invalid_transaction'],
     ['no app account token', signJws(chain, tx({ appAccountToken: undefined })), 'app_account_token_required'],
   ];
   for (const [name, signed, code] of cases) {

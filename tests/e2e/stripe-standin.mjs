@@ -1,10 +1,17 @@
-// A local stand-in for the part of Stripe's API the Worker calls: POST /v1/checkout/sessions.
+// A local stand-in for the part of Stripe's API the Worker calls: POST /v1/checkout/sessions (in
+// `payment` and `subscription` mode) and POST /v1/subscriptions/{id} (cancel at period end).
 //
 // It checks each request the way Stripe's API reference specifies it and answers as Stripe does:
 // - `Authorization: Bearer <secret key>` (401 `invalid_request_error` otherwise);
 // - a form-encoded body (`application/x-www-form-urlencoded`, nested keys as `a[0][b]`);
-// - `mode=payment` with `line_items[0][price]` (a known price) and `line_items[0][quantity]`
+// - `mode=payment` with `line_items[0][price]` (a known one-time price) and `line_items[0][quantity]`
 //   (a positive whole number), `success_url` and `cancel_url` (absolute URLs);
+// - `mode=subscription`: the same with a recurring price (a one-time price is refused as Stripe
+//   does), `subscription_data[metadata][...]` allowed only in that mode and `payment_intent_data`
+//   refused in it (Stripe: "You can not pass `payment_intent_data` in `subscription` mode");
+// - `POST /v1/subscriptions/{id}`: a subscription the test registered in `state.subscriptions`
+//   (else 404 `resource_missing`); `cancel_at_period_end` must be `true` or `false`; answers the
+//   updated `subscription` object;
 // - `Idempotency-Key`: the same key with the same parameters returns the saved answer (the same
 //   session); the same key with other parameters is 400 `idempotency_error`.
 // Errors have Stripe's shape `{ "error": { "type", "code"?, "message", "param"? } }`. Answers are
@@ -25,6 +32,8 @@ export const STRIPE_TEST_KEY = 'sk_test_standin_0123456789';
 
 /** Prices the stand-in knows, as the seeded catalog names them: id -> [unit amount, currency]. */
 const PRICES = { price_starter: [499, 'usd'], price_creator: [1999, 'usd'], price_studio: [6999, 'usd'] };
+/** Recurring prices (the seeded plans): id -> [unit amount, currency, interval]. */
+const RECURRING = { price_plan_basic_monthly: [999, 'usd', 'month'], price_plan_pro_monthly: [2999, 'usd', 'month'], price_plan_pro_yearly: [29999, 'usd', 'year'] };
 
 function error(res, status, type, message, extra = {}) {
   res.writeHead(status, { 'content-type': 'application/json' });
@@ -37,7 +46,7 @@ function absoluteUrl(s) {
 
 export async function startStripeStandin({ checkout = null } = {}) {
   const idempotency = new Map(); // key -> { params, status, body }
-  const state = { requests: [], sessions: new Map(), down: false, webhooks: [] };
+  const state = { requests: [], sessions: new Map(), down: false, webhooks: [], subscriptions: new Map() };
   let base;
   const server = http.createServer((req, res) => {
     let raw = '';
@@ -53,7 +62,8 @@ export async function startStripeStandin({ checkout = null } = {}) {
           res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
         });
       }
-      if (req.method !== 'POST' || req.url !== '/v1/checkout/sessions') {
+      const subPath = /^\/v1\/subscriptions\/(sub_[A-Za-z0-9_]+)$/.exec(req.url);
+      if (req.method !== 'POST' || (req.url !== '/v1/checkout/sessions' && !subPath)) {
         return error(res, 404, 'invalid_request_error', `Unrecognized request URL (${req.method}: ${req.url}).`);
       }
       if (req.headers.authorization !== `Bearer ${STRIPE_TEST_KEY}`) {
@@ -81,14 +91,31 @@ export async function startStripeStandin({ checkout = null } = {}) {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(text);
       };
+      if (subPath) {
+        const sub = state.subscriptions.get(subPath[1]);
+        if (!sub) return answer(404, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'id', message: `No such subscription: '${subPath[1]}'` } });
+        for (const [k, v] of form) {
+          if (k !== 'cancel_at_period_end') return answer(400, { error: { type: 'invalid_request_error', code: 'parameter_unknown', param: k, message: `Received unknown parameter: ${k}` } });
+          if (v !== 'true' && v !== 'false') return answer(400, { error: { type: 'invalid_request_error', code: 'parameter_invalid_boolean', param: k, message: `Invalid boolean: ${v}` } });
+          sub.cancel_at_period_end = v === 'true';
+          sub.cancel_at = sub.cancel_at_period_end ? sub.items.data[0].current_period_end : null;
+        }
+        return answer(200, sub);
+      }
       const missing = (param) => answer(400, { error: { type: 'invalid_request_error', code: 'parameter_missing', param, message: `Missing required param: ${param}.` } });
       const invalid = (param, message) => answer(400, { error: { type: 'invalid_request_error', code: 'parameter_invalid', param, message } });
       const mode = form.get('mode');
       if (!mode) return missing('mode');
-      if (mode !== 'payment') return invalid('mode', `Invalid mode: ${mode}`);
+      if (mode !== 'payment' && mode !== 'subscription') return invalid('mode', `Invalid mode: ${mode}`);
       const price = form.get('line_items[0][price]');
       if (!price) return missing('line_items[0][price]');
-      if (!PRICES[price]) return answer(400, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'line_items[0][price]', message: `No such price: '${price}'` } });
+      if (!PRICES[price] && !RECURRING[price]) return answer(400, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'line_items[0][price]', message: `No such price: '${price}'` } });
+      if (mode === 'subscription' && !RECURRING[price]) return invalid('line_items[0][price]', 'You must provide at least one recurring price in `subscription` mode when using prices.');
+      if (mode === 'payment' && RECURRING[price]) return invalid('line_items[0][price]', 'You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.');
+      for (const k of form.keys()) {
+        if (mode === 'subscription' && k.startsWith('payment_intent_data[')) return invalid('payment_intent_data', 'You can not pass `payment_intent_data` in `subscription` mode.');
+        if (mode === 'payment' && k.startsWith('subscription_data[')) return invalid('subscription_data', 'You can only pass `subscription_data` in `subscription` mode.');
+      }
       const quantity = form.get('line_items[0][quantity]');
       if (!quantity) return missing('line_items[0][quantity]');
       if (!/^[1-9][0-9]*$/.test(quantity)) return invalid('line_items[0][quantity]', 'Invalid integer: ' + quantity);
@@ -101,7 +128,7 @@ export async function startStripeStandin({ checkout = null } = {}) {
         const m = /^metadata\[([^\]]+)\]$/.exec(k);
         if (m) metadata[m[1]] = v;
       }
-      const [amount, currency] = PRICES[price];
+      const [amount, currency] = PRICES[price] ?? RECURRING[price];
       const id = `cs_test_${randomBytes(12).toString('hex')}`;
       const session = {
         id, object: 'checkout.session', mode, status: 'open', payment_status: 'unpaid', livemode: false,

@@ -4,6 +4,7 @@
 // prints, shrinks and replays as it is.
 import fc from 'fast-check';
 import { MODELS } from './model.mjs';
+import { subscriptionArb, subPayments } from './subscriptions.mjs';
 
 const S = 1000;
 // Clock moves: whole seconds + 1 ms, so no deadline (30 days, 6 h, 300 s, all whole seconds from a
@@ -82,9 +83,11 @@ const opsOf = (raceClose, admin = false) => fc.oneof(
 // `payments: 0` gives histories of credits and jobs only (to look at one half at a time).
 // `raceClose: false` leaves out closing an account at the same time as one of its generates.
 // `admin: true` mixes in the admin actions and spend caps (tests/model/run.mjs turns them on).
-export const world = ({ payments = 3, ops = 30, raceClose = true, admin = false } = {}) => fc.record({
+// `subs`: up to that many subscriptions (their periods and upgrades become payments after the packs).
+export const world = ({ payments = 3, ops = 30, raceClose = true, admin = false, subs = 0 } = {}) => fc.record({
   users: fc.integer({ min: 1, max: 3 }),
   payments: fc.array(payment, { maxLength: payments, size: 'medium' }),
+  ...(subs > 0 ? { subs: fc.array(subscriptionArb(stripeEvent, appleEvent), { maxLength: subs }) } : {}),
   ops: fc.array(opsOf(raceClose, admin), { minLength: 1, maxLength: ops, size: 'medium' }),
 });
 
@@ -93,7 +96,7 @@ export const world = ({ payments = 3, ops = 30, raceClose = true, admin = false 
 // events delivered at least once (the ones no op named are appended, in their generated order).
 export function resolve(w) {
   const users = w.users;
-  const payments = w.payments.map((p, i) => ({ ...p, user: p.user % users, index: i }));
+  const payments = [...w.payments, ...subPayments(w.subs ?? [])].map((p, i) => ({ ...p, user: p.user % users, index: i }));
   const ops = [];
   const delivered = payments.map(() => new Set());
   const evOf = (pay, i) => { const p = payments[pay]; const j = i % p.events.length; delivered[pay].add(j); return p.events[j]; };

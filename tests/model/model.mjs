@@ -137,7 +137,8 @@ export class World {
   }
   available(u) { return u.grants.reduce((s, g) => s + effective(g, this.now), 0); }
   held(u) { return u.jobs.filter((j) => j.hold).reduce((s, j) => s + j.hold.reduce((t, a) => t + a.amount, 0), 0); }
-  expire(u) { for (const g of u.grants) if (expired(g, this.now)) g.remaining = 0; }
+  // `expired` keeps what expired from each grant (a subscription rollover counts it as unspent).
+  expire(u) { for (const g of u.grants) if (expired(g, this.now)) { g.expired = (g.expired ?? 0) + g.remaining; g.remaining = 0; } }
   live(u) { return u.grants.filter((g) => !expired(g, this.now) && g.remaining > 0); }
   // Debt repaid from available credits in repayment order (after expiring what is past expiry).
   repay(u) {
@@ -297,14 +298,18 @@ export class World {
     // A payment arriving for a closed account grants nothing and is parked for a refund at the
     // provider: no purchase is fulfilled, and none of its later events moves a balance.
     if (p.facts.paid && p.grant === null && (p.parked || u.closed)) { p.parked = true; return; }
+    let granted = false;
     if (p.facts.paid && p.grant === null) {
-      p.grant = this.addGrant(u, { key: `pay:${pi}`, kind: 'paid', expiresAt: null, amount: p.C }).seq;
+      // A subscription payment's grant expires at its period end (subscriptions.mjs).
+      p.grant = (p.sub ? this.subGrant(u, pi) : this.addGrant(u, { key: `pay:${pi}`, kind: 'paid', expiresAt: null, amount: p.C })).seq;
+      granted = true;
     }
     if (p.grant === null) return;
     const gives = p.C - p.pieces.reduce((s, x) => s + x.amount, 0);
     const { kept } = outcome(p.facts, p.C, p.P);
     if (kept < gives) this.takeBack(u, p, gives - kept);
     else if (kept > gives) this.giveBack(u, p, kept - gives);
+    if (granted && p.sub) this.subRollovers(pi);
   }
   takeBack(u, p, x) {
     this.expire(u);
@@ -363,7 +368,7 @@ export class World {
   // App Store purchases exist only once the transaction arrived; Stripe ones from begin_purchase.
   purchaseStatus(pi) {
     const p = this.payments[pi];
-    if (p.provider === 'app_store' && (!p.facts.paid || p.parked)) return 'none';
+    if ((p.provider === 'app_store' || p.sub) && (!p.facts.paid || p.parked)) return 'none';
     return this.status(pi);
   }
 }

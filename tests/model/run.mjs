@@ -3,7 +3,7 @@
 // `postgres`, reachable as the `postgres` superuser on 127.0.0.1:MODEL_PG_PORT (or E2E_PG_PORT).
 //
 //   node tests/model/run.mjs [--histories N] [--seed S] [--batch B] [--lanes L] [--rotate R]
-//                            [--payments MAX] [--ops MAX] [--shrink K] [--race-close 0] [--admin 0]
+//                            [--payments MAX] [--subs MAX] [--ops MAX] [--shrink K] [--race-close 0] [--admin 0]
 //
 // Histories run in batches of B (default 500); batch b is one fast-check run with seed S + b, so a
 // batch replays exactly with `--histories B --seed S+b`. A mismatch stops its batch, is shrunk to
@@ -65,7 +65,7 @@ class Lane {
   }
   async runBatch(b, n) {
     let shrinking = false;
-    const property = fc.asyncProperty(world({ payments: opt('payments', 3), ops: opt('ops', 30), raceClose: opt('race-close', 1) !== 0, admin: opt('admin', 1) !== 0 }), async (w) => {
+    const property = fc.asyncProperty(world({ payments: opt('payments', 3), ops: opt('ops', 30), raceClose: opt('race-close', 1) !== 0, admin: opt('admin', 1) !== 0, subs: opt('subs', 2) }), async (w) => {
       if (this.count++ >= rotate) await this.fresh();
       const h = resolve(w);
       const run = await this.runner.run(h);

@@ -18,6 +18,7 @@
 // round trip (an error rolls the whole implicit transaction back).
 import { World, PACKAGES, disputeStatus, sumByKey } from './model.mjs';
 import * as admin from './admin.mjs';
+import { subTerms, subCall } from './subscriptions.mjs';
 
 const lit = (v) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
 const iso = (ms) => new Date(ms).toISOString();
@@ -46,7 +47,7 @@ export class Db {
 
 // Provider events as the provider sends them, from a resolved event spec (gen.mjs).
 export function concreteEvent(tag, p, spec) {
-  const P = PACKAGES[p.pkg].price;
+  const P = p.sub !== undefined ? subTerms(p).P : PACKAGES[p.pkg].price;
   const base = `evt_${tag}_${p.index}`;
   if (p.provider === 'app_store') {
     const tx = `${tag}-${p.index}`;
@@ -94,19 +95,20 @@ export class Runner {
     let now = start;
     const tick = () => { if (real) now = Math.max(now, Date.now()); return now; };
     const uids = Array.from({ length: h.users }, () => crypto.randomUUID());
-    const pays = h.payments.map((p) => ({ ...p, P: PACKAGES[p.pkg].price, payId: p.provider === 'stripe' ? `pi_${tag}_${p.index}` : `${tag}-${p.index}`, purchaseId: null }));
+    const pays = h.payments.map((p) => ({ ...p, P: p.sub !== undefined ? subTerms(p).P : PACKAGES[p.pkg].price, payId: p.provider === 'stripe' ? `pi_${tag}_${p.index}` : `${tag}-${p.index}`, purchaseId: null }));
     // Set-up: users (the welcome grant comes from the auth.users trigger at the world's clock) and
     // the pending Stripe purchases their checkouts begin.
     let setup = `select set_config('app.now', ${lit(iso(now))}, true);
       insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, is_anonymous, created_at, updated_at) values ${uids.map((u, i) => `(${lit(u)}, 'authenticated', 'authenticated', ${lit(`${tag}-${i}@model.test`)}, '{"provider": "email"}', '{}', false, now(), now())`).join(', ')};`;
-    for (const p of pays.filter((x) => x.provider === 'stripe' && !real)) {
+    const packCheckout = (x) => x.provider === 'stripe' && x.sub === undefined;
+    for (const p of pays.filter((x) => packCheckout(x) && !real)) {
       setup += `select set_config('request.jwt.claims', ${lit(JSON.stringify({ sub: uids[p.user], role: 'authenticated', aud: 'authenticated', is_anonymous: false }))}, true), set_config('role', 'authenticated', true);
         select public.begin_purchase(${lit(p.pkg)}, ${lit(`bp-${tag}-${p.index}`)}) as r; select set_config('role', 'none', true);`;
     }
     const res = await db.pool.query(setup);
     const begun = res.filter((x) => x.rows[0] && x.rows[0].r).map((x) => x.rows[0].r.purchase.id);
-    pays.filter((x) => x.provider === 'stripe' && !real).forEach((p, i) => { p.purchaseId = begun[i]; });
-    if (real) for (const p of pays.filter((x) => x.provider === 'stripe')) p.purchaseId = await this.edge.checkout(uids[p.user], p.pkg, `bp-${tag}-${p.index}`);
+    pays.filter((x) => packCheckout(x) && !real).forEach((p, i) => { p.purchaseId = begun[i]; });
+    if (real) for (const p of pays.filter(packCheckout)) p.purchaseId = await this.edge.checkout(uids[p.user], p.pkg, `bp-${tag}-${p.index}`);
 
     const jobs = uids.map(() => []);
     const obs = [];
@@ -141,6 +143,8 @@ export class Runner {
             else if (s === 'won' || s === 'warning_closed') sql = `public.reinstate_purchase(${a}, ${lit(ev.type)})`;
           }
       }
+      // Subscription payments: their paid and failed events have their own RPCs (subscriptions.mjs).
+      if (p.sub !== undefined) sql = subCall(tag, start, p, ev, uids[p.user]) ?? sql;
       if (real && p.provider === 'stripe') return this.edge.stripe(p, ev, uids[p.user]);
       if (sql === null) return { ok: true, ignored: true };
       return db.tx(tick(), 'service', sql);
@@ -293,7 +297,7 @@ export class Runner {
     const working = (s) => !['PENDING', 'QUEUED', 'READY', 'FAILED', 'CANCELED'].includes(s);
     const purchaseIndex = new Map();
     for (const row of purchases) {
-      const p = pays.find((x) => (x.provider === 'stripe' ? x.purchaseId === row.id : x.payId === row.provider_payment_id));
+      const p = pays.find((x) => (x.provider === 'stripe' && x.sub === undefined ? x.purchaseId === row.id : x.payId === row.provider_payment_id));
       if (p) purchaseIndex.set(row.id, p.index);
     }
     const snap = {
@@ -340,7 +344,10 @@ const orders = (n) => permutations([...Array(n).keys()]).slice(0, 120);
 export function check(h, run) {
   const m0 = new World(run.start);
   for (let u = 0; u < h.users; u++) m0.addUser();
-  for (const p of h.payments) m0.addPayment(p.user, p.provider, p.pkg, PACKAGES[p.pkg].price, p.disputes);
+  for (const p of h.payments) {
+    if (p.sub !== undefined) m0.addSubPayment(p, run.start);
+    else m0.addPayment(p.user, p.provider, p.pkg, PACKAGES[p.pkg].price, p.disputes);
+  }
   let cands = [m0];
   const ev = (p, spec) => concreteEvent(run.tag, p, spec);
   for (const [i, o] of h.ops.entries()) {

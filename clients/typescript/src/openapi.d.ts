@@ -1144,7 +1144,8 @@ export interface paths {
                                 status: "pending" | "succeeded" | "failed" | "refunded" | "disputed";
                                 credits: number;
                                 credits_granted: number;
-                                package_id: string;
+                                /** @description The package; null for a subscription payment (a paid period or upgrade). */
+                                package_id: string | null;
                             }[];
                         };
                     };
@@ -1316,7 +1317,8 @@ export interface paths {
                                 status: "pending" | "succeeded" | "failed" | "refunded" | "disputed";
                                 credits: number;
                                 credits_granted: number;
-                                package_id: string;
+                                /** @description The package; null for a subscription payment (a paid period or upgrade). */
+                                package_id: string | null;
                             };
                             granted: boolean;
                             replayed: boolean;
@@ -1962,6 +1964,152 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's subscription: plan, status, current period, credits left in this period, what renews. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's subscription, or null. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            subscription: components["schemas"]["Subscription"];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                502: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscription/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts a Stripe Checkout Session in subscription mode for a plan. Idempotency-Key required; a retry with the same key answers the same session, the same key for another plan is 422. Credits come from the paid invoices only (webhook). */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    "Idempotency-Key": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        plan_id: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Where to pay. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            session_id: string;
+                            checkout_url: string;
+                        };
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                502: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscription/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancels the caller's Stripe subscription at the end of the current period (through Stripe's API); the period's credits stay until then. Idempotent. An App Store subscription is cancelled in the App Store (409 managed_by_app_store). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's subscription, or null. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            subscription: components["schemas"]["Subscription"];
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                502: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1972,7 +2120,7 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund" | "subscription_ended" | "managed_by_app_store" | "already_subscribed" | "anonymous_user";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
@@ -2261,6 +2409,35 @@ export interface components {
             }[];
             next_before: number | null;
         };
+        /** @description The caller's subscription (migrations/README.md, "The subscription rules"), or null. */
+        Subscription: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            provider: "stripe" | "app_store";
+            provider_subscription_id: string;
+            plan: {
+                id: string;
+                name: string;
+                /** @enum {string} */
+                interval: "month" | "year";
+                credits: number;
+                rollover_max: number;
+            };
+            /** @enum {string} */
+            status: "active" | "past_due" | "canceled" | "ended";
+            current_period_start: string | null;
+            current_period_end: string | null;
+            cancel_at_period_end: boolean;
+            pending_plan_id: string | null;
+            /** @description What the current period's grants (period, upgrades, rollover into it) still hold. */
+            credits_this_period: number;
+            /** @description The plan the next period renews at and when; null once cancelled or ended. */
+            renews: {
+                plan_id: string;
+                at: string;
+            } | null;
+        } | null;
     };
     responses: {
         /** @description An error with a stable code. */

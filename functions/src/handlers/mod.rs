@@ -15,3 +15,4 @@ pub mod projects;
 pub mod purchase;
 pub mod purchase_app_store;
 pub mod purchase_stripe;
+pub mod subscription;

@@ -13,8 +13,13 @@
 //!   `{"signedPayload"}`, verified the same way, as is the transaction inside it. `REFUND` takes
 //!   the credits back (`refund_purchase`), `REFUND_REVERSED` gives them back
 //!   (`reverse_refund_purchase`), `REVOKE` claws them back (`clawback_purchase`); the
-//!   `notificationUUID` is the event id, so a repeated notification changes nothing. Other types
-//!   are acknowledged (200) and ignored. A signature failure is 400; Apple retries non-2xx answers.
+//!   `notificationUUID` is the event id, so a repeated notification changes nothing. Subscriptions:
+//!   `SUBSCRIBED`, `DID_RENEW`, `DID_FAIL_TO_RENEW`, `EXPIRED`, `DID_CHANGE_RENEWAL_PREF` (see
+//!   [`subscription_notification`]); `REFUND`, `REFUND_REVERSED` and `REVOKE` of a subscription's
+//!   transaction act on that period's payment as on a pack's. Other types are acknowledged (200)
+//!   and ignored. A signature failure is 400; Apple retries non-2xx answers.
+//! - A signed auto-renewable subscription transaction submitted to `POST /v1/purchase/app-store`
+//!   pays its period (`fulfill_subscription_payment`), once per `transactionId`.
 
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
@@ -103,6 +108,25 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     if tx.revoked {
         return Err(ApiError::new(409, "transaction_revoked", "This transaction was refunded or revoked."));
     }
+    if let Some(period) = &tx.subscription {
+        // A subscription's first (or any) transaction: the period it paid (subscription rules).
+        let args = subscription_args(
+            &tx,
+            period,
+            &user.claims.sub,
+            &format!("transaction:{}", tx.transaction_id),
+            "signed_transaction",
+        )?;
+        return db::rpc_response(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args, 200).await.map_err(
+            |e| match (e.code.as_str(), e.field.as_deref()) {
+                ("not_found", Some("plan_id")) => ApiError::new(400, "unknown_product", "The product is not a plan."),
+                (_, Some("user_id")) => {
+                    ApiError::new(403, "transaction_not_yours", "This transaction was bought by another account.")
+                }
+                _ => e,
+            },
+        );
+    }
     // The product's package whether or not it is still on sale: the money was already taken.
     let lookup = json!({ "p_product_id": tx.product_id }).to_string();
     let package = db::rpc(&cx.cfg, Caller::Service, "app_store_package", &lookup).await.map_err(|e| {
@@ -139,6 +163,91 @@ pub async fn transaction(mut cx: Cx) -> Result<Response, ApiError> {
     })
 }
 
+/// `fulfill_subscription_payment`'s arguments for a subscription transaction.
+fn subscription_args(
+    tx: &rules::Transaction,
+    period: &rules::Period,
+    user: &str,
+    event_id: &str,
+    event_type: &str,
+) -> Result<String, ApiError> {
+    let iso = |ms: i64| {
+        shared::stripe_billing::iso(ms.div_euclid(1000)).ok_or_else(|| {
+            ApiError::new(400, "invalid_transaction", "The subscription transaction has no valid period.")
+        })
+    };
+    Ok(json!({
+        "p_provider": "app_store",
+        "p_provider_payment_id": tx.transaction_id,
+        "p_event_id": event_id,
+        "p_user_id": user,
+        "p_provider_subscription_id": period.original_transaction_id,
+        "p_plan_id": tx.product_id,
+        "p_period_start": iso(period.start_ms)?,
+        "p_period_end": iso(period.end_ms)?,
+        "p_amount_cents": tx.amount_cents,
+        "p_currency": tx.currency,
+        "p_event_type": event_type,
+    })
+    .to_string())
+}
+
+/// Subscription notifications (migrations/README.md, "The subscription rules"): `SUBSCRIBED` and
+/// `DID_RENEW` pay the transaction's period (one grant per `transactionId`, whichever of the
+/// notification and the app's own submission comes first); `DID_FAIL_TO_RENEW` makes the
+/// subscription `past_due`, `EXPIRED` ends it, `DID_CHANGE_RENEWAL_PREF` records the plan it renews
+/// at (from the verified renewal info's `autoRenewProductId`). The user is the transaction's
+/// `appAccountToken`; a transaction without one is acknowledged and logged (it cannot be ours).
+async fn subscription_notification(
+    cx: &Cx,
+    settings: &Settings,
+    n: &rules::Notification<'_>,
+    tx: &rules::Transaction,
+    period: &rules::Period,
+) -> Result<Response, ApiError> {
+    let Some(user) = tx.app_account_token.as_deref() else {
+        crate::log::info(crate::log::event("app_store_notification_ignored").str("reason", "no_app_account_token"));
+        return Ok(respond::json(200, r#"{"received":true,"ignored":"no_app_account_token"}"#.into()));
+    };
+    if matches!(n.notification_type, "SUBSCRIBED" | "DID_RENEW") {
+        let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
+        db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
+        return Ok(respond::json(200, r#"{"received":true}"#.into()));
+    }
+    let mut pending: Option<String> = None;
+    let status = match n.notification_type {
+        "DID_FAIL_TO_RENEW" => "past_due",
+        "EXPIRED" => "ended",
+        _ => {
+            if let Some(info) = n.signed_renewal_info {
+                let renewal = payload_json(&verified(info, settings, "invalid_notification_signature").await?)?;
+                pending = renewal
+                    .get("autoRenewProductId")
+                    .and_then(Value::as_str)
+                    .filter(|p| *p != tx.product_id)
+                    .map(str::to_owned);
+            }
+            "active"
+        }
+    };
+    let at = shared::stripe_billing::iso(n.signed_ms.div_euclid(1000))
+        .ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification has no valid signedDate."))?;
+    let args = json!({
+        "p_provider": "app_store",
+        "p_provider_subscription_id": period.original_transaction_id,
+        "p_event_id": n.notification_uuid,
+        "p_event_at": at,
+        "p_user_id": user,
+        "p_plan_id": tx.product_id,
+        "p_status": status,
+        "p_pending_plan_id": pending,
+        "p_event_type": n.notification_type,
+    })
+    .to_string();
+    db::rpc(&cx.cfg, Caller::Service, "record_subscription_state", &args).await?;
+    Ok(respond::json(200, r#"{"received":true}"#.into()))
+}
+
 pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let settings = Settings::read(&cx)?;
     shared::input::require_json(cx.header("content-type").as_deref())?;
@@ -151,10 +260,15 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let payload = verified(&outer.signed_payload, &settings, "invalid_notification_signature").await?;
     let payload = payload_json(&payload)?;
     let n = rules::notification(&payload, &settings.expect())?;
+    let subscription_event = matches!(
+        n.notification_type,
+        "SUBSCRIBED" | "DID_RENEW" | "DID_FAIL_TO_RENEW" | "EXPIRED" | "DID_CHANGE_RENEWAL_PREF"
+    );
     let rpc = match n.notification_type {
         "REFUND" => "refund_purchase",
         "REFUND_REVERSED" => "reverse_refund_purchase",
         "REVOKE" => "clawback_purchase",
+        _ if subscription_event => "",
         other => {
             crate::log::info(crate::log::event("app_store_notification_ignored").str("type", other));
             return Ok(respond::json(200, r#"{"received":true,"ignored":"notification_type"}"#.into()));
@@ -165,6 +279,16 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
         .ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
     let tx_payload = verified(signed_tx, &settings, "invalid_notification_signature").await?;
     let tx = rules::transaction(&payload_json(&tx_payload)?, &settings.expect())?;
+    if subscription_event {
+        let Some(period) = &tx.subscription else {
+            return Err(ApiError::new(
+                400,
+                "invalid_notification",
+                "A subscription notification carries no subscription.",
+            ));
+        };
+        return subscription_notification(&cx, &settings, &n, &tx, period).await;
+    }
     let args = json!({
         "p_provider": "app_store",
         "p_provider_payment_id": tx.transaction_id,

@@ -1,0 +1,341 @@
+// Subscriptions through the Worker (issue 12; migrations/README.md, "The subscription rules"):
+// checkout in subscription mode through the Stripe stand-in, signed Billing webhooks granting one
+// grant per paid period (duplicated, concurrent and reordered deliveries), rollover, an upgrade
+// mid-period, a failed renewal, a cancellation through Stripe's API, and a refunded renewal
+// leaving debt. PostgREST cannot move the business clock (only the tests' superuser can), so the
+// periods are placed around the real clock: one that ended a day ago, the current one, the next.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
+import { startWorker, createUser, bearer, sql, sqlRows } from './harness.mjs';
+import { startStripeStandin, STRIPE_TEST_KEY } from './stripe-standin.mjs';
+import { makeChain, signJws, transactionPayload, notificationPayload, BUNDLE_ID, ENVIRONMENT } from './purchase-appstore-certs.mjs';
+
+const WHSEC = 'whsec_test_subscriptions_0123456789';
+let w, stripe, chain;
+
+before(async () => {
+  stripe = await startStripeStandin();
+  chain = makeChain();
+  w = await startWorker({
+    APPLE_ROOT_CERT: chain.rootB64, APPLE_BUNDLE_ID: BUNDLE_ID, APPLE_ENVIRONMENT: ENVIRONMENT,
+    STRIPE_SECRET_KEY: STRIPE_TEST_KEY, STRIPE_API_BASE: stripe.url, STRIPE_WEBHOOK_SECRET: WHSEC,
+    CHECKOUT_SUCCESS_URL: 'https://app.example.test/plans/thanks?session={CHECKOUT_SESSION_ID}',
+    CHECKOUT_CANCEL_URL: 'https://app.example.test/plans',
+  });
+});
+after(async () => { await w?.dispose(); await stripe?.close(); });
+
+const DAY = 86400;
+const now = () => Math.floor(Date.now() / 1000);
+const uid = () => randomUUID().replaceAll('-', '');
+const json = (headers = {}) => ({ 'content-type': 'application/json', ...headers });
+const reconcile = () => JSON.parse(sql('select public.reconcile()'));
+const ledger = (id, since = 0) => sqlRows(`select id, type, delta_available as a, delta_debt as d from public.credit_ledger where user_id = '${id}' and id > ${since} order by id`);
+const lastLedger = (id) => Number(sql(`select coalesce(max(id), 0) from public.credit_ledger where user_id = '${id}'`));
+const types = (rows) => rows.map((r) => `${r.type}:${r.a}${r.d ? `d${r.d}` : ''}`).join(' ');
+
+async function balance(user) {
+  const res = await w.fetch('/v1/balance', { headers: bearer(user.token) });
+  assert.equal(res.status, 200);
+  const b = await res.json();
+  return `${b.available}/${b.debt}`;
+}
+async function subscription(user) {
+  const res = await w.fetch('/v1/subscription', { headers: bearer(user.token) });
+  assert.equal(res.status, 200);
+  return (await res.json()).subscription;
+}
+
+function deliver(event) {
+  const body = JSON.stringify(event);
+  const t = now();
+  const sig = createHmac('sha256', WHSEC).update(`${t}.${body}`).digest('hex');
+  return w.fetch('/v1/purchase/stripe-webhook', { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${t},v1=${sig}` }, body });
+}
+const evt = (type, object, id = `evt_${uid()}`) => ({ id, object: 'event', api_version: '2025-03-31.basil', created: now(), livemode: false, type, data: { object } });
+
+// Invoice lines and invoices as Stripe's current API shapes them.
+const line = (price, amount, start, end, proration = false) => ({
+  id: `il_${uid()}`, object: 'line_item', amount, currency: 'usd', period: { start, end },
+  pricing: { type: 'price_details', price_details: { price, product: 'prod_x' }, unit_amount_decimal: String(amount) },
+  parent: { type: 'subscription_item_details', subscription_item_details: { proration, subscription: 'sub_x', subscription_item: 'si_x' } },
+});
+function invoice({ user, sub, pi = `pi_${uid()}`, reason = 'subscription_cycle', lines, amount }) {
+  return {
+    id: `in_${uid()}`, object: 'invoice', billing_reason: reason, amount_paid: amount, currency: 'usd', status: 'paid',
+    parent: { type: 'subscription_details', subscription_details: { subscription: sub, metadata: { user_id: user.id, plan_id: 'pro-monthly' } } },
+    payments: { object: 'list', data: [{ object: 'invoice_payment', payment: { type: 'payment_intent', payment_intent: pi } }] },
+    lines: { object: 'list', data: lines },
+  };
+}
+const period = (user, sub, start, end, { price = 'price_plan_pro_monthly', amount = 2999, pi } = {}) =>
+  invoice({ user, sub, pi, lines: [line(price, amount, start, end)], amount });
+
+test('checkout: a Checkout Session in subscription mode, the same for a retry; bad input and refusals write nothing', async () => {
+  const u = createUser();
+  const key = randomUUID();
+  const call = (body, headers = {}, who = u) => w.fetch('/v1/subscription/checkout', { method: 'POST', headers: json({ ...bearer(who.token), 'idempotency-key': key, ...headers }), body: JSON.stringify(body) });
+  const before = stripe.state.requests.length;
+  const r1 = await call({ plan_id: 'pro-monthly' });
+  assert.equal(r1.status, 200);
+  const b1 = await r1.json();
+  assert.match(b1.session_id, /^cs_test_/);
+  const sent = stripe.state.requests[before];
+  assert.equal(sent.url, '/v1/checkout/sessions');
+  const form = new URLSearchParams(sent.body);
+  assert.equal(form.get('mode'), 'subscription');
+  assert.equal(form.get('line_items[0][price]'), 'price_plan_pro_monthly');
+  assert.equal(form.get('subscription_data[metadata][user_id]'), u.id);
+  assert.match(sent.headers['idempotency-key'], /^subscription-checkout-[0-9a-f]{64}$/);
+  const r2 = await call({ plan_id: 'pro-monthly' });
+  assert.deepEqual(await r2.json(), b1, 'a retry with the same key gets the same session');
+  const other = await call({ plan_id: 'basic-monthly' });
+  assert.equal(other.status, 422);
+  assert.equal((await other.json()).error.code, 'idempotency_key_reused');
+
+  const cases = [
+    [await call({ plan_id: 'Pro Monthly' }, { 'idempotency-key': randomUUID() }), 400, 'invalid_request'],
+    [await call({ plan_id: 'pro-monthly', extra: 1 }, { 'idempotency-key': randomUUID() }), 400, 'invalid_request'],
+    [await call({ plan_id: 'nope' }, { 'idempotency-key': randomUUID() }), 404, 'not_found'],
+    [await call({ plan_id: 'pro-monthly' }, { 'idempotency-key': randomUUID() }, createUser({ anonymous: true })), 403, null],
+    [await w.fetch('/v1/subscription/checkout', { method: 'POST', headers: json(bearer(u.token)), body: '{"plan_id":"pro-monthly"}' }), 400, null],
+    [await w.fetch('/v1/subscription/checkout', { method: 'POST', headers: json(), body: '{"plan_id":"pro-monthly"}' }), 401, null],
+  ];
+  for (const [res, status, code] of cases) {
+    assert.equal(res.status, status);
+    const body = await res.json();
+    if (code) assert.equal(body.error.code, code);
+  }
+  assert.equal(sql(`select count(*) from public.subscriptions where user_id = '${u.id}'`), '0', 'a checkout creates no subscription');
+  assert.equal((await w.fetch('/v1/subscription', {})).status, 401);
+});
+
+test('renewals with rollover: one grant per paid period, 500 of the unspent rolled over, ledger and balance at each step', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const p0 = [t - 31 * DAY, t - DAY], p1 = [t - DAY, t + 29 * DAY], p2 = [t + 29 * DAY, t + 59 * DAY];
+  assert.equal(await balance(u), '10/0');
+  assert.equal(await subscription(u), null);
+
+  // Period 0, delivered a day after it ended: worth nothing, expires at once.
+  let mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('invoice.paid', { ...period(u, sub, ...p0), billing_reason: 'subscription_create' }))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:1000 expire:-1000');
+  assert.equal(await balance(u), '10/0');
+
+  // Period 1 (current): its 1000, and 500 of period 0's unspent 1000 rolled over.
+  mark = lastLedger(u.id);
+  const inv1 = period(u, sub, ...p1);
+  const e1 = evt('invoice.paid', inv1);
+  const deliveries = await Promise.all([deliver(e1), deliver(e1), deliver(evt('invoice.paid', inv1))]);
+  assert.deepEqual(deliveries.map((r) => r.status), [200, 200, 200]);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:1000 grant:500', 'one grant for the invoice delivered three times at once');
+  assert.equal(await balance(u), '1510/0');
+  let s = await subscription(u);
+  assert.equal(s.credits_this_period, 1500);
+  assert.equal(s.status, 'active');
+  assert.equal(s.renews.plan_id, 'pro-monthly');
+
+  // Period 2 paid early: 500 of period 1's 1500 moved into its own grant, nothing counted twice.
+  mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('invoice.paid', period(u, sub, ...p2)))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:1000 adjustment:-500 grant:500');
+  assert.equal(await balance(u), '2510/0');
+  const grants = sqlRows(`select amount, remaining, extract(epoch from expires_at)::bigint as exp from public.credit_grants where user_id = '${u.id}' and remaining > 0 and source <> 'welcome' order by created_at`);
+  assert.deepEqual(grants.map((g) => [g.remaining, Number(g.exp)]), [[500, p1[1]], [500, p1[1]], [1000, p2[1]], [500, p2[1]]]);
+  s = await subscription(u);
+  assert.equal(s.current_period_end, new Date(p2[1] * 1000).toISOString().replace('.000Z', '+00:00'));
+  assert.deepEqual(reconcile(), []);
+});
+
+test('reordered: a renewal delivered before the period it follows rolls over when that period arrives', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  assert.equal((await deliver(evt('invoice.paid', period(u, sub, t + 29 * DAY, t + 59 * DAY)))).status, 200);
+  assert.equal(await balance(u), '1010/0');
+  const mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('invoice.paid', period(u, sub, t - DAY, t + 29 * DAY)))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:1000 adjustment:-500 grant:500');
+  assert.equal(await balance(u), '2010/0', 'welcome 10, 500 left in period 1, period 2 and the 500 rolled into it');
+  assert.deepEqual(reconcile(), []);
+});
+
+test('an upgrade mid-period grants the difference until the period end; a failed renewal grants nothing', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const cur = [t - 10 * DAY, t + 20 * DAY];
+  await deliver(evt('invoice.paid', { ...period(u, sub, ...cur, { price: 'price_plan_basic_monthly', amount: 999 }), billing_reason: 'subscription_create' }));
+  assert.equal(await balance(u), '210/0');
+  const up = invoice({ user: u, sub, reason: 'subscription_update', amount: 1333,
+    lines: [line('price_plan_basic_monthly', -666, t, cur[1], true), line('price_plan_pro_monthly', 1999, t, cur[1], true)] });
+  const mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('invoice.paid', up))).status, 200);
+  assert.equal((await deliver(evt('invoice.paid', up))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:800', 'the upgrade once');
+  assert.equal(await balance(u), '1010/0');
+  const s = await subscription(u);
+  assert.equal(s.plan.id, 'pro-monthly');
+  assert.equal(s.credits_this_period, 1000);
+
+  const failed = { ...period(u, sub, cur[1], cur[1] + 30 * DAY), status: 'open', amount_paid: 0 };
+  const before = lastLedger(u.id);
+  assert.equal((await deliver(evt('invoice.payment_failed', failed))).status, 200);
+  assert.equal(lastLedger(u.id), before, 'a failed renewal moves nothing');
+  assert.equal((await subscription(u)).status, 'past_due');
+  assert.deepEqual(reconcile(), []);
+});
+
+test('cancel: at the period end through Stripe\'s API; deleted ends it; errors for no or foreign subscriptions', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const cur = [t - DAY, t + 29 * DAY];
+  const cancel = (who = u) => w.fetch('/v1/subscription/cancel', { method: 'POST', headers: bearer(who.token) });
+  const none = await cancel();
+  assert.equal(none.status, 404);
+  await deliver(evt('invoice.paid', period(u, sub, ...cur)));
+  const object = { id: sub, object: 'subscription', status: 'active', cancel_at_period_end: false, cancel_at: null,
+    metadata: { user_id: u.id, plan_id: 'pro-monthly' },
+    items: { object: 'list', data: [{ id: 'si_1', object: 'subscription_item', price: { id: 'price_plan_pro_monthly', object: 'price' }, current_period_start: cur[0], current_period_end: cur[1] }] } };
+  stripe.state.subscriptions.set(sub, object);
+  const before = stripe.state.requests.length;
+  const res = await cancel();
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  const sent = stripe.state.requests[before];
+  assert.equal(`${sent.method} ${sent.url} ${sent.body}`, `POST /v1/subscriptions/${sub} cancel_at_period_end=true`);
+  assert.equal(body.subscription.cancel_at_period_end, true);
+  assert.equal(body.subscription.status, 'canceled');
+  assert.equal(body.subscription.renews, null);
+  assert.equal(await balance(u), '1010/0', 'the period\'s credits stay until its end');
+  assert.equal((await cancel()).status, 200, 'cancelling again is harmless');
+  const deleted = evt('customer.subscription.deleted', { ...object, status: 'canceled', cancel_at_period_end: true });
+  deleted.created = now() + 5;
+  assert.equal((await deliver(deleted)).status, 200);
+  assert.equal((await subscription(u)).status, 'ended');
+  const ended = await cancel();
+  assert.equal(ended.status, 409);
+  assert.equal((await ended.json()).error.code, 'subscription_ended');
+  assert.equal((await cancel(createUser())).status, 404, 'another user has no subscription to cancel');
+});
+
+test('a refunded renewal takes back what the payment rule says, leaving debt; a refund delivered before its invoice waits for it', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const pi = `pi_${uid()}`;
+  // A period that ended before it was delivered, then refunded in full: its credits expired unused,
+  // so the take-back finds only the welcome 10 and the rest is debt (README, "A period paid after it ended").
+  await deliver(evt('invoice.paid', period(u, sub, t - 31 * DAY, t - DAY, { pi })));
+  const mark = lastLedger(u.id);
+  const refund = evt('charge.refunded', { id: `ch_${uid()}`, object: 'charge', payment_intent: pi, amount: 2999, amount_refunded: 2999, refunded: true });
+  assert.equal((await deliver(refund)).status, 200);
+  assert.equal((await deliver(refund)).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'refund:-10d990');
+  assert.equal(await balance(u), '0/990');
+  // The next period repays the debt first.
+  assert.equal((await deliver(evt('invoice.paid', period(u, sub, t - DAY, t + 29 * DAY)))).status, 200);
+  assert.equal(await balance(u), '510/0');
+
+  const v = createUser();
+  const pi2 = `pi_${uid()}`;
+  await deliver(evt('charge.refunded', { id: `ch_${uid()}`, object: 'charge', payment_intent: pi2, amount: 2999, amount_refunded: 2999, refunded: true }));
+  await deliver(evt('invoice.paid', period(v, `sub_${uid()}`, t - DAY, t + 29 * DAY, { pi: pi2 })));
+  assert.equal(await balance(v), '10/0', 'the refund seen first: the period keeps nothing');
+  assert.equal(sql(`select status from public.purchases where provider_payment_id = '${pi2}'`), 'refunded');
+  assert.deepEqual(reconcile(), []);
+});
+
+test('webhook events that are not ours or not subscriptions are acknowledged and ignored', async () => {
+  const u = createUser();
+  const foreign = period(u, `sub_${uid()}`, now() - DAY, now() + 29 * DAY);
+  foreign.parent.subscription_details.metadata = {};
+  const r = await deliver(evt('invoice.paid', foreign));
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).ignored, 'not_ours');
+  const bad = await deliver(evt('invoice.paid', { id: 7 }));
+  assert.equal(bad.status, 400);
+  assert.equal(await balance(u), '10/0');
+});
+
+// ---- App Store ------------------------------------------------------------------------------------
+
+const submit = (user, signed) => w.fetch('/v1/purchase/app-store', { method: 'POST', headers: json(bearer(user.token)), body: JSON.stringify({ signed_transaction: signed }) });
+const notify = (payload) => w.fetch('/v1/purchase/app-store/notifications', { method: 'POST', headers: json(), body: JSON.stringify({ signedPayload: signJws(chain, payload) }) });
+/** A StoreKit 2 auto-renewable subscription transaction of `original` for the period [start, end) (seconds). */
+const subTx = (user, original, start, end, productId = 'com.example.plan.pro.monthly') => transactionPayload(user.id, {
+  type: 'Auto-Renewable Subscription', productId, originalTransactionId: original, purchaseDate: start * 1000, expiresDate: end * 1000,
+  price: 29990, currency: 'USD', transactionReason: 'RENEWAL', signedDate: Date.now() - 1000,
+});
+
+test('App Store: the app submits the first transaction, DID_RENEW pays the next period once, rollover, duplicates and reordering', async () => {
+  const u = createUser();
+  const original = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  const t = now();
+  const first = subTx(u, original, t - DAY, t + 29 * DAY);
+  const answers = await Promise.all([submit(u, signJws(chain, first)), submit(u, signJws(chain, first))]);
+  assert.deepEqual(answers.map((r) => r.status), [200, 200]);
+  assert.equal((await answers[0].json()).purchase.credits, 1000);
+  // SUBSCRIBED for the same transaction (Apple's notification of the purchase the app submitted).
+  assert.equal((await notify(notificationPayload('SUBSCRIBED', signJws(chain, first)))).status, 200);
+  assert.equal(await balance(u), '1010/0', 'one grant for the first transaction');
+
+  const renewal = subTx(u, original, t + 29 * DAY, t + 59 * DAY);
+  const renewed = notificationPayload('DID_RENEW', signJws(chain, renewal));
+  const mark = lastLedger(u.id);
+  const r = await Promise.all([notify(renewed), notify(renewed), notify(notificationPayload('DID_RENEW', signJws(chain, renewal)))]);
+  assert.deepEqual(r.map((x) => x.status), [200, 200, 200]);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:1000 adjustment:-500 grant:500');
+  assert.equal(await balance(u), '2010/0');
+
+  // Reordered, another subscription: the renewal arrives before the first transaction.
+  const v = createUser();
+  const o2 = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  assert.equal((await notify(notificationPayload('DID_RENEW', signJws(chain, subTx(v, o2, t + 29 * DAY, t + 59 * DAY))))).status, 200);
+  assert.equal((await submit(v, signJws(chain, subTx(v, o2, t - DAY, t + 29 * DAY)))).status, 200);
+  assert.equal(await balance(v), '2010/0', 'the same credits as in delivery order');
+
+  // REFUND of the renewal: its own grant first.
+  const refund = notificationPayload('REFUND', signJws(chain, { ...renewal, revocationDate: Date.now(), revocationReason: 0 }));
+  assert.equal((await notify(refund)).status, 200);
+  assert.equal((await notify(refund)).status, 200);
+  assert.equal(await balance(u), '1010/0');
+  assert.equal(sql(`select status from public.purchases where provider_payment_id = '${renewal.transactionId}'`), 'refunded');
+  assert.deepEqual(reconcile(), []);
+});
+
+test('App Store: DID_CHANGE_RENEWAL_PREF, DID_FAIL_TO_RENEW and EXPIRED change the state, never the credits', async () => {
+  const u = createUser();
+  const original = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  const t = now();
+  const first = subTx(u, original, t - DAY, t + 29 * DAY);
+  assert.equal((await submit(u, signJws(chain, first))).status, 200);
+  const before = lastLedger(u.id);
+  const at = (ms) => ({ signedDate: ms });
+  const renewalInfo = signJws(chain, { originalTransactionId: original, autoRenewProductId: 'com.example.plan.basic.monthly', productId: first.productId, autoRenewStatus: 1, signedDate: Date.now() - 500, environment: ENVIRONMENT });
+  const pref = notificationPayload('DID_CHANGE_RENEWAL_PREF', signJws(chain, first), at(Date.now() - 400));
+  pref.data.signedRenewalInfo = renewalInfo;
+  pref.subtype = 'DOWNGRADE';
+  assert.equal((await notify(pref)).status, 200);
+  let s = await subscription(u);
+  assert.equal(s.pending_plan_id, 'basic-monthly');
+  assert.equal(s.renews.plan_id, 'basic-monthly', 'a downgrade takes effect at the period end');
+  assert.equal((await notify(notificationPayload('DID_FAIL_TO_RENEW', signJws(chain, first), at(Date.now() - 300)))).status, 200);
+  assert.equal((await subscription(u)).status, 'past_due');
+  assert.equal((await notify(notificationPayload('EXPIRED', signJws(chain, first), at(Date.now() - 200)))).status, 200);
+  s = await subscription(u);
+  assert.equal(s.status, 'ended');
+  assert.equal(lastLedger(u.id), before, 'state events move no credits');
+  assert.equal(await balance(u), '1010/0');
+  const cancel = await w.fetch('/v1/subscription/cancel', { method: 'POST', headers: bearer(u.token) });
+  assert.equal(cancel.status, 409);
+  assert.equal((await cancel.json()).error.code, 'managed_by_app_store');
+  // A subscription transaction of another user is refused like a pack's.
+  const thief = createUser();
+  const stolen = await submit(thief, signJws(chain, subTx(u, original, t + 29 * DAY, t + 59 * DAY)));
+  assert.equal(stolen.status, 403);
+});

@@ -1,0 +1,142 @@
+// Subscriptions in the money model, written from migrations/README.md ("The subscription rules"),
+// never from the SQL: each paid period (or mid-period upgrade) is a payment like a pack's (the
+// payment rule table decides what it keeps), whose grant is `paid` and expires at the period end;
+// rollover between consecutive periods of one subscription happens once, when the second of the
+// two payments is granted. Generator pieces (subscription histories) and the runner's RPC calls
+// for them are here too, so model.mjs, gen.mjs and world.mjs only carry small hooks.
+import fc from 'fast-check';
+import { World, DAY, newFacts } from './model.mjs';
+
+// The seeded plans (supabase/seed.sql): credits per period, rollover_max, price in cents.
+export const PLANS = {
+  'basic-monthly': { credits: 200, rollover: 0, price: 999 },
+  'pro-monthly': { credits: 1000, rollover: 500, price: 2999 },
+};
+export const PERIOD = 30 * DAY;
+const iso = (ms) => new Date(ms).toISOString();
+
+// Period k of a world's subscriptions: [start + k x 30 days, start + (k + 1) x 30 days).
+export const periodOf = (start, k) => ({ start: start + k * PERIOD, end: start + (k + 1) * PERIOD });
+
+// A subscription payment's credits C and amount P: a period pays its plan; an upgrade from q to p
+// pays the difference and grants p.credits - q.credits.
+export function subTerms(p) {
+  const plan = PLANS[p.plan];
+  if (p.fromPlan) return { C: plan.credits - PLANS[p.fromPlan].credits, P: plan.price - PLANS[p.fromPlan].price };
+  return { C: plan.credits, P: plan.price };
+}
+
+// --- the model ----------------------------------------------------------------------------------
+
+World.prototype.addSubPayment = function addSubPayment(p, start) {
+  const { C, P } = subTerms(p);
+  const { end } = periodOf(start, p.period);
+  this.payments.push({
+    user: p.user, provider: p.provider, sub: `${p.provider}:${p.sub}`, period: p.period, plan: p.plan,
+    upgrade: Boolean(p.fromPlan), end, C, P, facts: newFacts(p.provider), grant: null, pieces: [], seen: [], rolledFrom: false, rolledIntoDone: false, rolledInto: null,
+  });
+  return this.payments.length - 1;
+};
+
+// "A paid period is a payment": its one grant, paid, expiring at the period end.
+World.prototype.subGrant = function subGrant(u, pi) {
+  const p = this.payments[pi];
+  return this.addGrant(u, { key: `pay:${pi}`, kind: 'paid', expiresAt: p.end, amount: p.C });
+};
+
+// The grants of period A: its period grant, the upgrades of the same period, the rollover into it.
+World.prototype.periodGrants = function periodGrants(u, a) {
+  const seqs = new Set(this.payments.filter((q) => q.sub === a.sub && q.end === a.end && q.grant !== null).map((q) => q.grant));
+  if (a.rolledInto !== null) seqs.add(a.rolledInto);
+  return u.grants.filter((g) => seqs.has(g.seq)).sort((x, y) => x.seq - y.seq);
+};
+
+// Rollover from period payment `ai` into the next one `bi` (both granted), once per pair:
+// k = min(B's plan rollover_max, unspent(A)); the unexpired part of k is moved out of A's grants
+// (draw-down order: same expiry and category, so oldest first), then k is its own grant.
+World.prototype.rollOver = function rollOver(ai, bi) {
+  const a = this.payments[ai], b = this.payments[bi];
+  if (a.rolledFrom || b.rolledIntoDone) return;
+  const u = this.users[a.user];
+  this.expire(u);
+  const grants = this.periodGrants(u, a);
+  const live = grants.reduce((s, g) => s + (this.now < g.expiresAt ? g.remaining : 0), 0);
+  const unspent = live + grants.reduce((s, g) => s + (g.expired ?? 0), 0);
+  const k = Math.min(PLANS[b.plan].rollover, unspent);
+  let move = Math.min(k, live);
+  for (const g of grants) {
+    if (move === 0) break;
+    if (this.now >= g.expiresAt) continue;
+    const x = Math.min(move, g.remaining);
+    g.remaining -= x; move -= x;
+  }
+  a.rolledFrom = true; b.rolledIntoDone = true;
+  if (k > 0) b.rolledInto = this.addGrant(u, { key: `adjustment:paid:${iso(b.end)}`, kind: 'paid', expiresAt: b.end, amount: k }).seq;
+};
+
+// After a period payment is granted: the rollovers with the period before and the one after.
+World.prototype.subRollovers = function subRollovers(pi) {
+  const p = this.payments[pi];
+  if (p.upgrade) return;
+  const adjacent = (k) => this.payments.findIndex((q) => q.sub === p.sub && !q.upgrade && q.period === k && q.grant !== null);
+  const before = adjacent(p.period - 1);
+  if (before >= 0) this.rollOver(before, pi);
+  const after = adjacent(p.period + 1);
+  if (after >= 0) this.rollOver(pi, after);
+};
+
+// --- the generator ------------------------------------------------------------------------------
+
+// One subscription: its provider, user, and up to three periods, each on a plan, with the events
+// of its payment and, for a Basic period, maybe an upgrade to Pro within it (its own payment).
+export const subscriptionArb = (stripeEvent, appleEvent) => fc.oneof(
+  { weight: 2, arbitrary: fc.record({
+    provider: fc.constant('stripe'), user: fc.nat(2),
+    periods: fc.array(fc.record({
+      plan: fc.constantFrom('basic-monthly', 'pro-monthly', 'pro-monthly'),
+      events: fc.array(stripeEvent, { minLength: 1, maxLength: 5 }),
+      disputes: fc.tuple(fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 40) }), fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 60) })),
+      upgrade: fc.option(fc.array(stripeEvent, { minLength: 1, maxLength: 3 }), { freq: 3 }),
+    }), { minLength: 1, maxLength: 3 }),
+  }) },
+  { weight: 1, arbitrary: fc.record({
+    provider: fc.constant('app_store'), user: fc.nat(2),
+    periods: fc.array(fc.record({
+      plan: fc.constantFrom('basic-monthly', 'pro-monthly', 'pro-monthly'),
+      events: fc.array(appleEvent, { minLength: 1, maxLength: 4 }),
+      upgrade: fc.option(fc.array(appleEvent, { minLength: 1, maxLength: 2 }), { freq: 3 }),
+    }), { minLength: 1, maxLength: 3 }),
+  }) },
+);
+
+// Flattens subscriptions into payments (appended to the world's packs): one per period, one per
+// upgrade. Each carries {sub, period, plan, fromPlan?} and its events.
+export function subPayments(subs) {
+  const out = [];
+  subs.forEach((s, si) => s.periods.forEach((per, k) => {
+    out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.events, disputes: per.disputes });
+    if (per.upgrade && per.plan === 'basic-monthly') {
+      out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', fromPlan: 'basic-monthly', events: per.upgrade, disputes: per.disputes });
+    }
+  }));
+  return out;
+}
+
+// --- the runner ---------------------------------------------------------------------------------
+
+const lit = (v) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
+
+// The RPC for a subscription payment's paid / failed event; null for the other events, which go
+// through the pack RPCs by the same payment id.
+export function subCall(tag, start, p, ev, uid) {
+  const subId = `${p.provider === 'stripe' ? 'sub' : 'otx'}_${tag}_${p.sub}`;
+  const { start: ps, end: pe } = periodOf(start, p.period);
+  switch (ev.type) {
+    case 'checkout.session.completed': case 'checkout.session.async_payment_succeeded': case 'transaction':
+      return `public.fulfill_subscription_payment(${lit(p.provider)}, ${lit(p.payId)}, ${lit(ev.id)}, ${lit(uid)}, ${lit(subId)}, ${lit(p.plan)}, ${lit(iso(ps))}, ${lit(iso(pe))}, ${p.P}, 'usd', ${lit(p.fromPlan ?? null)}, ${lit(p.provider === 'stripe' ? 'invoice.paid' : 'DID_RENEW')})`;
+    case 'checkout.session.async_payment_failed':
+      // invoice.payment_failed: the subscription is past_due; no money moves.
+      return `public.record_subscription_state(${lit(p.provider)}, ${lit(subId)}, ${lit(ev.id)}, ${lit(iso(ps))}, ${lit(uid)}, ${lit(p.plan)}, 'past_due', null, null, false, null, 'invoice.payment_failed')`;
+    default: return null;
+  }
+}
