@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(448);
+select plan(488);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -30,6 +30,15 @@ select tests.authenticate_as(:'closed');
 select public.delete_account() is not null as closed_account;
 select tests.clear_authentication();
 select public.fulfill_purchase('stripe', 'pi_closed', 'evt_closed', :'closed', 'starter', 499, 'usd') is not null as parked;
+
+-- An invite of the owner's, rewarded and taken back (issue 13).
+select tests.create_user('invitee@example.com') as invitee \gset
+select invite_code as owner_code from public.profiles where user_id = :'owner' \gset
+select tests.authenticate_as(:'invitee');
+select public.redeem_invite(:'owner_code', 'matrix-invite') is not null as redeemed;
+select tests.clear_authentication();
+select public.fulfill_purchase('stripe', 'pi_invitee', 'evt_invitee', :'invitee', 'starter', 499, 'usd') is not null as invitee_paid;
+select public.refund_purchase('stripe', 'pi_invitee', 'evt_invitee_refund') is not null as invitee_refunded;
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -121,7 +130,15 @@ insert into matrix values
   ('closed_account_payments', 'select', 'select 1 from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('closed_account_payments', 'insert', 'insert into public.closed_account_payments (provider, provider_payment_id, event_id, user_id) values (''stripe'', ''pi_y'', ''evt_y'', :owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('closed_account_payments', 'update', 'update public.closed_account_payments set refund_status = ''refunded'' where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('closed_account_payments', 'delete', 'delete from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied');
+  ('closed_account_payments', 'delete', 'delete from public.closed_account_payments where provider_payment_id = ''pi_closed''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invites', 'select', 'select 1 from public.invites where inviter_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('invites', 'insert', 'insert into public.invites (invitee_id, inviter_id, code, idempotency_key) values (gen_random_uuid(), :owner, ''AAAAAAAA'', ''k'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invites', 'update', 'update public.invites set reward_kept = reward_amount where inviter_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invites', 'delete', 'delete from public.invites where inviter_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invite_take_backs', 'select', 'select 1 from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('invite_take_backs', 'insert', 'insert into public.invite_take_backs (invitee_id, user_id, amount) values (gen_random_uuid(), :owner, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invite_take_backs', 'update', 'update public.invite_take_backs set given_back = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invite_take_backs', 'delete', 'delete from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 -- The matrix covers every table of the public schema and every command.
 select set_eq(

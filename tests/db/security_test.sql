@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(166);
+select plan(172);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -154,7 +154,16 @@ insert into expected_execute values
   ('app.refuse_grant_to_closed_account()', false, false, false),
   ('app.close_account(uuid)', false, false, false),
   ('app.handle_user_deleted()', false, false, false),
-  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false);
+  ('app.fulfill_purchase_for_open_account(text,text,text,uuid,text,integer,text,uuid,text)', false, false, false),
+  -- Invites (20261202041924_create_invites.sql).
+  ('public.redeem_invite(text,text)', false, true, false),
+  ('public.get_invites()', false, true, false),
+  ('app.new_invite_code()', false, false, false),
+  ('app.invite_json(invites)', false, false, false),
+  ('app.invite_reward_for(integer)', false, false, false),
+  ('app.invite_take_back(invites,integer,text)', false, false, false),
+  ('app.invite_give_back(invites,integer,uuid)', false, false, false),
+  ('app.apply_invite_reward()', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid
@@ -208,7 +217,8 @@ select is(
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
                    'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)',
                    'public.cancel_job(uuid)', 'public.delete_project(uuid)', 'public.delete_account()',
-                   'public.finish_canceled_job(uuid,integer,text,integer)', 'public.update_project(uuid,jsonb)')
+                   'public.finish_canceled_job(uuid,integer,text,integer)', 'public.update_project(uuid,jsonb)',
+                   'public.redeem_invite(text,text)')
       and p.provolatile <> 'v'),
   '{}'::text[], 'money-moving RPCs are VOLATILE (PostgREST refuses them over GET)');
 select is(
