@@ -11,8 +11,8 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, balance, drafts, generate, health, models, openapi, pipeline, projects, purchase, purchase_app_store,
-    purchase_stripe,
+    account, balance, drafts, generate, health, invites, models, openapi, pipeline, projects, purchase,
+    purchase_app_store, purchase_stripe,
 };
 use crate::respond;
 use shared::ApiError;
@@ -46,6 +46,8 @@ enum Op {
     Purchases,
     Packages,
     Models,
+    Invites,
+    RedeemInvite,
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
@@ -82,6 +84,8 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Get, "/v1/purchases", Op::Purchases),
     (Method::Get, "/v1/packages", Op::Packages),
     (Method::Get, "/v1/models", Op::Models),
+    (Method::Get, "/v1/invites", Op::Invites),
+    (Method::Post, "/v1/invites/redeem", Op::RedeemInvite),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -110,6 +114,8 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::Purchases => purchase::list_purchases(cx).await,
         Op::Packages => purchase::list_packages(cx).await,
         Op::Models => models::list(cx).await,
+        Op::Invites => invites::get(cx).await,
+        Op::RedeemInvite => invites::redeem(cx).await,
     }
 }
 
