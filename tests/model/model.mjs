@@ -7,6 +7,8 @@
 // Times are milliseconds since the epoch; the world's clock only moves forward. A grant is worth
 // nothing from its expiry on, so the model compares *effective* remaining (expired = 0).
 
+import { afterPayment, inviteSnapshot } from './invites.mjs';
+
 export const HOUR = 3600e3, DAY = 24 * HOUR;
 export const WELCOME = { credits: 10, ttl: 30 * DAY };      // "Welcome grant"
 export const HOLD_TTL = 6 * HOUR;                          // "holds after 6 hours"
@@ -111,7 +113,7 @@ export class World {
 
   // --- users and grants
   addUser() {
-    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false };
+    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false, signedUpAt: this.now };
     this.users.push(u);
     this.addGrant(u, { key: 'welcome', kind: 'promotional', expiresAt: this.now + WELCOME.ttl, amount: WELCOME.credits });
     return this.users.length - 1;
@@ -287,6 +289,7 @@ export class World {
     const { kept } = outcome(p.facts, p.C, p.P);
     if (kept < gives) this.takeBack(u, p, gives - kept);
     else if (kept > gives) this.giveBack(u, p, kept - gives);
+    afterPayment(this, pi); // the inviter's reward follows this payment if it is its user's first (invites.mjs)
   }
   takeBack(u, p, x) {
     this.expire(u);
@@ -340,6 +343,7 @@ export class World {
         grants: sumByKey(u.grants.map((g) => ({ key: g.key, remaining: effective(g, this.now) }))),
       })),
       purchases: this.payments.map((p, i) => this.purchaseStatus(i)),
+      invites: inviteSnapshot(this),
     };
   }
   // App Store purchases exist only once the transaction arrived; Stripe ones from begin_purchase.
