@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(488);
+select plan(528);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -138,7 +138,15 @@ insert into matrix values
   ('invite_take_backs', 'select', 'select 1 from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('invite_take_backs', 'insert', 'insert into public.invite_take_backs (invitee_id, user_id, amount) values (gen_random_uuid(), :owner, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('invite_take_backs', 'update', 'update public.invite_take_backs set given_back = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('invite_take_backs', 'delete', 'delete from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
+  ('invite_take_backs', 'delete', 'delete from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_outbox', 'select', 'select 1 from public.webhook_outbox where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('webhook_outbox', 'insert', 'insert into public.webhook_outbox (event_type, user_id, payload) values (''balance.low'', :owner, ''{}'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_outbox', 'update', 'update public.webhook_outbox set status = ''delivered'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_outbox', 'delete', 'delete from public.webhook_outbox where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_settings', 'select', 'select 1 from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('webhook_settings', 'insert', 'insert into public.webhook_settings (id) values (true)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_settings', 'update', 'update public.webhook_settings set low_balance_threshold = 5', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('webhook_settings', 'delete', 'delete from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 -- The matrix covers every table of the public schema and every command.
 select set_eq(
