@@ -115,7 +115,7 @@ test('redeem refuses own code, a loop, a second code, after a purchase, after th
   assert.equal(invites(), before, 'refusals write nothing');
   assert.equal((await redeem(bob, codeOf(alice))).status, 200);
   const loop = await redeem(alice, codeOf(bob));
-  assert.deepEqual([loop.status, loop.body.error.code, loop.body.error.field], [409, 'invite_loop', 'code']);
+  assert.deepEqual([loop.status, loop.body.error.code], [409, 'invite_loop']);
   const second = await redeem(bob, codeOf(carol), 'bob-2');
   assert.deepEqual([second.status, second.body.error.code], [409, 'invite_already_redeemed']);
   assert.equal(invites(), before + 1);

@@ -1315,7 +1315,7 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "self_invite" | "invite_loop" | "invite_already_redeemed" | "invite_after_purchase" | "invite_window_closed";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
@@ -1498,7 +1498,7 @@ export interface components {
         };
         Invite: {
             /** @description The code redeemed (left out in an inviter's list of invitees). */
-            code: string;
+            code?: string;
             /** Format: date-time */
             redeemed_at: string;
             /**
