@@ -16,6 +16,7 @@ mod respond;
 mod routes;
 mod stripe;
 mod sweep;
+mod webhooks;
 
 use worker::{event, Context, Env, Result, ScheduleContext, ScheduledEvent};
 
@@ -27,7 +28,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     Ok(routes::handle(req, env).await)
 }
 
-/// The cron trigger (`[triggers]` in wrangler.toml): the database sweepers.
+/// The cron trigger (`[triggers]` in wrangler.toml): the database sweepers, then the webhook outbox.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     sweep::run(&env).await;

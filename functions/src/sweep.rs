@@ -5,7 +5,8 @@
 //! Each sweeper is a service-role RPC that works in small batches, never waits for a row lock a
 //! user request holds, and answers `"more": true` while work is left; it is called again until it
 //! answers otherwise, at most `MAX_BATCHES` times a run (the next run, 5 minutes later, goes on).
-//! One sweeper failing does not stop the others.
+//! One sweeper failing does not stop the others. Then the webhook outbox is delivered
+//! (`crate::webhooks`).
 
 use crate::context;
 use crate::db::{self, Caller};
@@ -61,6 +62,7 @@ pub async fn run(env: &Env) {
             }
         }
     }
+    crate::webhooks::run(env, &cfg).await;
 }
 
 #[cfg(test)]

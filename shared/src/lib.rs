@@ -15,5 +15,6 @@ pub mod postgrest;
 pub mod signature;
 pub mod strict;
 pub mod stripe;
+pub mod webhook;
 
 pub use error::ApiError;
