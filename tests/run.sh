@@ -125,7 +125,7 @@ layer_model="skipped"
 if [ ${#only_e2e[@]} = 0 ]; then
 step "Model: ${MODEL_HISTORIES:-2000} random money histories through the real RPCs, against the reference model"
 set +e
-node --test tests/model/model.test.mjs tests/model/admin.test.mjs tests/model/subscriptions.test.mjs >"$logs/model-unit.log" 2>&1; rc_unit=$?
+node --test tests/model/model.test.mjs tests/model/admin.test.mjs tests/model/subscriptions.test.mjs tests/model/invites.test.mjs >"$logs/model-unit.log" 2>&1; rc_unit=$?
 mp=$(grep -oE '^# pass [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || true); mp=${mp:-0}
 mf=$(grep -oE '^# fail [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || true); mf=${mf:-0}
 if [ "$rc_unit" != 0 ] && [ "$mf" = 0 ]; then mf=1; fi

@@ -17,6 +17,7 @@ mod routes;
 mod storage;
 mod stripe;
 mod sweep;
+mod webhooks;
 
 use wasm_bindgen::JsValue;
 use worker::{event, Context, Env, Result, ScheduleContext, ScheduledEvent};
@@ -58,7 +59,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     Ok(routes::handle(req, env).await)
 }
 
-/// The cron trigger (`[triggers]` in wrangler.toml): the database sweepers.
+/// The cron trigger (`[triggers]` in wrangler.toml): the database sweepers, then the webhook outbox.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     sweep::run(&env).await;

@@ -11,7 +11,7 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, admin, balance, drafts, generate, health, models, openapi, outputs, pipeline, projects, purchase,
+    account, admin, balance, drafts, generate, health, invites, models, openapi, outputs, pipeline, projects, purchase,
     purchase_app_store, purchase_stripe, subscription,
 };
 use crate::respond;
@@ -61,6 +61,8 @@ enum Op {
     SubscriptionCheckout,
     SubscriptionCancel,
     Subscription,
+    Invites,
+    RedeemInvite,
 }
 
 /// The methods the route table knows; any other method is a 405 before routing.
@@ -112,6 +114,8 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/subscription/checkout", Op::SubscriptionCheckout),
     (Method::Post, "/v1/subscription/cancel", Op::SubscriptionCancel),
     (Method::Get, "/v1/subscription", Op::Subscription),
+    (Method::Get, "/v1/invites", Op::Invites),
+    (Method::Post, "/v1/invites/redeem", Op::RedeemInvite),
 ];
 
 async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
@@ -155,6 +159,8 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::SubscriptionCheckout => subscription::checkout(cx).await,
         Op::SubscriptionCancel => subscription::cancel(cx).await,
         Op::Subscription => subscription::get(cx).await,
+        Op::Invites => invites::get(cx).await,
+        Op::RedeemInvite => invites::redeem(cx).await,
     }
 }
 

@@ -5,8 +5,9 @@
 //! Each sweeper is a service-role RPC that works in small batches, never waits for a row lock a
 //! user request holds, and answers `"more": true` while work is left; it is called again until it
 //! answers otherwise, at most `MAX_BATCHES` times a run (the next run, 5 minutes later, goes on).
-//! One sweeper failing does not stop the others. Last, the R2 objects queued in
-//! `storage_deletions` are deleted (`storage::drain`).
+//! One sweeper failing does not stop the others. Then the R2 objects queued in
+//! `storage_deletions` are deleted (`storage::drain`), and last the webhook outbox is delivered
+//! (`crate::webhooks`).
 
 use crate::context;
 use crate::db::{self, Caller};
@@ -65,6 +66,7 @@ pub async fn run(env: &Env) {
     // Objects whose rows were deleted elsewhere (an `auth.users` row deleted in the dashboard, a
     // drain that failed after a request) are deleted from R2 here.
     crate::storage::drain(&cfg, env).await;
+    crate::webhooks::run(env, &cfg).await;
 }
 
 #[cfg(test)]

@@ -18,5 +18,6 @@ pub mod signature;
 pub mod strict;
 pub mod stripe;
 pub mod stripe_billing;
+pub mod webhook;
 
 pub use error::ApiError;

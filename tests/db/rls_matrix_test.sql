@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(628);
+select plan(708);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -39,6 +39,15 @@ insert into public.plans (id, name, interval, credits, rollover_max, price_cents
 select public.fulfill_subscription_payment('stripe', 'pi_sub_owner1', 'evt_sub_owner1', :'owner', 'sub_owner', 'test-plan', now(), now() + interval '1 month', 100, 'usd') is not null as period1;
 select public.fulfill_subscription_payment('stripe', 'pi_sub_owner2', 'evt_sub_owner2', :'owner', 'sub_owner', 'test-plan', now() + interval '1 month', now() + interval '2 months', 100, 'usd') is not null as period2;
 select public.record_subscription_state('stripe', 'sub_owner', 'evt_sub_state', now(), :'owner', 'test-plan', 'active') is not null as state;
+
+-- An invite of the owner's, rewarded and taken back (issue 13).
+select tests.create_user('invitee@example.com') as invitee \gset
+select invite_code as owner_code from public.profiles where user_id = :'owner' \gset
+select tests.authenticate_as(:'invitee');
+select public.redeem_invite(:'owner_code', 'matrix-invite') is not null as redeemed;
+select tests.clear_authentication();
+select public.fulfill_purchase('stripe', 'pi_invitee', 'evt_invitee', :'invitee', 'starter', 499, 'usd') is not null as invitee_paid;
+select public.refund_purchase('stripe', 'pi_invitee', 'evt_invitee_refund') is not null as invitee_refunded;
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -166,7 +175,23 @@ insert into matrix values
   ('job_refunds', 'select', 'select 1 from public.job_refunds where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
   ('job_refunds', 'insert', 'insert into public.job_refunds (job_id, user_id, source_grant_id, amount, audit_id) select job_id, user_id, source_grant_id, 1, audit_id from public.job_refunds', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('job_refunds', 'update', 'update public.job_refunds set amount = 2 where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('job_refunds', 'delete', 'delete from public.job_refunds where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
+  ('job_refunds', 'delete', 'delete from public.job_refunds where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invites', 'select', 'select 1 from public.invites where inviter_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('invites', 'insert', 'insert into public.invites (invitee_id, inviter_id, code, idempotency_key) values (gen_random_uuid(), :owner, ''AAAAAAAA'', ''k'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invites', 'update', 'update public.invites set reward_kept = reward_amount where inviter_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invites', 'delete', 'delete from public.invites where inviter_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invite_take_backs', 'select', 'select 1 from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('invite_take_backs', 'insert', 'insert into public.invite_take_backs (invitee_id, user_id, amount) values (gen_random_uuid(), :owner, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invite_take_backs', 'update', 'update public.invite_take_backs set given_back = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('invite_take_backs', 'delete', 'delete from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_outbox', 'select', 'select 1 from public.webhook_outbox where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('webhook_outbox', 'insert', 'insert into public.webhook_outbox (event_type, user_id, payload) values (''balance.low'', :owner, ''{}'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_outbox', 'update', 'update public.webhook_outbox set status = ''delivered'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_outbox', 'delete', 'delete from public.webhook_outbox where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_settings', 'select', 'select 1 from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('webhook_settings', 'insert', 'insert into public.webhook_settings (id) values (true)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('webhook_settings', 'update', 'update public.webhook_settings set low_balance_threshold = 5', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('webhook_settings', 'delete', 'delete from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 -- The matrix covers every table of the public schema and every command.
 select set_eq(

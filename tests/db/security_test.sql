@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(205);
+select plan(220);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -189,7 +189,25 @@ insert into expected_execute values
   ('app.plan_id(text,text)', false, false, false),
   ('app.add_period_grant(uuid,text,integer,timestamp with time zone,text,uuid,text)', false, false, false),
   ('app.roll_over(text,text,text)', false, false, false),
-  ('app.subscription_json(subscriptions)', false, false, false);
+  ('app.subscription_json(subscriptions)', false, false, false),
+  -- Invites (20261202041924_create_invites.sql).
+  ('public.redeem_invite(text,text)', false, true, false),
+  ('public.get_invites()', false, true, false),
+  ('app.new_invite_code()', false, false, false),
+  ('app.invite_json(invites)', false, false, false),
+  ('app.invite_reward_for(integer)', false, false, false),
+  ('app.invite_take_back(invites,integer,text)', false, false, false),
+  ('app.invite_give_back(invites,integer,uuid)', false, false, false),
+  ('app.apply_invite_reward()', false, false, false),
+  -- Webhook outbox (20261202045026_create_webhook_outbox.sql).
+  ('public.claim_webhook_deliveries(integer,integer)', false, false, true),
+  ('public.record_webhook_delivery(text,integer,boolean,integer,text)', false, false, true),
+  ('public.list_webhook_deliveries(text,integer)', false, false, true),
+  ('app.enqueue_webhook(text,uuid,jsonb)', false, false, false),
+  ('app.webhook_on_purchase()', false, false, false),
+  ('app.webhook_on_job()', false, false, false),
+  ('app.webhook_on_balance()', false, false, false),
+  ('app.webhook_json(webhook_outbox)', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid
@@ -243,7 +261,9 @@ select is(
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
                    'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)',
                    'public.cancel_job(uuid)', 'public.delete_project(uuid)', 'public.delete_account()',
-                   'public.finish_canceled_job(uuid,integer,text,integer)', 'public.update_project(uuid,jsonb)')
+                   'public.finish_canceled_job(uuid,integer,text,integer)', 'public.update_project(uuid,jsonb)',
+                   'public.redeem_invite(text,text)', 'public.claim_webhook_deliveries(integer,integer)',
+                   'public.record_webhook_delivery(text,integer,boolean,integer,text)')
       and p.provolatile <> 'v'),
   '{}'::text[], 'money-moving RPCs are VOLATILE (PostgREST refuses them over GET)');
 select is(

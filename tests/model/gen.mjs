@@ -73,6 +73,9 @@ const opsOf = (raceClose, admin = false) => fc.oneof(
   // and one of its generates (rare).
   { weight: 2, arbitrary: fc.record({ t: fc.constant('raceCancel'), u: fc.nat(2), n: fc.nat(3), pct: fc.constantFrom(0, 50, 100) }) },
   { weight: raceClose ? 1 : 0, arbitrary: gen1.map((g) => ({ t: 'raceClose', ...g })) },
+  // `invite`: user u redeems the invite code of another user (`by` 0 or 1: the next or the one
+  // after; 2: its own code) (invites.mjs).
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('invite'), u: fc.nat(2), by: fc.nat(2) }) },
   { weight: 8, arbitrary: fc.constant({ t: 'claim' }) },
   { weight: 6, arbitrary: advance },
   { weight: 2, arbitrary: fc.constant({ t: 'sweepHolds' }) },
@@ -89,6 +92,9 @@ export const world = ({ payments = 3, ops = 30, raceClose = true, admin = false,
   payments: fc.array(payment, { maxLength: payments, size: 'medium' }),
   ...(subs > 0 ? { subs: fc.array(subscriptionArb(stripeEvent, appleEvent), { maxLength: subs }) } : {}),
   ops: fc.array(opsOf(raceClose, admin), { minLength: 1, maxLength: ops, size: 'medium' }),
+  // Redemptions at the start of the world, before any payment event (invites.mjs): so the
+  // invitee's first purchase often comes after its redemption and rewards its inviter.
+  invites: fc.array(fc.record({ u: fc.nat(2), by: fc.nat(1) }), { maxLength: 2 }),
 });
 
 // A generated world as a concrete history: the op skeletons resolved against the world's users and
@@ -97,7 +103,7 @@ export const world = ({ payments = 3, ops = 30, raceClose = true, admin = false,
 export function resolve(w) {
   const users = w.users;
   const payments = [...w.payments, ...subPayments(w.subs ?? [])].map((p, i) => ({ ...p, user: p.user % users, index: i }));
-  const ops = [];
+  const ops = (w.invites ?? []).map((x) => ({ t: 'invite', u: x.u % users, by: (x.u + 1 + x.by) % users }));
   const delivered = payments.map(() => new Set());
   const evOf = (pay, i) => { const p = payments[pay]; const j = i % p.events.length; delivered[pay].add(j); return p.events[j]; };
   for (const o of w.ops) {
@@ -130,6 +136,7 @@ export function resolve(w) {
       }
       case 'adminGrant': case 'adminAdjust': case 'adminVoid': case 'adminSuspend': case 'adminCap':
         ops.push({ ...o, u: o.u % users }); break;
+      case 'invite': ops.push({ ...o, u: o.u % users, by: o.by === 2 ? o.u % users : (o.u + 1 + o.by) % users }); break;
       default: ops.push(o);
     }
   }

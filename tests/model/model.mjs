@@ -8,6 +8,7 @@
 // nothing from its expiry on, so the model compares *effective* remaining (expired = 0).
 
 import { spendLimitRefusal } from './admin.mjs';
+import { afterPayment, inviteSnapshot } from './invites.mjs';
 
 export const HOUR = 3600e3, DAY = 24 * HOUR;
 export const WELCOME = { credits: 10, ttl: 30 * DAY };      // "Welcome grant"
@@ -113,7 +114,7 @@ export class World {
 
   // --- users and grants
   addUser() {
-    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false };
+    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false, signedUpAt: this.now };
     this.users.push(u);
     this.addGrant(u, { key: 'welcome', kind: 'promotional', expiresAt: this.now + WELCOME.ttl, amount: WELCOME.credits });
     return this.users.length - 1;
@@ -310,6 +311,7 @@ export class World {
     if (kept < gives) this.takeBack(u, p, gives - kept);
     else if (kept > gives) this.giveBack(u, p, kept - gives);
     if (granted && p.sub) this.subRollovers(pi);
+    afterPayment(this, pi); // the inviter's reward follows this payment if it is its user's first (invites.mjs)
   }
   takeBack(u, p, x) {
     this.expire(u);
@@ -363,6 +365,7 @@ export class World {
         grants: sumByKey(u.grants.map((g) => ({ key: g.key, remaining: effective(g, this.now) }))),
       })),
       purchases: this.payments.map((p, i) => this.purchaseStatus(i)),
+      invites: inviteSnapshot(this),
     };
   }
   // App Store purchases exist only once the transaction arrived; Stripe ones from begin_purchase.

@@ -19,6 +19,7 @@
 import { World, PACKAGES, disputeStatus, sumByKey } from './model.mjs';
 import * as admin from './admin.mjs';
 import { subTerms, subCall } from './subscriptions.mjs';
+import { redeem } from './invites.mjs';
 
 const lit = (v) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
 const iso = (ms) => new Date(ms).toISOString();
@@ -226,6 +227,12 @@ export class Runner {
           }
           break;
         }
+        case 'invite': {
+          const code = (await db.pool.query(`select invite_code from public.profiles where user_id = ${lit(uids[o.by])}`)).rows[0].invite_code;
+          const r = await db.tx(tick(), uids[o.u], `public.redeem_invite(${lit(code)}, ${lit(`inv${i}`)})`);
+          obs.push({ outcome: outcomeOf(r) });
+          break;
+        }
         case 'claim': {
           const r = await db.tx(tick(), 'service', `public.claim_next_jobs(${lit(`worker-${tag}`)}, 100)`);
           obs.push(r.ok ? { claimed: r.r.jobs.length } : { error: r });
@@ -279,18 +286,23 @@ export class Runner {
         : `select set_config('request.jwt.claims', ${lit(claims(u))}, true), set_config('role', 'authenticated', true); select public.get_balance() as r; select set_config('role', 'none', true);`;
     }
     sql += `select set_config('request.jwt.claims', '', true);
-      select coalesce(json_agg(json_build_object('user_id', user_id, 'source', source, 'kind', kind, 'purchase_id', purchase_id, 'expires_at', expires_at,
+      select coalesce(json_agg(json_build_object('id', id, 'user_id', user_id, 'source', source, 'kind', kind, 'purchase_id', purchase_id, 'expires_at', expires_at,
         'remaining', case when expires_at is not null and expires_at <= app.now() then 0 else remaining end) order by created_at, id), '[]') as r
         from public.credit_grants where user_id = any(${arr}::uuid[]);
       select coalesce(json_agg(json_build_object('id', id, 'provider_payment_id', provider_payment_id, 'status', status)), '[]') as r
         from public.purchases where user_id = any(${arr}::uuid[]);
       select coalesce(json_agg(json_build_object('id', id, 'status', status, 'credits_final', credits_final)), '[]') as r
         from public.jobs where user_id = any(${arr}::uuid[]);
-      select public.reconcile() as r;`;
+      select public.reconcile() as r;
+      select coalesce(json_agg(json_build_object('invitee_id', invitee_id, 'inviter_id', inviter_id, 'reward_grant_id', reward_grant_id,
+        'kept', case when purchase_id is null then null else reward_kept end)), '[]') as r
+        from public.invites where invitee_id = any(${arr}::uuid[]);`;
     const res = await this.db.pool.query(sql);
     const rs = res.filter((x) => x.fields.some((f) => f.name === 'r')).map((x) => x.rows[0].r);
     const balances = rs.slice(0, uids.length);
-    const [grants, purchases, jobRows, violations] = rs.slice(uids.length);
+    const [grants, purchases, jobRows, violations, inviteRows] = rs.slice(uids.length);
+    // Invite rewards: the grant of user i's reward is `invite:<i>` (invites.mjs).
+    const rewardOf = new Map(inviteRows.filter((x) => x.reward_grant_id).map((x) => [x.reward_grant_id, uids.indexOf(x.invitee_id)]));
     // A closed account's stored `available` may still count a grant past its expiry (written lazily);
     // get_balance leaves it out at once, so does this: the sum of effective remaining.
     uids.forEach((u, i) => { if (closed.includes(u)) balances[i].available = grants.filter((g) => g.user_id === u).reduce((t, g) => t + g.remaining, 0); });
@@ -309,6 +321,7 @@ export class Runner {
         }),
         grants: sumByKey(grants.filter((g) => g.user_id === u).map((g) => ({
           key: g.source === 'welcome' ? 'welcome'
+            : g.source === 'promotion' && rewardOf.has(g.id) ? `invite:${rewardOf.get(g.id)}`
             : g.source === 'purchase' && purchaseIndex.has(g.purchase_id) ? `pay:${purchaseIndex.get(g.purchase_id)}`
               : g.source === 'adjustment' ? `adjustment:${g.kind}:${g.expires_at === null ? 'never' : new Date(g.expires_at).toISOString()}`
                 : `${g.source}:${g.kind}:${g.purchase_id}`,
@@ -318,6 +331,10 @@ export class Runner {
       purchases: pays.map((p) => {
         const row = purchases.find((r) => purchaseIndex.get(r.id) === p.index);
         return row ? row.status : 'none';
+      }),
+      invites: uids.map((u) => {
+        const row = inviteRows.find((x) => x.invitee_id === u);
+        return row ? `${uids.indexOf(row.inviter_id)}:${row.kept === null ? '-' : row.kept}` : null;
       }),
     };
     // Violations: the ones of this world's users, and any other not seen before this world.
@@ -430,6 +447,7 @@ export function check(h, run) {
           break;
         case 'sweepCredits': m.expireCredits(); next.push(m); break;
         case 'advance': m.advance(o.ms); next.push(m); break;
+        case 'invite': if (redeem(m, o.u, o.by) === ob.outcome) next.push(m); break;
         default: if (admin.step(m, o) === ob.outcome) next.push(m);
       }
     }

@@ -2110,6 +2110,103 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/invites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's invite code, tier, rewards this month against the cap, the invite it redeemed and its invitees' status. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Invites. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Invites"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invites/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Redeems an invite code: once per user, within 7 days of sign-up, never one's own, never in a loop, never after a paid purchase. The inviter earns promotional credits when the caller's first purchase is paid (and loses them if it is refunded or disputed). The same code again answers the same redemption (Idempotent-Replayed: true). */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description 1 to 255 visible ASCII characters, unique per intended operation. A replay returns the stored response with Idempotent-Replayed: true. */
+                    "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description An invite code (case does not matter). */
+                        code: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The redemption (replayed: true for the same code again). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["InviteRedeemed"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                410: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                422: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2120,7 +2217,7 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund" | "subscription_ended" | "managed_by_app_store" | "already_subscribed" | "anonymous_user";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund" | "subscription_ended" | "managed_by_app_store" | "already_subscribed" | "anonymous_user" | "self_invite" | "invite_loop" | "invite_already_redeemed" | "invite_after_purchase" | "invite_window_closed";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
@@ -2438,6 +2535,53 @@ export interface components {
                 at: string;
             } | null;
         } | null;
+        Invite: {
+            /** @description The code redeemed (left out in an inviter's list of invitees). */
+            code?: string;
+            /** Format: date-time */
+            redeemed_at: string;
+            /**
+             * @description waiting_for_purchase: no paid purchase yet; rewarded: the first purchase stands and its reward is kept; not_rewarded: it stands but the reward was 0 (monthly cap reached, or the inviter's account closed); reversed: the first purchase was refunded in full, disputed or revoked, its reward taken back.
+             * @enum {string}
+             */
+            status: "waiting_for_purchase" | "rewarded" | "not_rewarded" | "reversed";
+            /** @description Credits the inviter keeps for this invite now. */
+            reward: number;
+            /** @enum {string|null} */
+            reward_tier?: "bronze" | "silver" | "gold" | null;
+            /** @enum {string|null} */
+            reward_note?: "monthly_cap" | "inviter_closed" | null;
+            /** Format: date-time */
+            rewarded_at?: string | null;
+        };
+        Invites: {
+            /** @description The caller's invite code (8 characters, A-Z and 2-9 without look-alikes). */
+            code: string;
+            /**
+             * @description By successful invitees (first purchase paid and standing): bronze 0-5, silver 6-15, gold 16+.
+             * @enum {string}
+             */
+            tier: "bronze" | "silver" | "gold";
+            successful_invites: number;
+            /** @description Credits the next successful invite earns before the monthly cap: 50, 60 (silver) or 75 (gold). */
+            next_reward: number;
+            /** @description Most reward credits an inviter earns in a calendar month (UTC). */
+            monthly_cap: number;
+            rewarded_this_month: number;
+            /**
+             * Format: date-time
+             * @description Until when the caller may redeem a code (7 days after sign-up); null once redeemed.
+             */
+            redeem_until: string | null;
+            /** @description The invite the caller redeemed, if any. */
+            redeemed: components["schemas"]["Invite"] | null;
+            /** @description The 100 newest invitees' status, without user ids or codes. */
+            invitees: components["schemas"]["Invite"][];
+        };
+        InviteRedeemed: {
+            invite: components["schemas"]["Invite"];
+            replayed: boolean;
+        };
     };
     responses: {
         /** @description An error with a stable code. */

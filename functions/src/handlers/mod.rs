@@ -7,6 +7,7 @@ pub mod balance;
 pub mod drafts;
 pub mod generate;
 pub mod health;
+pub mod invites;
 pub mod models;
 pub mod openapi;
 pub mod outputs;
