@@ -260,8 +260,8 @@ pub async fn handle(req: Request, env: Env) -> Response {
 }
 
 /// Response headers a browser app may read (besides the CORS-safelisted ones).
-const EXPOSED_HEADERS: &str =
-    "location, idempotent-replayed, retry-after, x-request-id, x-next-after, content-range, content-length, accept-ranges, etag";
+const EXPOSED_HEADERS: &str = "location, idempotent-replayed, retry-after, x-request-id, x-next-after, \
+     content-range, content-length, accept-ranges, etag";
 
 /// A CORS preflight for a known path. The allow-origin header is added by `handle` only for an
 /// allowed origin.

@@ -47,7 +47,8 @@ export function adjust(m, ui, amount) {
 }
 
 // void: the grant ends now; what remained goes, its held credits expire when they come back.
-// `which`: the user's welcome grant, or its newest promotion (none: the call names no grant).
+// `which`: the user's welcome grant, or its newest admin promotion (none: the call names no grant;
+// an invite reward is never voided, migrations/README.md).
 export function voidGrant(m, ui, which) {
   const u = m.users[ui];
   const g = which === 'welcome' ? u.grants.find((x) => x.key === 'welcome')
@@ -114,7 +115,7 @@ export function rpc(o, { key, uid, jobId, now }) {
     case 'adminVoid': {
       const grantId = o.which === 'welcome'
         ? `(select id from public.credit_grants where user_id = ${lit(uid)} and source = 'welcome')`
-        : `(select id from public.credit_grants where user_id = ${lit(uid)} and source = 'promotion' order by created_at desc, id desc limit 1)`;
+        : `(select id from public.credit_grants where user_id = ${lit(uid)} and source = 'promotion' and id not in (select reward_grant_id from public.invites where reward_grant_id is not null) order by created_at desc, id desc limit 1)`;
       return `public.admin_void_grant(${lit(key)}, ${grantId}, 'model')`;
     }
     case 'adminRefund': return jobId ? `public.admin_refund_job(${lit(key)}, ${lit(jobId)}, 'model', ${o.amount === null ? 'null' : o.amount})` : null;
