@@ -73,7 +73,13 @@ pub async fn put(
     let (put, piped) = futures_util::future::join(put, piped).await;
     match put {
         Ok(_) if piped.is_ok() => Ok(()),
-        Ok(_) => Err(PutError::Body),
+        // R2 stored something while the body failed: that object is never recorded, so it goes now.
+        Ok(_) => {
+            if let Err(why) = delete(env, &[key.to_string()]).await {
+                crate::log::error(crate::log::event("upload_cleanup_failed").str("reason", why));
+            }
+            Err(PutError::Body)
+        }
         Err(err) => {
             let message = err
                 .dyn_ref::<js_sys::Error>()

@@ -128,6 +128,13 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     let registered = db::rpc(&cx.cfg, Caller::Service, "register_asset", &args).await;
     let applied = match &registered {
         Ok(body) => serde_json::from_str::<Registered>(body).map(|r| r.applied).unwrap_or(false),
+        // No answer (a timeout, PostgREST unreachable, a 5xx): the database may have recorded the
+        // upload, so its object stays. The pipeline retries under a new key; an object that was
+        // not recorded is an orphan, never a recorded asset without its file.
+        Err(e) if e.status >= 500 => {
+            log::error(log::event("upload_outcome_unknown").str("job_id", &job_id).str("key", &key));
+            return Err(e.clone());
+        }
         Err(_) => false,
     };
     if !applied {
