@@ -130,7 +130,7 @@ mp=$(grep -oE '^# pass [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || tr
 mf=$(grep -oE '^# fail [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || true); mf=${mf:-0}
 if [ "$rc_unit" != 0 ] && [ "$mf" = 0 ]; then mf=1; fi
 [ "$mf" = 0 ] || grep -E '^not ok' "$logs/model-unit.log" | sed 's/^/    /' >&2
-echo "    the model's own cases (tests/model/model.test.mjs, admin.test.mjs): $mp passed, $mf failed" >&2
+echo "    the model's own cases (tests/model/model, admin, subscriptions and invites .test.mjs): $mp passed, $mf failed" >&2
 MODEL_PG_PORT="$pgport" node tests/model/run.mjs --histories "${MODEL_HISTORIES:-2000}" >"$logs/model.log" 2>&1; rc=$?
 set -e
 grep -E '^(MISMATCH|minimal history|disagreement|model against|histories run)' "$logs/model.log" | cut -c1-2000 | sed 's/^/    /' >&2 || true
