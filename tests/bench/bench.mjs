@@ -993,7 +993,8 @@ async function sweepers() {
       select gen_random_uuid(), null, false, '{"provider":"email"}', '{}', now(), now() from generate_series(1, ${SWEEP_USERS}) returning id)
     insert into bench.sweep (id) select id from u`);
   const ids = sql(`select string_agg(id::text, ' ' order by n) from bench.sweep where n <= 2000`).split(' ');
-  sql(`select app.add_grant(id, 'adjustment', 'promotional', 100, now() + interval '1 day', 'grant') from bench.sweep`);
+  // perform, not select: a select would print one row per user (100,000 overflow psql's output buffer).
+  sql(`do $$ begin perform app.add_grant(id, 'adjustment', 'promotional', 100, now() + interval '1 day', 'grant') from bench.sweep; end $$`);
   sql(`do $$ declare r record; begin
       for r in select id from bench.sweep where n <= ${SWEEP_HOLDS} loop
         perform set_config('request.jwt.claims', json_build_object('sub', r.id, 'role', 'authenticated', 'aud', 'authenticated')::text, true);
