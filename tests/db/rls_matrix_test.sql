@@ -168,7 +168,7 @@ insert into matrix values
   ('account_controls', 'insert', 'insert into public.account_controls (user_id) values (:owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('account_controls', 'update', 'update public.account_controls set suspended_at = null where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('account_controls', 'delete', 'delete from public.account_controls where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('admin_audit_log', 'select', 'select 1 from public.admin_audit_log where target_user_id = :owner', 'denied', 'none', 'none', 'none', 'rows'),
+  ('admin_audit_log', 'select', 'select 1 from public.admin_audit_log where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('admin_audit_log', 'insert', 'insert into public.admin_audit_log (actor_role, action, reason) values (''database'', ''x'', ''y'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('admin_audit_log', 'update', 'update public.admin_audit_log set reason = ''x'' where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('admin_audit_log', 'delete', 'delete from public.admin_audit_log where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
