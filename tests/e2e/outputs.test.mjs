@@ -225,7 +225,8 @@ test('bad uploads are refused with stable codes and write nothing: no row, no ob
   // A finished job takes no more files, and its file is untouched by the refused upload.
   const ended = await pipeline('/v1/pipeline/events', { type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: job.workerId, attempt: job.attempts, actual_cost: 1, assets: [{ name: 'final.mp4' }] });
   assert.equal(ended.body.job.status, 'READY');
-  const late = await upload(job, 'final.mp4', bytes);
+  // (Other bytes than `first`'s: the same bytes signed in the same second would be `first` replayed.)
+  const late = await upload(job, 'final.mp4', Buffer.from('a late version'));
   assert.equal(late.status, 409);
   assert.equal(late.body.error.code, 'upload_refused');
   assert.deepEqual(await storedKeys(job.id), [second.body.storage_key]);
