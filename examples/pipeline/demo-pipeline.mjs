@@ -43,7 +43,8 @@ export async function runDemoPipeline({ apiUrl, secret, workerId = `demo-${proce
     const path = `/v1/pipeline/jobs/${job.id}/assets/${name}`;
     const sha = createHash('sha256').update(bytes).digest('hex');
     const t = Math.floor(Date.now() / 1000);
-    const described = ['PUT', path, bytes.length, 'text/plain', sha, workerId, job.attempts].join('\n');
+    // The signed description of an upload starts with its domain line, then one line per part.
+    const described = ['outputs-upload-v1', 'PUT', path, bytes.length, 'text/plain', sha, workerId, job.attempts].join('\n');
     const signature = `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${described}`).digest('hex')}`;
     const res = await fetch(apiUrl + path, {
       method: 'PUT', body: bytes,

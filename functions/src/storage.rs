@@ -98,11 +98,13 @@ pub async fn put(
     }
 }
 
-/// An object read from R2: its bytes (or the range asked for), size and ETag.
+/// An object read from R2: its bytes (or the range asked for), size, ETag and upload time (an
+/// HTTP date, for `Last-Modified`).
 pub struct StoredObject {
     pub body: Option<web_sys::ReadableStream>,
     pub size: u64,
     pub etag: String,
+    pub uploaded: Option<String>,
 }
 
 /// Reads `key` (`range`: offset and length), or only its metadata when `head`; `None` when absent.
@@ -128,6 +130,11 @@ pub async fn read(env: &Env, key: &str, range: Option<(u64, u64)>, head: bool) -
         body,
         size: get(&found, "size").as_f64().unwrap_or(0.0) as u64,
         etag: get(&found, "httpEtag").as_string().unwrap_or_default(),
+        uploaded: get(&found, "uploaded")
+            .dyn_into::<js_sys::Date>()
+            .ok()
+            .filter(|d| !d.get_time().is_nan())
+            .map(|d| String::from(d.to_utc_string())),
     }))
 }
 

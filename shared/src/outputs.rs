@@ -56,9 +56,13 @@ pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The first line of every upload's signed description. The pipeline's other signed messages are
+/// JSON documents (they start with `{`), so no signature of one can be presented as the other's.
+pub const UPLOAD_SIGNATURE_DOMAIN: &str = "outputs-upload-v1";
+
 /// What the pipeline signs for an upload (with the usual `t=<unix>,v1=<hex>` header, as
-/// `"{t}.{this}"`): one line each for method, path, Content-Length, Content-Type (as sent),
-/// declared SHA-256, worker id and attempt.
+/// `"{t}.{this}"`): the domain line [`UPLOAD_SIGNATURE_DOMAIN`], then one line each for method,
+/// path, Content-Length, Content-Type (as sent), declared SHA-256, worker id and attempt.
 pub fn upload_signing_input(
     path: &str,
     length: u64,
@@ -67,7 +71,20 @@ pub fn upload_signing_input(
     worker_id: &str,
     attempt: i64,
 ) -> String {
-    format!("PUT\n{path}\n{length}\n{content_type}\n{sha256}\n{worker_id}\n{attempt}")
+    format!("{UPLOAD_SIGNATURE_DOMAIN}\nPUT\n{path}\n{length}\n{content_type}\n{sha256}\n{worker_id}\n{attempt}")
+}
+
+/// The reference under which the database takes a signed upload once: the hex SHA-256 of
+/// `"{t}.{signed description}"`, the message the signature covers. It is derived from what was
+/// signed, never from the header's text, so the same signed upload always has the same reference
+/// (whichever of several `v1` values or secrets verified it).
+pub fn upload_signature_ref(t: i64, signed: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(t.to_string().as_bytes());
+    hash.update(b".");
+    hash.update(signed);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The upload cap from `OUTPUTS_MAX_UPLOAD_BYTES` (1 byte to 5 GiB, R2's single-upload limit).
@@ -138,6 +155,21 @@ pub fn byte_range(header: Option<&str>, size: u64) -> ByteRange {
     }
 }
 
+/// The strong ETag of a stored file: its SHA-256 (lower-case hex), quoted.
+pub fn strong_etag(sha256: &str) -> String {
+    format!("\"{sha256}\"")
+}
+
+/// Whether an `If-Range` header lets `Range` apply (RFC 9110, 13.1.5): only an entity tag that is
+/// strongly equal to the file's current `etag`. A weak tag (`W/"..."`) never matches; an HTTP date
+/// is not used either: one asset can be given another file within the same second, so its upload
+/// time is not a strong validator; with no ETag nothing matches. No match: the whole file.
+pub fn if_range_matches(header: &str, etag: Option<&str>) -> bool {
+    let value = header.trim();
+    let Some(etag) = etag else { return false };
+    value.starts_with('"') && value.len() >= 2 && value.ends_with('"') && value == etag
+}
+
 /// 404 for an asset the caller cannot see (unknown, another user's, or deleted).
 pub fn asset_not_found() -> ApiError {
     ApiError::new(404, "not_found", "No such asset.")
@@ -173,8 +205,27 @@ mod tests {
         assert!(max_upload_bytes(Some("lots")).is_err());
         assert_eq!(
             upload_signing_input("/v1/pipeline/jobs/j/assets/a.mp4", 3, "video/mp4", "ff", "w", 2),
-            "PUT\n/v1/pipeline/jobs/j/assets/a.mp4\n3\nvideo/mp4\nff\nw\n2"
+            "outputs-upload-v1\nPUT\n/v1/pipeline/jobs/j/assets/a.mp4\n3\nvideo/mp4\nff\nw\n2"
         );
+        // SHA-256 of "1700000000.abc".
+        let reference = upload_signature_ref(1_700_000_000, b"abc");
+        assert_eq!(reference, "4dd9fa96e260d4d3dd1384a3a056562fe0ca24979cb8e3cc45d850c7ac1ff757");
+        assert_ne!(reference, upload_signature_ref(1_700_000_001, b"abc"), "another time is another upload");
+        assert_ne!(reference, upload_signature_ref(1_700_000_000, b"abd"));
+    }
+
+    #[test]
+    fn if_range_needs_the_same_strong_etag() {
+        let etag = strong_etag(&"ab".repeat(32));
+        assert_eq!(etag, format!("\"{}\"", "ab".repeat(32)));
+        assert!(if_range_matches(&etag, Some(&etag)));
+        assert!(if_range_matches(&format!(" {etag} "), Some(&etag)), "surrounding spaces are not part of the value");
+        assert!(!if_range_matches(&format!("W/{etag}"), Some(&etag)), "a weak tag never matches");
+        assert!(!if_range_matches(&strong_etag(&"cd".repeat(32)), Some(&etag)), "another file");
+        assert!(!if_range_matches("Wed, 02 Dec 2026 07:00:00 GMT", Some(&etag)), "a date is not used");
+        assert!(!if_range_matches(&"ab".repeat(32), Some(&etag)), "an unquoted tag is not an entity tag");
+        assert!(!if_range_matches(&etag, None), "no ETag: no match");
+        assert!(!if_range_matches("\"", Some("\"")), "a lone quote is not a tag");
     }
 
     #[test]

@@ -156,7 +156,8 @@ fn with(mut args: Map<String, Value>, more: &[(&str, Value)]) -> Map<String, Val
     args
 }
 
-/// The dispute statuses the payment rule ranks (migrations/README.md, "The payment rule table").
+/// The dispute statuses the payment rule ranks (migrations/README.md, "The payment rule table"):
+/// `prevented` (stopped before it became a chargeback, API 2025-08-27) is closed like `won`.
 const DISPUTE_STATUSES: &[&str] = &[
     "warning_needs_response",
     "warning_under_review",
@@ -164,6 +165,7 @@ const DISPUTE_STATUSES: &[&str] = &[
     "needs_response",
     "under_review",
     "won",
+    "prevented",
     "lost",
 ];
 
@@ -384,7 +386,8 @@ mod tests {
             (event("charge.dispute.closed", dispute("won")), "dispute_purchase"),
             (event("charge.dispute.closed", dispute("warning_closed")), "dispute_purchase"),
             (event("charge.dispute.closed", dispute("lost")), "dispute_purchase"),
-            (event("charge.dispute.closed", dispute("prevented")), "ignore:dispute_status"),
+            (event("charge.dispute.closed", dispute("prevented")), "dispute_purchase"),
+            (event("charge.dispute.closed", dispute("charge_refunded")), "ignore:dispute_status"),
             (event("customer.created", json!({"id": "cus_1"})), "ignore:event_type"),
         ];
         for (body, want) in cases {

@@ -9,6 +9,9 @@ select tests.set_now('2030-01-01 10:00:00+00');
 select tests.create_user('admin@example.com') as admin \gset
 select tests.create_user('alice@example.com') as alice \gset
 select tests.create_user('bob@example.com') as bob \gset
+-- The team made :admin an admin (auth.users.raw_app_meta_data, which the token's claim copies);
+-- app.require_admin checks both.
+update auth.users set raw_app_meta_data = '{"provider": "email", "role": "admin"}' where id = :'admin';
 
 -- An admin: a user whose JWT carries app_metadata.role = admin (Supabase sets app_metadata in the
 -- token; users cannot change it). A user with another app_metadata role is an ordinary user.
@@ -92,18 +95,22 @@ select is(:'g1'::jsonb -> 'grant' ->> 'kind', 'promotional', 'the grant is promo
 select is((:'g1'::jsonb -> 'grant' ->> 'expires_at')::timestamptz, '2030-02-01 00:00:00+00'::timestamptz, 'with the given expiry');
 select is((:'g1'::jsonb -> 'balance' ->> 'available')::int, 35, 'alice has 10 welcome + 25 promotional credits');
 select is(:'g1'::jsonb ->> 'replayed', 'false', 'a first call is not a replay');
+-- The audit table is read by the session user here (admins read it through admin_list_audit).
+select tests.clear_authentication();
 select results_eq($$ select actor_role, actor_user_id, action, target_user_id, reason, idempotency_key from public.admin_audit_log order by id desc limit 1 $$,
   format($$ values ('admin'::text, %L::uuid, 'grant_credits'::text, %L::uuid, 'Tester credits'::text, 'grant-1'::text) $$, :'admin', :'alice'),
   'the audit row says who, what, on whom, why and the key');
 select is((select (before -> 'balance' ->> 'available')::int || '->' || (after -> 'balance' ->> 'available')::int
              from public.admin_audit_log order by id desc limit 1), '10->35', 'the audit row has the balance before and after');
+select pg_temp.authenticate_with_app_role(:'admin', 'admin');
 select is(public.admin_grant_credits('grant-1', :'alice', 25, '2030-02-01 00:00:00+00', 'Tester credits'),
   :'g1'::jsonb || '{"replayed": true}', 'the same key again answers the stored response');
 select is(pg_temp.q(format($q$ select count(*) from public.credit_grants where user_id = %L and source = 'promotion' $q$, :'alice')), '1', 'a replay grants nothing more');
 select is(tests.error_of(format($$ select public.admin_grant_credits('grant-1', %L, 26, null, 'Tester credits') $$, :'alice')) ->> 'hint',
   'idempotency_key_reused', 'the same key with another request is refused');
 select is(public.admin_list_audit() -> 'items' -> 0 ->> 'action', 'grant_credits', 'an admin reads the audit log, newest first');
-select is((select count(*)::int from public.admin_audit_log), 2, 'an admin reads the audit table directly too (RLS lets admins read)');
+select is(tests.attempt('select 1 from public.admin_audit_log'), 'denied',
+  'the audit table itself is not readable by users, admins included (admin_list_audit checks the current role)');
 select tests.authenticate_as_service_role();
 select is(public.admin_set_spend_cap('cap-svc', :'bob', 7, 'Service key test') ->> 'daily_spend_cap', '7', 'the service key may act');
 select is((select actor_role from public.admin_audit_log where idempotency_key = 'cap-svc'), 'service_role', 'the audit row names the service role');
@@ -188,7 +195,7 @@ select is(tests.violations(), '[]'::jsonb, 'reconcile holds after a void');
 -- 7. Suspension: reads yes; generate, claiming a draft and starting a checkout no; unsuspend.
 select pg_temp.authenticate_with_app_role(:'admin', 'admin');
 select is(public.admin_set_suspension('susp-1', :'alice', true, 'Chargeback abuse') ->> 'suspended', 'true', 'alice is suspended');
-select is((select action from public.admin_audit_log order by id desc limit 1), 'suspend_user', 'audited as suspend_user');
+select is(pg_temp.q('select action from public.admin_audit_log order by id desc limit 1'), 'suspend_user', 'audited as suspend_user');
 select tests.authenticate_as_anon();
 select public.create_draft('A draft for alice') ->> 'claim_token' as token \gset
 select tests.authenticate_as(:'alice');
@@ -241,13 +248,13 @@ select is((:'look'::jsonb -> 'ledger' ->> 'next_before') is not null, true, 'wit
 select ok(jsonb_array_length(:'look'::jsonb -> 'grants') >= 3 and jsonb_array_length(:'look'::jsonb -> 'jobs') = 3
   and jsonb_array_length(:'look'::jsonb -> 'holds') = 3, 'grants, holds and jobs are listed');
 select is((:'look'::jsonb -> 'user' ->> 'daily_spend_cap')::int, 20, 'the user block shows the cap override');
-select is((select action || ' ' || reason from public.admin_audit_log order by id desc limit 1), 'lookup_user Ticket 42', 'a look-up is audited');
+select is(pg_temp.q($q$ select action || ' ' || reason from public.admin_audit_log order by id desc limit 1 $q$), 'lookup_user Ticket 42', 'a look-up is audited');
 select public.admin_export_ledger(:'alice', 'GDPR request', null, 3) as page1 \gset
 select is((:'page1'::jsonb -> 'items' -> 0 ->> 'id')::bigint < (:'page1'::jsonb -> 'items' -> 1 ->> 'id')::bigint, true, 'the export is oldest first');
-select is((select count(*)::int from public.admin_audit_log where action = 'export_ledger'), 1, 'the export is audited once');
+select is(pg_temp.q($q$ select count(*) from public.admin_audit_log where action = 'export_ledger' $q$), '1', 'the export is audited once');
 select is(jsonb_array_length(public.admin_export_ledger(:'alice', 'GDPR request', (:'page1'::jsonb ->> 'next_after')::bigint, 1000) -> 'items')
   + 3, pg_temp.q(format($q$ select count(*) from public.credit_ledger where user_id = %L $q$, :'alice'))::int, 'the pages cover the whole ledger');
-select is((select count(*)::int from public.admin_audit_log where action = 'export_ledger'), 1, 'a next page is not audited again');
+select is(pg_temp.q($q$ select count(*) from public.admin_audit_log where action = 'export_ledger' $q$), '1', 'a next page is not audited again');
 
 -- 10. The audit log is append-only, for everyone (the table owner too).
 select tests.clear_authentication();

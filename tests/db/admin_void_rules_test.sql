@@ -8,6 +8,7 @@ select plan(9);
 
 select tests.set_now('2031-03-03T10:00:00Z');
 select tests.create_user('void-admin@example.test') as admin \gset
+update auth.users set raw_app_meta_data = '{"provider": "email", "role": "admin"}' where id = :'admin';
 select tests.create_user('void-inviter@example.test') as a \gset
 select tests.create_user('void-invitee@example.test') as b \gset
 select tests.create_user('void-subscriber@example.test') as s \gset

@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(708);
+select plan(728);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -25,6 +25,7 @@ select public.complete_job(:'job', 2, null, null, '[{"kind": "video", "url": "ht
 
 -- A queued R2 deletion, and a payment parked for a closed account (issue 11).
 insert into public.storage_deletions (storage_key, reason) values ('matrix/owner.mp4', 'project_deleted');
+insert into public.asset_upload_signatures (signature_ref, job_id, storage_key) values (repeat('ab', 32), :'job', 'matrix/owner.mp4');
 select tests.create_user('closed@example.com') as closed \gset
 select tests.authenticate_as(:'closed');
 select public.delete_account() is not null as closed_account;
@@ -136,6 +137,10 @@ insert into matrix values
   ('storage_deletions', 'insert', 'insert into public.storage_deletions (storage_key, reason) values (''x/y'', ''project_deleted'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('storage_deletions', 'update', 'update public.storage_deletions set reason = ''account_closed'' where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('storage_deletions', 'delete', 'delete from public.storage_deletions where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('asset_upload_signatures', 'select', 'select 1 from public.asset_upload_signatures where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('asset_upload_signatures', 'insert', 'insert into public.asset_upload_signatures (signature_ref, job_id, storage_key) select repeat(''cd'', 32), job_id, ''x/y'' from public.asset_upload_signatures', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('asset_upload_signatures', 'update', 'update public.asset_upload_signatures set storage_key = ''x/y'' where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('asset_upload_signatures', 'delete', 'delete from public.asset_upload_signatures where storage_key = ''matrix/owner.mp4''', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('plans', 'select', 'select 1 from public.plans where id = ''test-plan''', 'rows', 'rows', 'rows', 'rows', 'rows'),
   ('plans', 'insert', 'insert into public.plans (id, name, interval, credits, price_cents) values (''test-plan-new'', ''N'', ''month'', 1, 1)', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('plans', 'update', 'update public.plans set credits = 1000000 where id = ''test-plan''', 'denied', 'denied', 'denied', 'denied', 'rows'),
@@ -168,7 +173,7 @@ insert into matrix values
   ('account_controls', 'insert', 'insert into public.account_controls (user_id) values (:owner)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('account_controls', 'update', 'update public.account_controls set suspended_at = null where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('account_controls', 'delete', 'delete from public.account_controls where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
-  ('admin_audit_log', 'select', 'select 1 from public.admin_audit_log where target_user_id = :owner', 'denied', 'none', 'none', 'none', 'rows'),
+  ('admin_audit_log', 'select', 'select 1 from public.admin_audit_log where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('admin_audit_log', 'insert', 'insert into public.admin_audit_log (actor_role, action, reason) values (''database'', ''x'', ''y'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('admin_audit_log', 'update', 'update public.admin_audit_log set reason = ''x'' where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('admin_audit_log', 'delete', 'delete from public.admin_audit_log where target_user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),

@@ -347,3 +347,43 @@ test('the ledger as CSV: header, RFC 4180 quoting, pages, audited once per expor
   assert.ok(page2.text.includes(`,'${formula},Adjustment: Formula-like key`), `a formula-like cell is defused: ${page2.text}`);
   assert.equal(auditCount(), audits + 1, 'the export is audited once');
 });
+
+test('a demoted admin is refused at once: the same unexpired token, on an admin route and the RPC through PostgREST', async () => {
+  const alice = createUser();
+  const admin = createAdmin();
+  const rpc = async (name, args) => {
+    const res = await fetch(`${stack.postgrestUrl}/rpc/${name}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.token}` },
+      body: JSON.stringify(args),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const lookup = () => call('GET', `/v1/admin/users/${alice.id}?reason=demotion`, admin);
+  assert.equal((await lookup()).status, 200, 'the admin looks a user up through the Worker');
+  const direct = await rpc('admin_lookup_user', { p_target_user_id: alice.id, p_reason: 'direct' });
+  assert.equal(direct.status, 200, `and through PostgREST: ${JSON.stringify(direct.body)}`);
+  const granted = await post(`/v1/admin/users/${alice.id}/grants`, admin, { amount: 5, reason: 'before demotion' });
+  assert.equal(granted.status, 200, granted.text);
+
+  // The team removes the role with the Auth admin API (raw_app_meta_data); the token still says admin.
+  sql(`update auth.users set raw_app_meta_data = '{"provider": "email"}' where id = '${admin.id}'`);
+  const before = footprint(alice);
+  const refused = await lookup();
+  assert.equal(refused.status, 403, refused.text);
+  assert.equal(refused.body.error.code, 'forbidden');
+  const grant = await post(`/v1/admin/users/${alice.id}/grants`, admin, { amount: 500, reason: 'after demotion' });
+  assert.equal(grant.status, 403, grant.text);
+  assert.equal(grant.body.error.code, 'forbidden');
+  const audit = await call('GET', '/v1/admin/audit', admin);
+  assert.equal(audit.status, 403, audit.text);
+  const viaRpc = await rpc('admin_grant_credits', { p_idempotency_key: randomUUID(), p_target_user_id: alice.id, p_amount: 500, p_expires_at: null, p_reason: 'direct' });
+  assert.equal(viaRpc.status, 403, JSON.stringify(viaRpc.body));
+  assert.equal(viaRpc.body.hint, 'forbidden');
+  const table = await fetch(`${stack.postgrestUrl}/admin_audit_log?select=id`, { headers: { authorization: `Bearer ${admin.token}` } });
+  assert.equal(table.status, 403, 'the audit table is not readable directly (admins read it through the API)');
+  assert.equal(footprint(alice), before, 'the refused calls wrote nothing');
+  // Given the role back, the same token works again.
+  sql(`update auth.users set raw_app_meta_data = '{"provider": "email", "role": "admin"}' where id = '${admin.id}'`);
+  assert.equal((await lookup()).status, 200);
+});

@@ -5,7 +5,7 @@
 // with the bindings of the local stack, overridable per test), `mintToken(claims, opts)` (an
 // HS256 Supabase-shaped access token signed with the local secret), `sql(query)` (psql as the
 // superuser, for arranging and checking state), `createUser(opts)` (an auth.users row, as
-// Supabase Auth makes on sign-up, with a token for it), `signPipeline(body)` (a pipeline callback
+// Supabase Auth makes on sign-up, with a token for it), `signPipeline(body)` and `signUpload(..)` (a pipeline callback
 // signature), and each Worker's `queued` list: the messages its JOBS_QUEUE producer sent, as a
 // queue consumer (a second Worker in the same workerd) received them.
 //
@@ -73,6 +73,22 @@ export const PIPELINE_SECRET = 'pipeline-local-secret-0123456789abcdef';
 /** A `Pipeline-Signature` header for `body` (the Stripe scheme), at time `t`, with `secret`. */
 export function signPipeline(body, { t = Math.floor(Date.now() / 1000), secret = PIPELINE_SECRET } = {}) {
   return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
+}
+
+/** The first line of an upload's signed description (shared::outputs::UPLOAD_SIGNATURE_DOMAIN). */
+export const UPLOAD_SIGNATURE_DOMAIN = 'outputs-upload-v1';
+
+/**
+ * What the pipeline signs for an upload (PUT /v1/pipeline/jobs/{id}/assets/{name}): the domain
+ * line, then method, path, Content-Length, Content-Type, declared SHA-256, worker id and attempt.
+ */
+export function uploadDescription({ path, length, contentType, sha256, workerId, attempt }) {
+  return [UPLOAD_SIGNATURE_DOMAIN, 'PUT', path, length, contentType, sha256, workerId, attempt].join('\n');
+}
+
+/** A `Pipeline-Signature` header for an upload: the usual scheme over its description. */
+export function signUpload(upload, options = {}) {
+  return signPipeline(uploadDescription(upload), options);
 }
 
 export const responsesFile = path.join(root, '.local/e2e-responses.jsonl');

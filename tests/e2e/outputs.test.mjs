@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomUUID, randomBytes } from 'node:crypto';
-import { startWorker, createUser, bearer, sql, sqlRows, signPipeline, PIPELINE_SECRET } from './harness.mjs';
+import { startWorker, createUser, bearer, sql, sqlRows, signPipeline, uploadDescription, PIPELINE_SECRET } from './harness.mjs';
 
 const MAX_UPLOAD = 65536;
 let w;
@@ -54,8 +54,9 @@ async function runningJob(user, prompt = 'Tide pools at dawn') {
 }
 
 /**
- * Uploads `bytes` as the pipeline does: the signature covers method, path, length, content type,
- * declared SHA-256, worker id and attempt. Any part can be overridden to make a bad request.
+ * Uploads `bytes` as the pipeline does: the signature covers the domain line, method, path,
+ * length, content type, declared SHA-256, worker id and attempt. Any part can be overridden to
+ * make a bad request (`description`: the whole signed text; `signature`: the header itself).
  */
 async function upload(job, name, bytes, o = {}) {
   const path = `/v1/pipeline/jobs/${o.jobId ?? job.id}/assets/${name}`;
@@ -63,20 +64,24 @@ async function upload(job, name, bytes, o = {}) {
   const declared = o.sha ?? sha256(bytes);
   const workerId = o.workerId ?? job.workerId;
   const attempt = o.attempt ?? job.attempts;
-  const t = Math.floor(Date.now() / 1000);
-  const input = ['PUT', path, o.signedLength ?? bytes.length, contentType, declared, workerId, attempt].join('\n');
+  const t = o.t ?? Math.floor(Date.now() / 1000);
+  const input = o.description ?? uploadDescription({ path, length: o.signedLength ?? bytes.length, contentType, sha256: declared, workerId, attempt });
   const signature = `t=${t},v1=${createHmac('sha256', o.secret ?? PIPELINE_SECRET).update(`${t}.${input}`).digest('hex')}`;
   const headers = {
     'content-type': contentType, 'pipeline-content-sha256': declared, 'pipeline-worker-id': workerId,
-    'pipeline-attempt': String(attempt), 'pipeline-signature': signature,
+    'pipeline-attempt': String(attempt), 'pipeline-signature': o.signature ?? signature,
   };
-  const init = { method: 'PUT', headers, body: bytes };
-  if (o.chunked) {
-    init.body = new ReadableStream({ start(c) { c.enqueue(bytes); c.close(); } });
-    init.duplex = 'half';
-  }
-  const res = await w.fetch(path, init);
-  return { status: res.status, body: await res.json() };
+  const send = async () => {
+    const init = { method: 'PUT', headers, body: bytes };
+    if (o.chunked) {
+      init.body = new ReadableStream({ start(c) { c.enqueue(bytes); c.close(); } });
+      init.duplex = 'half';
+    }
+    const res = await w.fetch(path, init);
+    return { status: res.status, body: await res.json() };
+  };
+  // `replay()` sends the very same request again (same headers, signature and bytes).
+  return { ...(await send()), replay: send, signature: headers['pipeline-signature'] };
 }
 
 /** The keys stored under a job in the bucket. */
@@ -129,7 +134,8 @@ test('upload, success event, download whole, by Range and HEAD; another user and
   assert.equal(whole.headers.get('content-type'), 'video/mp4');
   assert.equal(whole.headers.get('content-length'), '5000');
   assert.equal(whole.headers.get('accept-ranges'), 'bytes');
-  assert.equal(whole.headers.get('etag'), stored.httpEtag);
+  assert.equal(whole.headers.get('etag'), `"${sha256(video)}"`, 'the strong ETag is the recorded SHA-256');
+  assert.equal(whole.headers.get('last-modified'), stored.uploaded.toUTCString(), 'Last-Modified is when R2 stored it');
   assert.equal(whole.headers.get('content-disposition'), 'inline; filename="final.mp4"');
 
   const part = await download(alice, job.id, row.id, { range: 'bytes=100-199' });
@@ -181,6 +187,12 @@ test('bad uploads are refused with stable codes and write nothing: no row, no ob
   const cases = [
     ['bad signature', () => upload(job, 'a.mp4', bytes, { secret: 'not-the-secret-0123456789abcdef' }), 400, 'invalid_signature'],
     ['signature over another length', () => upload(job, 'a.mp4', bytes, { signedLength: 10 }), 400, 'invalid_signature'],
+    ['signature without the upload domain line', () => upload(job, 'a.mp4', bytes, {
+      description: ['PUT', `/v1/pipeline/jobs/${job.id}/assets/a.mp4`, bytes.length, 'video/mp4', sha256(bytes), job.workerId, job.attempts].join('\n'),
+    }), 400, 'invalid_signature'],
+    ['the signature of a pipeline JSON call', () => upload(job, 'a.mp4', bytes, {
+      signature: signPipeline(JSON.stringify({ type: 'job.progress', event_id: randomUUID(), job_id: job.id, worker_id: job.workerId, attempt: job.attempts })),
+    }), 400, 'invalid_signature'],
     ['too big', () => upload(job, 'big.mp4', randomBytes(MAX_UPLOAD + 1)), 413, 'payload_too_large'],
     ['bad name', () => upload(job, '.hidden', bytes), 400, 'invalid_request'],
     ['name with an encoded slash', () => upload(job, 'a%2Fb.mp4', bytes), 400, 'invalid_request'],
@@ -213,11 +225,93 @@ test('bad uploads are refused with stable codes and write nothing: no row, no ob
   // A finished job takes no more files, and its file is untouched by the refused upload.
   const ended = await pipeline('/v1/pipeline/events', { type: 'job.succeeded', event_id: randomUUID(), job_id: job.id, worker_id: job.workerId, attempt: job.attempts, actual_cost: 1, assets: [{ name: 'final.mp4' }] });
   assert.equal(ended.body.job.status, 'READY');
-  const late = await upload(job, 'final.mp4', bytes);
+  // (Other bytes than `first`'s: the same bytes signed in the same second would be `first` replayed.)
+  const late = await upload(job, 'final.mp4', Buffer.from('a late version'));
   assert.equal(late.status, 409);
   assert.equal(late.body.error.code, 'upload_refused');
   assert.deepEqual(await storedKeys(job.id), [second.body.storage_key]);
   assert.equal((await download(alice, job.id, second.body.asset.id)).bytes.toString(), 'second version');
+});
+
+test('an upload\'s signature passes for nothing else: its signed description posted as a pipeline event is refused', async () => {
+  const job = await runningJob(createUser());
+  const bytes = randomBytes(100);
+  const path = `/v1/pipeline/jobs/${job.id}/assets/a.mp4`;
+  const description = uploadDescription({ path, length: bytes.length, contentType: 'video/mp4', sha256: sha256(bytes), workerId: job.workerId, attempt: job.attempts });
+  assert.ok(description.startsWith('outputs-upload-v1\nPUT\n'), 'the description starts with its domain line');
+  const before = sql(`select concat_ws('|', status, attempts, (select count(*) from public.job_steps where job_id = '${job.id}')) from public.jobs where id = '${job.id}'`);
+  const res = await w.fetch('/v1/pipeline/events', { method: 'POST', headers: { 'content-type': 'application/json', 'pipeline-signature': signPipeline(description) }, body: description });
+  assert.equal(res.status, 400, 'a verified signature over an upload description is no pipeline event');
+  assert.equal(sql(`select concat_ws('|', status, attempts, (select count(*) from public.job_steps where job_id = '${job.id}')) from public.jobs where id = '${job.id}'`), before);
+});
+
+test('a signed upload counts once: replayed after a newer upload it is refused (no roll-back); replayed while current it answers its record', async () => {
+  const alice = createUser();
+  const job = await runningJob(alice);
+  const v1 = Buffer.from('first cut');
+  const v2 = Buffer.from('second cut, longer');
+  const first = await upload(job, 'cut.mp4', v1);
+  assert.equal(first.status, 201, JSON.stringify(first.body));
+  assert.equal(first.body.replayed, false);
+  const second = await upload(job, 'cut.mp4', v2);
+  assert.equal(second.status, 201, JSON.stringify(second.body));
+  assert.deepEqual(await storedKeys(job.id), [second.body.storage_key]);
+
+  // The first request again, byte for byte, within its 5-minute window.
+  const replay1 = await first.replay();
+  assert.equal(replay1.status, 409, JSON.stringify(replay1.body));
+  assert.equal(replay1.body.error.code, 'upload_replayed');
+  assert.deepEqual(await storedKeys(job.id), [second.body.storage_key], 'the replay\'s object is deleted; the file stays');
+  assert.equal((await download(alice, job.id, second.body.asset.id)).bytes.toString(), v2.toString(), 'the file is still the second cut');
+
+  // The current upload again (a pipeline retrying a request whose answer it lost): its record.
+  const replay2 = await second.replay();
+  assert.equal(replay2.status, 201, JSON.stringify(replay2.body));
+  assert.equal(replay2.body.replayed, true);
+  assert.equal(replay2.body.storage_key, second.body.storage_key, 'the key it was stored under the first time');
+  assert.equal(replay2.body.asset.id, second.body.asset.id);
+  assert.deepEqual(await storedKeys(job.id), [second.body.storage_key], 'only one object');
+  assert.equal(sql(`select count(*) from public.storage_deletions where storage_key like '${job.id}/%'`), '0', 'nothing left queued');
+});
+
+test('If-Range: the same strong ETag serves the range; after a re-upload, a weak tag or a date, the whole file', async () => {
+  const alice = createUser();
+  const job = await runningJob(alice);
+  const v1 = randomBytes(1000);
+  const v2 = randomBytes(1200);
+  const up1 = await upload(job, 'final.mp4', v1);
+  assert.equal(up1.status, 201, JSON.stringify(up1.body));
+  const first = await download(alice, job.id, up1.body.asset.id);
+  const etag1 = first.headers.get('etag');
+  assert.equal(etag1, `"${sha256(v1)}"`);
+  const resumed = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=500-', 'if-range': etag1 });
+  assert.equal(resumed.status, 206, 'the file is unchanged: the range');
+  assert.deepEqual(resumed.bytes, v1.subarray(500));
+
+  // The pipeline uploads the file again; a download resumed with the old ETag gets the new file whole.
+  const up2 = await upload(job, 'final.mp4', v2);
+  assert.equal(up2.status, 201, JSON.stringify(up2.body));
+  assert.equal(up2.body.asset.id, up1.body.asset.id);
+  const mixed = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=500-', 'if-range': etag1 });
+  assert.equal(mixed.status, 200, 'another file since: the whole file, never its bytes from 500 on');
+  assert.deepEqual(mixed.bytes, v2);
+  assert.equal(mixed.headers.get('etag'), `"${sha256(v2)}"`);
+  assert.equal(mixed.headers.get('content-range'), null);
+  const etag2 = mixed.headers.get('etag');
+  const current = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=500-', 'if-range': etag2 });
+  assert.equal(current.status, 206);
+  assert.equal(current.headers.get('content-range'), 'bytes 500-1199/1200');
+  assert.deepEqual(current.bytes, v2.subarray(500));
+  const weak = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=500-', 'if-range': `W/${etag2}` });
+  assert.deepEqual([weak.status, weak.bytes.length], [200, 1200], 'a weak tag never matches');
+  const dated = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=500-', 'if-range': mixed.headers.get('last-modified') });
+  assert.deepEqual([dated.status, dated.bytes.length], [200, 1200], 'a date is not a strong validator here: the whole file');
+  const noRange = await download(alice, job.id, up1.body.asset.id, { 'if-range': etag1 });
+  assert.deepEqual([noRange.status, noRange.bytes.length], [200, 1200], 'If-Range without Range changes nothing');
+  const staleBeyond = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=5000-', 'if-range': etag1 });
+  assert.deepEqual([staleBeyond.status, staleBeyond.bytes.length], [200, 1200], 'If-Range is decided before the range: no 416 for another file');
+  const beyond = await download(alice, job.id, up1.body.asset.id, { range: 'bytes=5000-', 'if-range': etag2 });
+  assert.equal(beyond.status, 416, 'a matching If-Range with a range past the end is still 416');
 });
 
 /** A READY job of `user` with one uploaded file; returns the job, the asset id and its key. */

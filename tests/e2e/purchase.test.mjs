@@ -290,6 +290,18 @@ test('a dispute claws back, and winning it after the claw-back gives the credits
   assert.deepEqual(reconcile(), []);
 });
 
+test('a dispute closed prevented (stopped before it became a chargeback) gives the credits back, as a won one does', async () => {
+  const { user, purchaseId } = await pendingPurchase();
+  const pi = `pi_${randomUUID().replaceAll('-', '')}`;
+  await deliver(completed(user, purchaseId, { pi }));
+  await deliver(evt('charge.dispute.created', dispute(pi)));
+  assert.deepEqual([purchases(user.id)[0].status, balance(user.id).available], ['disputed', 10]);
+  const closed = await deliver(evt('charge.dispute.closed', dispute(pi, 'prevented')));
+  assert.equal(closed.status, 200);
+  assert.deepEqual([purchases(user.id)[0].status, purchases(user.id)[0].credits_granted, balance(user.id).available], ['succeeded', 100, 110]);
+  assert.deepEqual(reconcile(), []);
+});
+
 test('issue 9.2: a closed inquiry does not hide a later chargeback on the same payment, and a lost one keeps the credits taken', async () => {
   const { user, purchaseId } = await pendingPurchase();
   const pi = `pi_${randomUUID().replaceAll('-', '')}`;

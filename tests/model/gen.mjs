@@ -15,7 +15,7 @@ const stripeEvent = fc.oneof(
   { weight: 4, arbitrary: fc.record({ k: fc.constant('paid'), async: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant({ k: 'failed' }) },
   { weight: 4, arbitrary: fc.record({ k: fc.constant('refund'), pct: fc.oneof(fc.integer({ min: 1, max: 99 }), fc.constant(100)) }) },
-  { weight: 6, arbitrary: fc.record({ k: fc.constant('dispute'), d: fc.integer({ min: 0, max: 1 }), e: fc.constantFrom('created', 'withdrawn', 'reinstated', 'closed'), won: fc.boolean() }) },
+  { weight: 6, arbitrary: fc.record({ k: fc.constant('dispute'), d: fc.integer({ min: 0, max: 1 }), e: fc.constantFrom('created', 'withdrawn', 'reinstated', 'closed'), won: fc.boolean(), prevented: fc.nat(3).map((n) => n === 0) }) },
 );
 const appleEvent = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ k: 'tx' }) },

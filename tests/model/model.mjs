@@ -32,9 +32,17 @@ export const price = (model, minutes) => MODELS[model].base + MODELS[model].perM
 // --- the payment rule table ----------------------------------------------------------------------
 
 const OPEN = new Set(['warning_needs_response', 'warning_under_review', 'needs_response', 'under_review']);
-// Rank of a dispute status: open < won/warning_closed < lost ("if both a won/closed-warning and a
-// lost were seen for one dispute, lost counts").
-const rank = (s) => (OPEN.has(s) ? 0 : s === 'lost' ? 2 : 1);
+// Closed statuses that take nothing: won, warning_closed and prevented (stopped before it became a
+// chargeback).
+const CLOSED_KEPT = new Set(['won', 'warning_closed', 'prevented']);
+// Rank of a dispute status: open < won/warning_closed/prevented < lost ("if both a won/closed-warning
+// and a lost were seen for one dispute, lost counts").
+const rank = (s) => {
+  if (OPEN.has(s)) return 0;
+  if (s === 'lost') return 2;
+  if (CLOSED_KEPT.has(s)) return 1;
+  throw new Error(`the rule table does not rank dispute status ${s}`);
+};
 export const disputeStatus = (type, status) => (type === 'charge.dispute.funds_reinstated' ? 'won' : status);
 
 export function newFacts(provider) {

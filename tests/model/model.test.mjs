@@ -52,6 +52,17 @@ test('a won close and a lost close seen for one dispute: lost counts', () => {
   assert.deepEqual([r.kept, r.status], [0, 'disputed']);
 });
 
+test('a chargeback prevented (stopped before it was charged back) takes nothing, in any order; lost still outranks it', () => {
+  const events = [ev.paid, ev.dispute('dp1', 'created', 'needs_response'), ev.dispute('dp1', 'closed', 'prevented')];
+  for (const order of permutations(events)) {
+    const r = buy('stripe', order);
+    assert.deepEqual([r.kept, r.status], [C, 'succeeded'], JSON.stringify(order.map((e) => e.id)));
+  }
+  const both = buy('stripe', [ev.paid, ev.dispute('dp1', 'closed', 'prevented'), ev.dispute('dp1', 'closed', 'lost')]);
+  assert.deepEqual([both.kept, both.status], [0, 'disputed']);
+  assert.throws(() => buy('stripe', [ev.paid, ev.dispute('dp1', 'closed', 'charge_refunded')]), /does not rank/);
+});
+
 test('funds_reinstated counts as won whatever status the event carries', () => {
   const r = buy('stripe', [ev.paid, ev.dispute('dp1', 'funds_withdrawn', 'needs_response'), ev.dispute('dp1', 'funds_reinstated', 'under_review')]);
   assert.deepEqual([r.kept, r.status], [C, 'succeeded']);

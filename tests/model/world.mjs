@@ -72,7 +72,8 @@ export function concreteEvent(tag, p, spec) {
       if (d.inquiry && e === 'withdrawn') e = 'created';     // inquiries move no funds
       if (d.inquiry && e === 'reinstated') e = 'closed';
       const type = { created: 'charge.dispute.created', withdrawn: 'charge.dispute.funds_withdrawn', reinstated: 'charge.dispute.funds_reinstated', closed: 'charge.dispute.closed' }[e];
-      const status = e === 'closed' ? (d.inquiry ? 'warning_closed' : spec.won ? 'won' : 'lost')
+      // A chargeback closes won, lost, or prevented (stopped before it was charged back).
+      const status = e === 'closed' ? (d.inquiry ? 'warning_closed' : spec.prevented ? 'prevented' : spec.won ? 'won' : 'lost')
         : e === 'reinstated' ? 'won' : d.inquiry ? 'warning_needs_response' : 'needs_response';
       return { id: `${base}_d${spec.d}_${e}_${status}`, type, disputeId: `dp_${tag}_${p.index}_${spec.d}`, status, amount: Math.ceil((P * d.pct) / 100) };
     }
@@ -141,7 +142,7 @@ export class Runner {
             // reinstated and a won or warning_closed close reinstate, a lost close is ignored.
             const s = disputeStatus(ev.type, ev.status);
             if (ev.type === 'charge.dispute.created' || ev.type === 'charge.dispute.funds_withdrawn') sql = `public.clawback_purchase(${a}, ${lit(ev.type)})`;
-            else if (s === 'won' || s === 'warning_closed') sql = `public.reinstate_purchase(${a}, ${lit(ev.type)})`;
+            else if (s === 'won' || s === 'warning_closed' || s === 'prevented') sql = `public.reinstate_purchase(${a}, ${lit(ev.type)})`;
           }
       }
       // Subscription payments: their paid and failed events have their own RPCs (subscriptions.mjs).

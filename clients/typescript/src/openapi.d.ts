@@ -319,11 +319,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Downloads one of the caller's generated files (HEAD too): the whole file (200) or one byte range (206, `Range: bytes=a-b`, `a-` or `-n`; several ranges get the whole file). Another user's asset is a 404. Answers Content-Type, Content-Length, ETag, Accept-Ranges: bytes, Content-Disposition: inline. */
+        /** Downloads one of the caller's generated files (HEAD too): the whole file (200) or one byte range (206, `Range: bytes=a-b`, `a-` or `-n`; several ranges get the whole file). `If-Range` (RFC 9110): the range is served only when it names the file's current strong ETag; another ETag (the file was replaced since), a weak tag or a date get the whole file (200). Another user's asset is a 404. Answers Content-Type, Content-Length, ETag (the file's SHA-256, quoted: a strong validator), Last-Modified, Accept-Ranges: bytes, Content-Disposition: inline. */
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description One byte range: bytes=a-b, a- or -n. */
+                    Range?: string;
+                    /** @description The ETag of the file a resumed download started with: Range applies only while it is still the file's ETag (strong comparison); otherwise the whole file is sent. */
+                    "If-Range"?: string;
+                };
                 path: {
                     /** @description The job's id. */
                     id: string;
@@ -943,7 +948,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Generation pipeline: uploads one generated file of a job it holds, streamed into R2 (at most OUTPUTS_MAX_UPLOAD_BYTES, 100 MiB by default). Content-Length is required. Pipeline-Signature (t=<unix>,v1=<hex HMAC-SHA256>) signs "{t}.PUT\n{path}\n{Content-Length}\n{Content-Type}\n{Pipeline-Content-Sha256}\n{Pipeline-Worker-Id}\n{Pipeline-Attempt}"; the stored bytes must have the declared SHA-256. The same name again replaces the file. List the name in the job.succeeded event's assets. */
+        /** Generation pipeline: uploads one generated file of a job it holds, streamed into R2 (at most OUTPUTS_MAX_UPLOAD_BYTES, 100 MiB by default). Content-Length is required. Pipeline-Signature (t=<unix>,v1=<hex HMAC-SHA256>) signs "{t}.outputs-upload-v1\nPUT\n{path}\n{Content-Length}\n{Content-Type}\n{Pipeline-Content-Sha256}\n{Pipeline-Worker-Id}\n{Pipeline-Attempt}"; the stored bytes must have the declared SHA-256. The same name again replaces the file. List the name in the job.succeeded event's assets. Each signed upload counts once: the same request again answers its record while it is still the file (201, replayed: true), and is refused once a newer upload replaced it (409 upload_replayed). */
         put: {
             parameters: {
                 query?: never;
@@ -995,7 +1000,7 @@ export interface paths {
                 };
                 400: components["responses"]["Error"];
                 404: components["responses"]["Error"];
-                /** @description upload_refused: the job does not take files from this worker and attempt (finished, canceled, another worker's); nothing is kept. */
+                /** @description upload_refused: the job does not take files from this worker and attempt (finished, canceled, another worker's); upload_replayed: this signed upload was used before and the file has been replaced since. Nothing is kept. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2217,7 +2222,7 @@ export interface components {
                  * @description Stable, snake_case.
                  * @enum {string}
                  */
-                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund" | "subscription_ended" | "managed_by_app_store" | "already_subscribed" | "anonymous_user" | "self_invite" | "invite_loop" | "invite_already_redeemed" | "invite_after_purchase" | "invite_window_closed";
+                code: "missing_token" | "invalid_token" | "token_expired" | "anonymous_not_allowed" | "forbidden" | "invalid_api_key" | "invalid_request" | "invalid_json" | "unsupported_media_type" | "payload_too_large" | "idempotency_key_required" | "invalid_idempotency_key" | "not_found" | "method_not_allowed" | "insufficient_credits" | "credits_in_debt" | "idempotency_in_flight" | "idempotency_key_reused" | "draft_not_found" | "draft_claimed" | "draft_expired" | "conflict" | "rate_limited" | "invalid_signature" | "signature_expired" | "unauthenticated" | "checkout_session_conflict" | "purchase_conflict" | "payment_provider_unavailable" | "internal_error" | "service_unavailable" | "invalid_signature_header" | "invalid_event" | "payment_provider_error" | "not_sold_on_stripe" | "invalid_signed_transaction" | "invalid_notification_signature" | "invalid_notification" | "wrong_bundle" | "wrong_environment" | "invalid_transaction" | "unsupported_product_type" | "app_account_token_required" | "transaction_not_yours" | "transaction_revoked" | "unknown_product" | "upstream_timeout" | "account_closed" | "length_required" | "checksum_mismatch" | "incomplete_body" | "upload_refused" | "upload_replayed" | "storage_unavailable" | "range_not_satisfiable" | "account_suspended" | "daily_spend_cap_reached" | "request_over_limit" | "nothing_to_refund" | "subscription_ended" | "managed_by_app_store" | "already_subscribed" | "anonymous_user" | "self_invite" | "invite_loop" | "invite_already_redeemed" | "invite_after_purchase" | "invite_window_closed";
                 message: string;
                 /** @description The request field at fault, for validation errors. */
                 field?: string;
@@ -2427,6 +2432,8 @@ export interface components {
             storage_key: string;
             /** @constant */
             applied: true;
+            /** @description true when this was the same upload again (the same signed request, or a registration already recorded): the answer is the record it made, under the key it was stored with. */
+            replayed?: boolean;
         };
         AdminGrant: {
             /** Format: uuid */

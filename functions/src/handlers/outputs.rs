@@ -7,12 +7,15 @@
 //! (`shared::outputs::upload_signing_input`, the `Pipeline-Signature` scheme of its other calls);
 //! R2 refuses bytes whose SHA-256 differs. Each upload is stored under a key of its own,
 //! `<job id>/<name>/<upload id>`, then recorded with `register_asset`; when the database refuses it
-//! (not the pipeline's job, another attempt, a finished job, a deleted project) the object is
-//! deleted again and the answer is a 409. Nothing is written for a refused upload.
+//! (not the pipeline's job, another attempt, a finished job, a deleted project, or a signed upload
+//! used before whose file has been replaced since) the object is deleted again and the answer is a
+//! 409. Nothing is written for a refused upload. The signed description starts with the domain line
+//! `outputs-upload-v1`, so no other pipeline signature passes for an upload's or the reverse.
 //!
 //! Download: which asset the caller may read is decided by RLS, reading `assets` through PostgREST
 //! with the caller's own token; another user's asset is a 404 like an unknown one. The bytes are
-//! streamed from R2 with one `Range` (206), or whole (200).
+//! streamed from R2 with one `Range` (206), or whole (200); the ETag is the recorded SHA-256, and
+//! `If-Range` with another ETag (the file was replaced since) gets the whole file.
 
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
@@ -44,9 +47,15 @@ fn upload_id() -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::internal().because("crypto.randomUUID failed"))
 }
 
+/// What `register_asset` answers: whether the upload is recorded, under which key, and whether
+/// it was a replay (of a registration or of a signed upload).
 #[derive(Deserialize)]
 struct Registered {
     applied: bool,
+    #[serde(default)]
+    replayed: bool,
+    #[serde(default)]
+    storage_key: Option<String>,
 }
 
 pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
@@ -93,7 +102,10 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     let path = shared::input::path_of(&url);
     let signed =
         outputs::upload_signing_input(path, length, &content_type_header, &sha256, &worker_id, attempt).into_bytes();
-    super::pipeline::verify_signature(&cx, &signed)?;
+    let t = super::pipeline::verify_signature(&cx, &signed)?;
+    // The database takes each signed upload once: a replay within the signature window cannot
+    // put an older upload back in place of a newer one.
+    let signature_ref = outputs::upload_signature_ref(t, &signed);
     let max = outputs::max_upload_bytes(crate::context::binding(&cx.env, "OUTPUTS_MAX_UPLOAD_BYTES").as_deref())
         .map_err(|why| ApiError::internal().because(why))?;
     if length > max {
@@ -122,12 +134,12 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     let args = json!({
         "p_job_id": job_id, "p_name": name, "p_kind": kind, "p_content_type": content_type,
         "p_size_bytes": length, "p_sha256": sha256, "p_worker_id": worker_id, "p_attempt": attempt,
-        "p_storage_key": key,
+        "p_storage_key": key, "p_signature_ref": signature_ref,
     })
     .to_string();
     let registered = db::rpc(&cx.cfg, Caller::Service, "register_asset", &args).await;
-    let applied = match &registered {
-        Ok(body) => serde_json::from_str::<Registered>(body).map(|r| r.applied).unwrap_or(false),
+    let answer = match &registered {
+        Ok(body) => serde_json::from_str::<Registered>(body).ok(),
         // No answer (a timeout, PostgREST unreachable, a 5xx): the database may have recorded the
         // upload, so its object stays. The pipeline retries under a new key; an object that was
         // not recorded is an orphan, never a recorded asset without its file.
@@ -135,8 +147,10 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
             log::error(log::event("upload_outcome_unknown").str("job_id", &job_id).str("key", &key));
             return Err(e.clone());
         }
-        Err(_) => false,
+        Err(_) => None,
     };
+    let applied = answer.as_ref().is_some_and(|r| r.applied);
+    let replayed = answer.as_ref().is_some_and(|r| r.replayed);
     if !applied {
         // Nothing of a refused upload stays: the object goes now (the database queued it too, so
         // the drain confirms it or retries a failed delete).
@@ -145,11 +159,25 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
         }
         storage::drain(&cx.cfg, &cx.env).await;
         registered.as_ref().map_err(Clone::clone)?;
+        if replayed {
+            return Err(ApiError::new(
+                409,
+                "upload_replayed",
+                "This signed upload was used before and the file has been replaced since; sign the upload again.",
+            ));
+        }
         return Err(ApiError::new(
             409,
             "upload_refused",
             "The job does not take files from this worker and attempt (finished, canceled, or not yours).",
         ));
+    }
+    if answer.as_ref().and_then(|r| r.storage_key.as_deref()) != Some(key.as_str()) {
+        // A replay answered with the record it made before: that object is the file, the one just
+        // stored is not (the database queued it too).
+        if let Err(why) = storage::delete(&cx.env, std::slice::from_ref(&key)).await {
+            log::error(log::event("upload_cleanup_failed").str("reason", why));
+        }
     }
     log::info(log::event("asset_uploaded").str("job_id", &job_id).int("bytes", length as i64));
     // A replaced object of the same name was queued for deletion.
@@ -164,6 +192,7 @@ struct AssetRow {
     storage_key: Option<String>,
     mime_type: Option<String>,
     size_bytes: Option<i64>,
+    sha256: Option<String>,
 }
 
 pub async fn download(cx: Cx) -> Result<Response, ApiError> {
@@ -174,18 +203,27 @@ pub async fn download(cx: Cx) -> Result<Response, ApiError> {
         return Err(outputs::asset_not_found());
     }
     let rows = db::select_rows(&cx.cfg, Caller::User(&user.token), "assets", |q| {
-        q.select("name,storage_key,mime_type,size_bytes").eq("id", asset_id).eq("job_id", job_id)
+        q.select("name,storage_key,mime_type,size_bytes,sha256").eq("id", asset_id).eq("job_id", job_id)
     })
     .await?;
     let rows: Vec<AssetRow> = serde_json::from_str(&rows)
         .map_err(|e| ApiError::internal().because(format!("assets answered unexpected JSON: {e}")))?;
-    let Some(AssetRow { name, storage_key: Some(key), mime_type, size_bytes }) = rows.into_iter().next() else {
+    let Some(AssetRow { name, storage_key: Some(key), mime_type, size_bytes, sha256 }) = rows.into_iter().next() else {
         // Unknown, another user's, or an external file (its url is in the job).
         return Err(outputs::asset_not_found());
     };
     let size = u64::try_from(size_bytes.unwrap_or(0)).unwrap_or(0);
     let head = cx.req.method() == "HEAD";
-    let range = outputs::byte_range(cx.header("range").as_deref(), size);
+    // The strong ETag is the recorded SHA-256 (R2 refused any other bytes under this key), known
+    // before the object is read, so `If-Range` decides whether `Range` applies (RFC 9110, 13.1.5):
+    // the same ETag serves the range; anything else (another file since, a weak tag, a date) the
+    // whole file.
+    let etag = sha256.as_deref().map(outputs::strong_etag);
+    let range_header = cx.header("range");
+    let range = match cx.header("if-range") {
+        Some(v) if range_header.is_some() && !outputs::if_range_matches(&v, etag.as_deref()) => ByteRange::Full,
+        _ => outputs::byte_range(range_header.as_deref(), size),
+    };
     if range == ByteRange::Unsatisfiable {
         let resp = crate::respond::error(&ApiError::new(
             416,
@@ -217,7 +255,10 @@ pub async fn download(cx: Cx) -> Result<Response, ApiError> {
     let content_type = mime_type.unwrap_or_else(|| "application/octet-stream".to_owned());
     let _ = headers.set("content-type", &content_type);
     let _ = headers.set("accept-ranges", "bytes");
-    let _ = headers.set("etag", &object.etag);
+    let _ = headers.set("etag", etag.as_deref().unwrap_or(&object.etag));
+    if let Some(uploaded) = &object.uploaded {
+        let _ = headers.set("last-modified", uploaded);
+    }
     let _ = headers.set("cache-control", "private, no-store");
     let _ = headers.set("x-content-type-options", "nosniff");
     if let Some(name) = name {

@@ -189,13 +189,14 @@ async fn signed_body(cx: &mut Cx) -> Result<String, ApiError> {
 }
 
 /// Verifies the `Pipeline-Signature` header over `signed` (the raw body of a JSON call, or an
-/// upload's canonical description, `shared::outputs::upload_signing_input`).
-pub(crate) fn verify_signature(cx: &Cx, signed: &[u8]) -> Result<(), ApiError> {
+/// upload's canonical description, `shared::outputs::upload_signing_input`); answers the signed
+/// timestamp.
+pub(crate) fn verify_signature(cx: &Cx, signed: &[u8]) -> Result<i64, ApiError> {
     let secrets_binding = cx.setting("PIPELINE_SIGNING_SECRET")?;
     let now = (js_sys::Date::now() / 1000.0) as i64;
     let header = cx.header("pipeline-signature");
-    signature::verify(header.as_deref(), signed, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS).map_err(
-        |e| {
+    let t = signature::verify(header.as_deref(), signed, &signature::secrets(&secrets_binding), now, TOLERANCE_SECS)
+        .map_err(|e| {
             log::info(log::event("signature_rejected").str("reason", e.reason()));
             match e {
                 // One status per code: a bad or stale signature is 400 wherever it is checked
@@ -205,7 +206,6 @@ pub(crate) fn verify_signature(cx: &Cx, signed: &[u8]) -> Result<(), ApiError> {
                 }
                 _ => ApiError::new(400, "invalid_signature", "The Pipeline-Signature header does not verify."),
             }
-        },
-    )?;
-    Ok(())
+        })?;
+    Ok(t)
 }
