@@ -9,7 +9,7 @@
 import { Miniflare } from 'miniflare';
 import http from 'node:http';
 import { execFileSync, spawnSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -334,6 +334,56 @@ async function throughput(user) {
       workerdMs: median(rs.map((x) => x.cpu.per.workerd)), workerdAll: rs.map((x) => x.cpu.per.workerd) };
   });
   return { rows, same, paired, ratioDirect: rows[1].rps / rows[0].rps, ratioJs: rows[1].rps / rows[2].rps };
+}
+
+// BENCH_SECTIONS=paired: only the paired CPU-per-request comparison, for iterating on the Worker's
+// per-request cost. BENCH_VARIANTS="label=dir,label=dir" adds other builds (index.js +
+// index_bg.wasm) to the same paired runs, so each is loaded at the same time as this build and the
+// TS twin. BENCH_PAIRED_ROUTES (default "404,balance,generate") picks the routes.
+async function pairedOnly(user) {
+  const variants = (process.env.BENCH_VARIANTS || '').split(',').filter(Boolean).map((v) => v.split('='));
+  const contenders = [['Rust', await startRust()], ['TS', await startJs()]];
+  for (const [label, dir] of variants) {
+    // A directory with index.mjs alone is a JS Worker (e.g. a variant of the TS twin).
+    const js = existsSync(path.join(dir, 'index.mjs'));
+    contenders.push([label, await startMf(js ? [{ type: 'ESModule', path: path.join(dir, 'index.mjs') }] : [
+      { type: 'ESModule', path: path.join(dir, 'index.js') }, { type: 'CompiledWasm', path: path.join(dir, 'index_bg.wasm') },
+    ], dir)]);
+  }
+  const auth = { authorization: `Bearer ${user.token}` };
+  sql(`select app.add_grant('${user.id}', 'adjustment', 'promotional', 100000000, null, 'grant')`);
+  const gen = {
+    method: 'POST', expect: 202, body: JSON.stringify({ model_id: 'draft-v1', prompt: 'A bench prompt', target_minutes: 1 }),
+    headers: () => ({ ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() }),
+  };
+  const all = { '404': ['GET /nope (404)', { expect: 404 }], balance: ['GET /v1/balance', { headers: auth }], generate: ['POST /v1/generate', gen],
+    '401': ['GET /v1/balance (401 bad HS256 signature)', { expect: 401, headers: { authorization: `Bearer ${mintToken(claimsFor(user.id), { secret: 'x'.repeat(40) })}` } }] };
+  const routes = (process.env.BENCH_PAIRED_ROUTES || '404,balance,generate').split(',').map((r) => all[r]);
+  const out = {};
+  for (const [route, opts] of routes) {
+    const path_ = route.split(' ')[1];
+    await Promise.all(contenders.map(([, w]) => load(`${w.url}${path_}`, { ...opts, concurrency: 8, durationMs: Number(process.env.BENCH_WARMUP_MS || 3000) })));
+    const acc = {};
+    for (let r = 0; r < PAIRED_ROUNDS; r++) {
+      const c0 = contenders.map(([, w]) => cpuTimes(w.pids));
+      const res = await Promise.all(contenders.map(([, w]) => load(`${w.url}${path_}`, { ...opts, concurrency: 8, durationMs: LOAD_MS / 2 })));
+      contenders.forEach(([name, w], i) => {
+        const d = cpuDelta(c0[i], res[i].n + res[i].errors, w.pids);
+        (acc[name] ??= { s: 0, n: 0, errors: 0, runs: [] });
+        acc[name].s += d.s.workerd; acc[name].n += res[i].n + res[i].errors; acc[name].errors += res[i].errors;
+        acc[name].runs.push(d.per.workerd);
+      });
+    }
+    out[route] = acc;
+    const ts = (1000 * acc.TS.s) / acc.TS.n;
+    log(`paired ${route}:`);
+    for (const [k, v] of Object.entries(acc)) {
+      const ms = (1000 * v.s) / v.n;
+      log(`  ${k.padEnd(24)} ${f3(ms)} ms/req  (${v.n} req, ${v.errors} errors; runs ${v.runs.map(f3).join(' ')})  / TS ${f2(ms / ts)}`);
+    }
+  }
+  for (const [, w] of contenders) await w.mf.dispose();
+  return out;
 }
 
 // CPU time per process during a run, from /proc (clock ticks): the workerd process of the Worker
@@ -1059,6 +1109,7 @@ if (sections) {
   if (sections.includes('startup')) await startup();
   if (sections.includes('auth')) await authOverhead(user);
   if (sections.includes('throughput')) await throughput(user);
+  if (sections.includes('paired')) await pairedOnly(user);
   if (sections.includes('ledger')) await ledgerScaling(createUser());
   if (sections.includes('writes') || sections.includes('jwtcache')) {
     const w = sections.includes('writes') ? await writes() : { users: bulkUsers(USERS) };
