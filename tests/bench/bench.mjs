@@ -381,7 +381,9 @@ async function pairedOnly(user) {
     log(`paired ${route}:`);
     for (const [k, v] of Object.entries(acc)) {
       const ms = (1000 * v.s) / v.n;
-      log(`  ${k.padEnd(24)} ${f3(ms)} ms/req  (${v.n} req, ${v.errors} errors; runs ${v.runs.map(f3).join(' ')})  / TS ${f2(ms / ts)}`);
+      // Each run's ratio to the TS twin's in the same run, then their median: the load both saw cancels.
+      const ratios = v.runs.map((x, i) => x / acc.TS.runs[i]);
+      log(`  ${k.padEnd(24)} ${f3(ms)} ms/req  (${v.n} req, ${v.errors} errors; runs ${v.runs.map(f3).join(' ')})  / TS ${f2(ms / ts)}; median of per-run ratios ${f3(median(ratios))}`);
     }
   }
   for (const [, w] of contenders) await w.mf.dispose();
