@@ -177,7 +177,7 @@ async fn exchange(
     let built =
         request.build().build().map_err(|e| ApiError::internal().because(format!("{what}: request not built: {e}")))?;
     let signal = web_sys::AbortSignal::timeout_with_u32(cfg.postgrest_timeout_ms);
-    let req = to_fetch_request(&built, &signal).map_err(|why| ApiError::internal().because(why))?;
+    let init = to_fetch_init(&built, &signal).map_err(|why| ApiError::internal().because(why))?;
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let failed = |e: JsValue| {
         let timeout = signal.aborted();
@@ -189,15 +189,18 @@ async fn exchange(
             ApiError::unavailable()
         }
     };
-    let resp: Response = JsFuture::from(global.fetch_with_request(&req)).await.map_err(failed)?.unchecked_into();
+    // `fetch(url, init)`: `fetch` makes its own `Request` from its arguments, so building one first
+    // (`fetch(new Request(url, init))`) made two per call (~0.01 ms of CPU each in workerd).
+    let sent = global.fetch_with_str_and_init(built.url().as_str(), &init);
+    let resp: Response = JsFuture::from(sent).await.map_err(failed)?.unchecked_into();
     let status = resp.status();
     let body = resp.array_buffer().map_err(failed)?;
     let body = JsFuture::from(body).await.map_err(failed)?.unchecked_into();
     Ok((status, body))
 }
 
-/// The request postgrest-rs built, as a `web_sys::Request` for the global `fetch`.
-fn to_fetch_request(built: &reqwest::Request, signal: &web_sys::AbortSignal) -> Result<web_sys::Request, String> {
+/// The method, headers and body of the request postgrest-rs built, as the global `fetch`'s `init`.
+fn to_fetch_init(built: &reqwest::Request, signal: &web_sys::AbortSignal) -> Result<web_sys::RequestInit, String> {
     let headers = web_sys::Headers::new().map_err(|_| "Headers could not be built".to_string())?;
     for (key, value) in built.headers() {
         let value = value.to_str().map_err(|_| format!("header {key} is not text"))?;
@@ -211,8 +214,7 @@ fn to_fetch_request(built: &reqwest::Request, signal: &web_sys::AbortSignal) -> 
         let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())?;
         init.set_body(&JsValue::from_str(text));
     }
-    web_sys::Request::new_with_str_and_init(built.url().as_str(), &init)
-        .map_err(|_| format!("POSTGREST_URL gives no valid URL: {}", built.url()))
+    Ok(init)
 }
 
 /// Whether PostgREST and the database answer (for `/health`).

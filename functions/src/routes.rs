@@ -248,14 +248,14 @@ pub async fn handle(req: Request, env: Env) -> Response {
             let _ = headers.set("access-control-expose-headers", EXPOSED_HEADERS);
         }
     }
-    crate::log::info(
-        crate::log::line()
-            .str("request_id", &request_id)
-            .str("method", &method_name.chars().take(16).collect::<String>())
-            .str("route", route)
-            .int("status", i64::from(resp.status()))
-            .int("duration_ms", (js_sys::Date::now() - started) as i64),
-    );
+    let method_end = method_name.char_indices().nth(16).map_or(method_name.len(), |(at, _)| at);
+    crate::log::access(&crate::log::Access {
+        duration_ms: (js_sys::Date::now() - started) as i64,
+        method: &method_name[..method_end],
+        request_id: &request_id,
+        route,
+        status: resp.status(),
+    });
     resp
 }
 

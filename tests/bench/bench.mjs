@@ -9,7 +9,7 @@
 import { Miniflare } from 'miniflare';
 import http from 'node:http';
 import { execFileSync, spawnSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { barChart } from './svg.mjs';
 import { bundleAttribution } from './bundle.mjs';
 import { es256Bench } from './es256.mjs';
+import { hs256Bench } from './hs256.mjs';
+import { startupSplit } from './startup.mjs';
 import { stack, localBindings, createUser, mintToken, claimsFor, sql, signPipeline } from '../e2e/harness.mjs';
 import { createHmac } from 'node:crypto';
 
@@ -334,6 +336,58 @@ async function throughput(user) {
       workerdMs: median(rs.map((x) => x.cpu.per.workerd)), workerdAll: rs.map((x) => x.cpu.per.workerd) };
   });
   return { rows, same, paired, ratioDirect: rows[1].rps / rows[0].rps, ratioJs: rows[1].rps / rows[2].rps };
+}
+
+// BENCH_SECTIONS=paired: only the paired CPU-per-request comparison, for iterating on the Worker's
+// per-request cost. BENCH_VARIANTS="label=dir,label=dir" adds other builds (index.js +
+// index_bg.wasm) to the same paired runs, so each is loaded at the same time as this build and the
+// TS twin. BENCH_PAIRED_ROUTES (default "404,balance,generate") picks the routes.
+async function pairedOnly(user) {
+  const variants = (process.env.BENCH_VARIANTS || '').split(',').filter(Boolean).map((v) => v.split('='));
+  const contenders = [['Rust', await startRust()], ['TS', await startJs()]];
+  for (const [label, dir] of variants) {
+    // A directory with index.mjs alone is a JS Worker (e.g. a variant of the TS twin).
+    const js = existsSync(path.join(dir, 'index.mjs'));
+    contenders.push([label, await startMf(js ? [{ type: 'ESModule', path: path.join(dir, 'index.mjs') }] : [
+      { type: 'ESModule', path: path.join(dir, 'index.js') }, { type: 'CompiledWasm', path: path.join(dir, 'index_bg.wasm') },
+    ], dir)]);
+  }
+  const auth = { authorization: `Bearer ${user.token}` };
+  sql(`select app.add_grant('${user.id}', 'adjustment', 'promotional', 100000000, null, 'grant')`);
+  const gen = {
+    method: 'POST', expect: 202, body: JSON.stringify({ model_id: 'draft-v1', prompt: 'A bench prompt', target_minutes: 1 }),
+    headers: () => ({ ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() }),
+  };
+  const all = { '404': ['GET /nope (404)', { expect: 404 }], balance: ['GET /v1/balance', { headers: auth }], generate: ['POST /v1/generate', gen],
+    '401': ['GET /v1/balance (401 bad HS256 signature)', { expect: 401, headers: { authorization: `Bearer ${mintToken(claimsFor(user.id), { secret: 'x'.repeat(40) })}` } }] };
+  const routes = (process.env.BENCH_PAIRED_ROUTES || '404,balance,generate').split(',').map((r) => all[r]);
+  const out = {};
+  for (const [route, opts] of routes) {
+    const path_ = route.split(' ')[1];
+    await Promise.all(contenders.map(([, w]) => load(`${w.url}${path_}`, { ...opts, concurrency: 8, durationMs: Number(process.env.BENCH_WARMUP_MS || 3000) })));
+    const acc = {};
+    for (let r = 0; r < PAIRED_ROUNDS; r++) {
+      const c0 = contenders.map(([, w]) => cpuTimes(w.pids));
+      const res = await Promise.all(contenders.map(([, w]) => load(`${w.url}${path_}`, { ...opts, concurrency: 8, durationMs: LOAD_MS / 2 })));
+      contenders.forEach(([name, w], i) => {
+        const d = cpuDelta(c0[i], res[i].n + res[i].errors, w.pids);
+        (acc[name] ??= { s: 0, n: 0, errors: 0, runs: [] });
+        acc[name].s += d.s.workerd; acc[name].n += res[i].n + res[i].errors; acc[name].errors += res[i].errors;
+        acc[name].runs.push(d.per.workerd);
+      });
+    }
+    out[route] = acc;
+    const ts = (1000 * acc.TS.s) / acc.TS.n;
+    log(`paired ${route}:`);
+    for (const [k, v] of Object.entries(acc)) {
+      const ms = (1000 * v.s) / v.n;
+      // Each run's ratio to the TS twin's in the same run, then their median: the load both saw cancels.
+      const ratios = v.runs.map((x, i) => x / acc.TS.runs[i]);
+      log(`  ${k.padEnd(24)} ${f3(ms)} ms/req  (${v.n} req, ${v.errors} errors; runs ${v.runs.map(f3).join(' ')})  / TS ${f2(ms / ts)}; median of per-run ratios ${f3(median(ratios))}`);
+    }
+  }
+  for (const [, w] of contenders) await w.mf.dispose();
+  return out;
 }
 
 // CPU time per process during a run, from /proc (clock ticks): the workerd process of the Worker
@@ -917,6 +971,53 @@ not, so the batch figures are higher for both; the ratio is what the split rests
   ];
   return { text, targets };
 }
+// 2b / 3c. Start-up split into its parts in workerd CPU (startup.mjs), and the HS256 verifier itself
+// (hs256.mjs): sections of their own, in the full run too.
+
+function startupSplitReport(sp) {
+  const f = f1;
+  const s = sp.s;
+  const rows = Object.keys(s.ready).map((k) => `| ${k} | ${f(s.ready[k])} | ${f(s.cpu[k])} | ${f(s.node[k])} |`).join('\n');
+  const cpuTotal = s.perIsolate.cpu + (s.first.fullCpu - s.first.trivialCpu);
+  const text = `### 2b. Start-up split into its parts (tests/bench/startup.mjs)
+
+${s.K} copies of each variant in one workerd (Miniflare), ${s.rounds} rounds, medians: \`trivial\` (a JS Worker answering
+404), \`compile\` (a JS Worker importing the wasm module without using it: workerd compiles every
+CompiledWasm module when it loads the Worker), \`instantiate\` (this Worker's entry with the wasm start
+call removed) and \`full\` (this Worker). Wall time to ready, CPU time of that workerd process (all its
+threads, /proc), CPU time of Miniflare's own Node process (it reads every module and hands all ${s.K} copies to
+workerd; nothing like it exists on Cloudflare).
+
+| variant (${s.K} isolates) | to ready, wall (ms) | workerd CPU (ms) | Miniflare (Node) CPU (ms) |
+|---|---|---|---|
+${rows}
+
+Per isolate, workerd CPU (wall): compile ${f(s.compile.cpu)} ms (${f(s.compile.wall)}), instantiate + glue ${f(s.instantiate.cpu)} ms (${f(s.instantiate.wall)}),
+start functions ${f(s.start.cpu)} ms (${f(s.start.wall)}); together ${f(s.perIsolate.cpu)} ms of CPU (${f(s.perIsolate.wall)} ms wall). First request
+(a 404) of each isolate: ${f(s.first.full)} ms wall against ${f(s.first.trivial)} (+${f(s.firstExtra)}), workerd CPU ${f(s.first.fullCpu)} against ${f(s.first.trivialCpu)} ms
+per first request. Start-up in workerd CPU: **${f(cpuTotal)} ms** (per isolate + first request, over the trivial Worker).
+CPU is read in 10 ms ticks over ${s.K} isolates: ~1.3 ms resolution per isolate.
+`;
+  const targets = [['2b. start-up in workerd CPU: per isolate (compile + instantiate + start) + first request, minus trivial', `${f(cpuTotal)} ms (${f(s.compile.cpu)} + ${f(s.instantiate.cpu)} + ${f(s.start.cpu)} + ${f(s.first.fullCpu - s.first.trivialCpu)})`, '25 ms', cpuTotal <= 25 ? 'met' : 'NOT met']];
+  return { text, targets };
+}
+
+function hs256Report(hs) {
+  const md = (rs) => rs.map((r, i) => `| ${r.join(' | ')} |` + (i === 0 ? `\n|${r.map(() => '---').join('|')}|` : '')).join('\n');
+  const text = `### 3c. The HS256 verifier itself, inside workerd (tests/bench/hs256.mjs)
+
+A bench-only Worker (tests/bench/jwt-hs256: the Worker's own \`shared::jwt::verify_hs256_token\`, strict
+parse, jwt-simple's HMAC-SHA256 tag, the claim rules, compiled to wasm with the Worker's release profile,
+${hs.built.wasmBytes} B / ${(hs.built.wasmGzip / 1024).toFixed(1)} KiB gzip) verifies one valid token N times per request, against WebCrypto's HMAC as the
+TypeScript twin verifies. Batches of ${hs.batch} (a request that verifies nothing next to each subtracted), ${hs.batches} batches:
+the distribution of the per-verification means; then ${hs.n} interleaved requests of one verification each.
+
+${md(hs.rows)}
+`;
+  const targets = [['3c. HS256 verification itself (shared::jwt, wasm), warm: p99 of per-verification batch means', `${hs.s.rust.b99.toFixed(4)} ms (p50 ${hs.s.rust.b50.toFixed(4)}; WebCrypto HMAC ${hs.s.webcrypto.b99.toFixed(4)})`, '1 ms', hs.s.rust.b99 <= 1 ? 'met' : 'NOT met']];
+  return { text, targets };
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. PostgREST's JWT cache: 1,000 distinct tokens against one, jwt-cache-max-lifetime on and off
 
@@ -1062,6 +1163,7 @@ if (sections) {
   if (sections.includes('startup')) await startup();
   if (sections.includes('auth')) await authOverhead(user);
   if (sections.includes('throughput')) await throughput(user);
+  if (sections.includes('paired')) await pairedOnly(user);
   if (sections.includes('ledger')) await ledgerScaling(createUser());
   if (sections.includes('writes') || sections.includes('jwtcache')) {
     const w = sections.includes('writes') ? await writes() : { users: bulkUsers(USERS) };
@@ -1075,6 +1177,16 @@ if (sections) {
   }
   if (sections.includes('es256')) {
     const rep = es256Report(await es256Bench({ outDir: path.join(process.env.BENCH_TMP || path.join(root, '.local'), 'bench-es256') }));
+    partial.push(`${rep.targets.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${rep.text}`);
+    console.error(rep.text);
+  }
+  if (sections.includes('hs256')) {
+    const rep = hs256Report(await hs256Bench({ outDir: path.join(process.env.BENCH_TMP || path.join(root, '.local'), 'bench-hs256') }));
+    partial.push(`${rep.targets.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${rep.text}`);
+    console.error(rep.text);
+  }
+  if (sections.includes('startupsplit')) {
+    const rep = startupSplitReport(await startupSplit({ buildDir, bindings: localBindings() }));
     partial.push(`${rep.targets.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n${rep.text}`);
     console.error(rep.text);
   }
@@ -1100,6 +1212,8 @@ const st = await startup();
 const user = createUser();
 const au = await authOverhead(user);
 const es = es256Report(await es256Bench({ outDir: path.join(process.env.BENCH_TMP, 'bench-es256') }));
+const hs = hs256Report(await hs256Bench({ outDir: path.join(process.env.BENCH_TMP, 'bench-hs256') }));
+const ss = startupSplitReport(await startupSplit({ buildDir, bindings: localBindings() }));
 const tp = await throughput(user);
 const lg = await ledgerScaling(createUser());
 const wr = await writes();
@@ -1135,9 +1249,11 @@ const table = [
   ...bundleTargets(bu),
   ['2. (info) wrangler check startup, sampled non-idle', `${f1(st.summary.profileBusy)} ms (span ${f1(st.summary.profileSpan)} ms)`, '25 ms', 'coarse sampling, see 2.'],
   ['2. isolate start + first request, minus trivial Worker', `${f1(st.summary.total)} ms (${f1(st.summary.perIsolate)} start + ${f1(st.summary.firstExtra)} first request)`, '25 ms', ok(st.summary.total <= 25)],
+  ...ss.targets,
   ['3. HS256 auth, request level, p99 (401 bad sig - 404)', `+${f3(au.summary.verifyOverheadP99)} ms (p50 +${f3(au.summary.verifyOverheadP50)})`, '1 ms', ok(au.summary.verifyOverheadP99 <= 1)],
   ['3. first request with a token on a fresh isolate, extra', `+${f2(au.summary.firstAuthExtra)} ms wall (${f2(au.summary.firstBadSig)} vs ${f2(au.summary.firstNope)})`, '5 ms', ok(au.summary.firstAuthExtra <= 5)],
   ...es.targets,
+  ...hs.targets,
   ['4. Rust Worker / PostgREST direct, req/s', `${(100 * tp.ratioDirect).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[0].rps)})`, '>= 95%', ok(tp.ratioDirect >= 0.95)],
   ['4. Rust Worker / TS postgrest-js Worker, req/s', `${(100 * tp.ratioJs).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[2].rps)})`, '>= 100%', ok(tp.ratioJs >= 1)],
   ...Object.keys(tp.paired).map((route) => [`4. Rust / TS Worker CPU per request, ${route} (workerd, paired runs)`, `${f2(cpuRatio(route))} (${f3(tp.paired[route].Rust.ms)} / ${f3(tp.paired[route].TS.ms)} ms)${tp.paired[route][`Rust, ${beforeLabel}`] ? `; ${beforeLabel}: ${f3(tp.paired[route][`Rust, ${beforeLabel}`].ms)} ms` : ''}`, '<= 1.0', ok(cpuRatio(route) <= 1)]),
@@ -1192,6 +1308,7 @@ ${bu.text}
 | first request of an isolate (404), trivial | ${st.baseline.map((x) => f1(x.first)).join(', ')} | ${f1(st.summary.baseFirst)} |
 | start-up estimate: per isolate + first-request difference | | ${f1(st.summary.total)} |
 
+${ss.text}
 ## 3. Edge authentication at request level (sequential, one keep-alive connection, ${SEQ} requests per case)
 
 | case | p50 (ms) | p99 (ms) |
@@ -1203,6 +1320,7 @@ HS256 verification at request level (401 bad signature minus 404, both without d
 First request on a fresh isolate (median of ${au.first.nope.length}): ${f2(au.summary.firstBadSig)} ms with an HS256 token to verify, ${f2(au.summary.firstNope)} ms for a 404 without auth.
 
 ${es.text}
+${hs.text}
 ## 4. Throughput (${C} keep-alive connections, ${LOAD_MS / 1000} s per run, median of ${ROUNDS} round(s))
 
 | path | req/s | p50 (ms) | p99 (ms) | errors | CPU during the last run |

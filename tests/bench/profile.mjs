@@ -11,7 +11,10 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { localBindings, createUser, sql } from '../e2e/harness.mjs';
 
-const buildDir = process.env.BENCH_BUILD_DIR;
+// BENCH_PROFILE_BUILD: another build to profile (e.g. one that keeps names: CARGO_PROFILE_RELEASE_STRIP=false).
+const buildDir = process.env.BENCH_PROFILE_BUILD || process.env.BENCH_BUILD_DIR;
+const only = process.env.BENCH_PROFILE_ROUTES ? process.env.BENCH_PROFILE_ROUTES.split(',') : null;
+const TOP = Number(process.env.BENCH_PROFILE_TOP || 18);
 const jsWorker = process.env.BENCH_JS_WORKER;
 const MS = Number(process.env.BENCH_PROFILE_MS || 4000);
 
@@ -57,8 +60,24 @@ function summarize(profile, n) {
     const key = `${f.functionName || '(anonymous)'} ${f.url ? path.basename(f.url) : ''}`.trim();
     self.set(key, (self.get(key) ?? 0) + dt);
   }
-  const total = [...self.entries()].filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
-  const top = [...self.entries()].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, 18);
+  // Inclusive time (BENCH_PROFILE_INCLUSIVE=1): a sample counts for every function on its stack.
+  if (process.env.BENCH_PROFILE_INCLUSIVE === '1') {
+    const parent = new Map();
+    for (const x of profile.nodes) for (const c of x.children ?? []) parent.set(c, x.id);
+    const incl = new Map();
+    for (let i = 0; i < profile.samples.length; i++) {
+      const dt = profile.timeDeltas[i] ?? 0;
+      const seen = new Set();
+      for (let id = profile.samples[i]; id !== undefined; id = parent.get(id)) {
+        const f = byId.get(id).callFrame;
+        const key = `${f.functionName || '(anonymous)'} ${f.url ? path.basename(f.url) : ''}`.trim();
+        if (!seen.has(key)) { seen.add(key); incl.set(key, (incl.get(key) ?? 0) + dt); }
+      }
+    }
+    for (const [k, v] of incl) self.set(`[incl] ${k}`, v);
+  }
+  const total = [...self.entries()].filter(([k]) => !k.startsWith('[incl]')).filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
+  const top = [...self.entries()].filter(([k]) => k !== '(idle)' && !k.includes('(root)')).sort((a, b) => b[1] - a[1]).slice(0, TOP);
   return { totalMsPerReq: total / 1000 / n, top: top.map(([k, v]) => `${(v / 1000 / n).toFixed(3)} ms/req ${(100 * v / total).toFixed(1)}%  ${k}`) };
 }
 
@@ -66,6 +85,7 @@ const user = createUser();
 sql(`select app.add_grant('${user.id}', 'adjustment', 'promotional', 100000000, null, 'grant')`);
 const auth = { authorization: `Bearer ${user.token}` };
 const routes = {
+  nope: { path: '/nope', opts: {} },
   balance: { path: '/v1/balance', opts: { headers: auth } },
   generate: { path: '/v1/generate', opts: { method: 'POST', body: JSON.stringify({ model_id: 'draft-v1', prompt: 'A bench prompt', target_minutes: 1 }), headers: () => ({ ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() }) } },
 };
@@ -78,6 +98,7 @@ for (const [label, modules, root] of [
   const w = await start(modules, root, inspector);
   const c = await cdp(inspector);
   for (const [route, r] of Object.entries(routes)) {
+    if (only && !only.includes(route)) continue;
     await load(w.url + r.path, { ...r.opts, durationMs: 1000 });
     await c.send('Profiler.enable');
     await c.send('Profiler.setSamplingInterval', { interval: 100 });

@@ -9,9 +9,11 @@
 # removes everything it started. About 25 minutes after the build on 2 busy cores (the two
 # attribution builds take ~5 minutes each when their target dirs under target/ are cold; bounded
 # by BENCH_TIMEOUT, 2400 s). BENCH_QUICK=1 for a shorter, noisier run; BENCH_FULL=1 for the
-# sweepers at 100,000 users/holds; BENCH_SECTIONS=bundle,es256,fulfilment,... for parts (their
-# markdown goes to .local/bench-sections.md); BENCH_BUNDLE_SKIP_BUILD=1 reuses
-# functions/build-lto and functions/build-no-lto.
+# sweepers at 100,000 users/holds; BENCH_SECTIONS=bundle,es256,hs256,startupsplit,fulfilment,... for
+# parts (their markdown goes to .local/bench-sections.md); BENCH_SECTIONS=paired runs only the paired
+# Rust/TS CPU per request, with BENCH_VARIANTS="label=dir,..." (other builds, or a JS Worker's
+# index.mjs) loaded alongside and BENCH_PAIRED_ROUTES=404,401,balance,generate; BENCH_BUNDLE_SKIP_BUILD=1
+# reuses functions/build-lto and functions/build-no-lto.
 set -euo pipefail
 source "$(dirname "$0")/../stack/lib.sh"
 cd "$ROOT"

@@ -19,6 +19,8 @@ fi
 if grep -qi 'downloading' "$log"; then
   fail "worker-build tried to download a tool; read $log"
 fi
+# The module entry: worker-build's output wrapped in a plain object (functions/entry.mjs says why).
+sh "$ROOT/functions/entry.sh" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; fail "functions/entry.sh; read $log"; }
 wasm=$(ls "$ROOT"/functions/build/*.wasm 2>/dev/null | head -1)
 [ -n "$wasm" ] || fail "no wasm in functions/build; read $log"
 printf '    %s: %s bytes, %s bytes gzip\n' "${wasm#$ROOT/}" "$(stat -c %s "$wasm")" "$(gzip -9c "$wasm" | wc -c)" >&2
