@@ -16,7 +16,7 @@ select public.fulfill_purchase('stripe', 'pi_list_4', 'evt_list_4', :'o', 'start
 select tests.clear_authentication();
 -- In one transaction now() is the same for every row: spread the creation times as three commits would.
 update public.webhook_outbox w set created_at = now() - make_interval(secs => 10 - n), status = case when n = 1 then 'delivered' else status end
-  from (select id, row_number() over (order by created_at, id) as n from public.webhook_outbox where user_id = :'u') r where r.id = w.id;
+  from (select id, row_number() over (order by payload -> 'data' -> 'purchase' ->> 'provider_payment_id') as n from public.webhook_outbox where user_id = :'u') r where r.id = w.id;
 
 -- An admin: app_metadata.role = admin in the JWT.
 set local role authenticated;
