@@ -11,8 +11,8 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, admin, balance, drafts, generate, health, invites, models, openapi, outputs, pipeline, projects, purchase,
-    purchase_app_store, purchase_stripe, subscription,
+    account, admin, balance, consent, drafts, generate, health, invites, models, openapi, outputs, pipeline, projects,
+    purchase, purchase_app_store, purchase_stripe, subscription,
 };
 use crate::respond;
 use shared::ApiError;
@@ -34,6 +34,8 @@ enum Op {
     UpdateProject,
     DeleteProject,
     DeleteAccount,
+    ConsumptionConsent,
+    SetConsumptionConsent,
     CreateDraft,
     ClaimDraft,
     Generate,
@@ -89,6 +91,8 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Patch, "/v1/projects/{id}", Op::UpdateProject),
     (Method::Delete, "/v1/projects/{id}", Op::DeleteProject),
     (Method::Delete, "/v1/account", Op::DeleteAccount),
+    (Method::Get, "/v1/account/consumption-consent", Op::ConsumptionConsent),
+    (Method::Put, "/v1/account/consumption-consent", Op::SetConsumptionConsent),
     (Method::Post, "/v1/drafts", Op::CreateDraft),
     (Method::Post, "/v1/drafts/claim", Op::ClaimDraft),
     (Method::Post, "/v1/generate", Op::Generate),
@@ -134,6 +138,8 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::UpdateProject => projects::update(cx).await,
         Op::DeleteProject => projects::delete(cx).await,
         Op::DeleteAccount => account::delete_account(cx).await,
+        Op::ConsumptionConsent => consent::get(cx).await,
+        Op::SetConsumptionConsent => consent::put(cx).await,
         Op::CreateDraft => drafts::create(cx).await,
         Op::ClaimDraft => drafts::claim(cx).await,
         Op::Generate => generate::handle(cx).await,
