@@ -202,10 +202,12 @@ mod tests {
             assert!(body(v).unwrap().check().is_err(), "{why}");
         }
         for v in [
-            json!({"customerConsented": true, "deliveryStatus": "DELIVERED_AND_WORKING_PROPERLY", "sampleContentProvided": true}),
+            json!({"customerConsented": true, "deliveryStatus": "DELIVERED_AND_WORKING_PROPERLY",
+                "sampleContentProvided": true}),
             json!({"customerConsented": true, "deliveryStatus": 0, "sampleContentProvided": true}),
             json!({"customerConsented": true, "deliveryStatus": "DELIVERED"}),
-            json!({"customerConsented": true, "deliveryStatus": "DELIVERED", "sampleContentProvided": true, "playTime": 1}),
+            json!({"customerConsented": true, "deliveryStatus": "DELIVERED", "sampleContentProvided": true,
+                "playTime": 1}),
             json!({"customerConsented": true, "deliveryStatus": "DELIVERED", "sampleContentProvided": true,
                 "consumptionPercentage": -1}),
             json!({"customerConsented": true, "deliveryStatus": "DELIVERED", "sampleContentProvided": true,
