@@ -5,6 +5,7 @@
 //! PostgREST ([`db`]) with the caller's own token, so RLS and `auth.uid()` apply in the database.
 
 mod appstore;
+mod appstore_api;
 mod auth;
 mod bindings;
 mod context;

@@ -11,8 +11,8 @@
 
 use crate::context::{self, Cx};
 use crate::handlers::{
-    account, admin, balance, drafts, generate, health, invites, models, openapi, outputs, pipeline, projects, purchase,
-    purchase_app_store, purchase_stripe, subscription,
+    account, admin, balance, consent, drafts, generate, health, invites, models, openapi, outputs, pipeline, projects,
+    purchase, purchase_app_store, purchase_stripe, subscription,
 };
 use crate::respond;
 use shared::ApiError;
@@ -34,6 +34,8 @@ enum Op {
     UpdateProject,
     DeleteProject,
     DeleteAccount,
+    ConsumptionConsent,
+    SetConsumptionConsent,
     CreateDraft,
     ClaimDraft,
     Generate,
@@ -58,6 +60,7 @@ enum Op {
     AdminSpendCap,
     AdminLedgerCsv,
     AdminAudit,
+    AdminWebhooks,
     SubscriptionCheckout,
     SubscriptionCancel,
     Subscription,
@@ -88,6 +91,8 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Patch, "/v1/projects/{id}", Op::UpdateProject),
     (Method::Delete, "/v1/projects/{id}", Op::DeleteProject),
     (Method::Delete, "/v1/account", Op::DeleteAccount),
+    (Method::Get, "/v1/account/consumption-consent", Op::ConsumptionConsent),
+    (Method::Put, "/v1/account/consumption-consent", Op::SetConsumptionConsent),
     (Method::Post, "/v1/drafts", Op::CreateDraft),
     (Method::Post, "/v1/drafts/claim", Op::ClaimDraft),
     (Method::Post, "/v1/generate", Op::Generate),
@@ -111,6 +116,7 @@ const ROUTES: &[(Method, &str, Op)] = &[
     (Method::Post, "/v1/admin/grants/{id}/void", Op::AdminVoidGrant),
     (Method::Post, "/v1/admin/jobs/{id}/refund", Op::AdminRefundJob),
     (Method::Get, "/v1/admin/audit", Op::AdminAudit),
+    (Method::Get, "/v1/admin/webhooks", Op::AdminWebhooks),
     (Method::Post, "/v1/subscription/checkout", Op::SubscriptionCheckout),
     (Method::Post, "/v1/subscription/cancel", Op::SubscriptionCancel),
     (Method::Get, "/v1/subscription", Op::Subscription),
@@ -132,6 +138,8 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::UpdateProject => projects::update(cx).await,
         Op::DeleteProject => projects::delete(cx).await,
         Op::DeleteAccount => account::delete_account(cx).await,
+        Op::ConsumptionConsent => consent::get(cx).await,
+        Op::SetConsumptionConsent => consent::put(cx).await,
         Op::CreateDraft => drafts::create(cx).await,
         Op::ClaimDraft => drafts::claim(cx).await,
         Op::Generate => generate::handle(cx).await,
@@ -156,6 +164,7 @@ async fn dispatch(op: Op, cx: Cx) -> Result<Response, ApiError> {
         Op::AdminSpendCap => admin::spend_cap(cx).await,
         Op::AdminLedgerCsv => admin::ledger_csv(cx).await,
         Op::AdminAudit => admin::audit(cx).await,
+        Op::AdminWebhooks => admin::webhooks(cx).await,
         Op::SubscriptionCheckout => subscription::checkout(cx).await,
         Op::SubscriptionCancel => subscription::cancel(cx).await,
         Op::Subscription => subscription::get(cx).await,

@@ -6,8 +6,9 @@
 //! user request holds, and answers `"more": true` while work is left; it is called again until it
 //! answers otherwise, at most `MAX_BATCHES` times a run (the next run, 5 minutes later, goes on).
 //! One sweeper failing does not stop the others. Then the R2 objects queued in
-//! `storage_deletions` are deleted (`storage::drain`), and last the webhook outbox is delivered
-//! (`crate::webhooks`).
+//! `storage_deletions` are deleted (`storage::drain`), the webhook outbox is delivered
+//! (`crate::webhooks`), and last the App Store consumption requests still due are answered
+//! (`crate::appstore_api`).
 
 use crate::context;
 use crate::db::{self, Caller};
@@ -67,6 +68,7 @@ pub async fn run(env: &Env) {
     // drain that failed after a request) are deleted from R2 here.
     crate::storage::drain(&cfg, env).await;
     crate::webhooks::run(env, &cfg).await;
+    crate::appstore_api::run(env, &cfg).await;
 }
 
 #[cfg(test)]

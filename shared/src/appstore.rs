@@ -485,6 +485,11 @@ pub struct Notification<'a> {
     pub signed_renewal_info: Option<&'a str>,
     /// `signedDate`, Unix milliseconds: the order of subscription state events.
     pub signed_ms: i64,
+    /// `data.environment` (`Production`, `Sandbox`), checked against the settings; `None` for a
+    /// notification without app data.
+    pub environment: Option<&'a str>,
+    /// `data.consumptionRequestReason` of a `CONSUMPTION_REQUEST` (the customer's stated reason).
+    pub consumption_request_reason: Option<&'a str>,
 }
 
 /// Applies the bundle, environment and shape rules to a verified notification payload.
@@ -501,6 +506,8 @@ pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notif
             signed_transaction: None,
             signed_renewal_info: None,
             signed_ms,
+            environment: None,
+            consumption_request_reason: None,
         });
     };
     if str_at(data, "bundleId") != Some(expect.bundle_id) {
@@ -515,6 +522,8 @@ pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notif
         signed_transaction: str_at(data, "signedTransactionInfo"),
         signed_renewal_info: str_at(data, "signedRenewalInfo"),
         signed_ms,
+        environment: str_at(data, "environment"),
+        consumption_request_reason: str_at(data, "consumptionRequestReason").filter(|r| r.len() <= 64),
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod appstore;
+pub mod appstore_api;
 pub mod config;
 pub mod error;
 pub mod input;

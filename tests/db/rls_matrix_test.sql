@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(728);
+select plan(768);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -49,6 +49,11 @@ select public.redeem_invite(:'owner_code', 'matrix-invite') is not null as redee
 select tests.clear_authentication();
 select public.fulfill_purchase('stripe', 'pi_invitee', 'evt_invitee', :'invitee', 'starter', 499, 'usd') is not null as invitee_paid;
 select public.refund_purchase('stripe', 'pi_invitee', 'evt_invitee_refund') is not null as invitee_refunded;
+
+-- The owner's consent to share consumption data and an App Store consumption request (issue 13).
+insert into public.consumption_data_consents (user_id, consented) values (:'owner', true);
+insert into public.app_store_consumption_requests (notification_uuid, transaction_id, environment, user_id, status, skip_reason, deadline_at)
+values (gen_random_uuid(), '2000000000000099', 'Sandbox', :'owner', 'skipped', 'unknown_transaction', now() + interval '12 hours');
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -196,7 +201,15 @@ insert into matrix values
   ('webhook_settings', 'select', 'select 1 from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('webhook_settings', 'insert', 'insert into public.webhook_settings (id) values (true)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('webhook_settings', 'update', 'update public.webhook_settings set low_balance_threshold = 5', 'denied', 'denied', 'denied', 'denied', 'rows'),
-  ('webhook_settings', 'delete', 'delete from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'denied');
+  ('webhook_settings', 'delete', 'delete from public.webhook_settings', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('consumption_data_consents', 'select', 'select 1 from public.consumption_data_consents where user_id = :owner', 'denied', 'rows', 'none', 'none', 'rows'),
+  ('consumption_data_consents', 'insert', 'insert into public.consumption_data_consents (user_id, consented) values (gen_random_uuid(), true)', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('consumption_data_consents', 'update', 'update public.consumption_data_consents set consented = false where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('consumption_data_consents', 'delete', 'delete from public.consumption_data_consents where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('app_store_consumption_requests', 'select', 'select 1 from public.app_store_consumption_requests where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('app_store_consumption_requests', 'insert', 'insert into public.app_store_consumption_requests (notification_uuid, transaction_id, environment, status, deadline_at) values (gen_random_uuid(), ''1'', ''Sandbox'', ''sent'', now())', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('app_store_consumption_requests', 'update', 'update public.app_store_consumption_requests set status = ''sent'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('app_store_consumption_requests', 'delete', 'delete from public.app_store_consumption_requests where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied');
 
 -- The matrix covers every table of the public schema and every command.
 select set_eq(

@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(220);
+select plan(241);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -209,7 +209,19 @@ insert into expected_execute values
   ('app.webhook_on_purchase()', false, false, false),
   ('app.webhook_on_job()', false, false, false),
   ('app.webhook_on_balance()', false, false, false),
-  ('app.webhook_json(webhook_outbox)', false, false, false);
+  ('app.webhook_json(webhook_outbox)', false, false, false),
+  -- Admin list of webhook deliveries (20261202072053_create_admin_webhook_list.sql).
+  ('public.admin_list_webhook_deliveries(text,integer,text,text,uuid)', false, true, true),
+  -- App Store consumption requests (20261202072216_create_app_store_consumption_requests.sql).
+  ('public.get_consumption_consent()', false, true, false),
+  ('public.set_consumption_consent(boolean)', false, true, false),
+  ('public.record_app_store_consumption_request(uuid,text,text,timestamp with time zone,text)', false, false, true),
+  ('public.claim_app_store_consumption_requests(integer,integer,uuid)', false, false, true),
+  ('public.record_app_store_consumption_attempt(uuid,integer,integer,text)', false, false, true),
+  ('public.list_app_store_consumption_requests(text,integer)', false, false, true),
+  ('app.consent_json(uuid)', false, false, false),
+  ('app.app_store_consumption_body(uuid)', false, false, false),
+  ('app.consumption_request_json(app_store_consumption_requests)', false, false, false);
 
 create temp view actual_functions as
   select n.nspname || '.' || regexp_replace(p.oid::regprocedure::text, '^(public|app)\.', '') as fn, p.oid

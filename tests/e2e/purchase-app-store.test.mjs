@@ -132,7 +132,7 @@ test('REFUND and REVOKE notifications take the credits back once; other types ar
   assert.equal(available(user.id), 10);
   assert.equal(sql(`select status from public.purchases where provider_payment_id = '${second.transactionId}'`), 'disputed');
 
-  const other = await notify(signJws(chain, notificationPayload('CONSUMPTION_REQUEST', signJws(chain, second))));
+  const other = await notify(signJws(chain, notificationPayload('PRICE_INCREASE', signJws(chain, second))));
   assert.equal(other.status, 200);
   assert.equal((await other.json()).ignored, 'notification_type');
   const forged = await notify(signJws(makeChain(), notificationPayload('REFUND', signJws(chain, second))));

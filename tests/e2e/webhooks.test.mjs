@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { startWorker, createUser, sql, sqlRows, stack, bearer } from './harness.mjs';
+import { startWorker, createUser, sql, sqlRows, stack, bearer, mintToken, claimsFor } from './harness.mjs';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 let w, receiver, mode = 'ok';
@@ -138,4 +138,60 @@ test('the delivery state is readable by the service role only, through PostgREST
     const res = await fetch(`${stack.postgrestUrl}/rpc/${name}`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(user.token) }, body: '{}' });
     assert.ok([403, 404].includes(res.status), `${name} refused to a user (${res.status})`);
   }
+});
+
+test('GET /v1/admin/webhooks: admins and the service key page through deliveries by state, type and user; users and anon are refused', async () => {
+  const user = createUser();
+  const other = createUser();
+  // Three purchase.granted events for `user` (one delivered by the cron), one for `other`.
+  for (const [who, n] of [[user, 1], [user, 2], [user, 3], [other, 1]]) {
+    sql(`select set_config('request.jwt.claims', '{"role": "service_role"}', true), public.fulfill_purchase('stripe', 'pi_list_${who.id.slice(0, 8)}_${n}', 'evt_list_${who.id}_${n}', '${who.id}', 'starter', 499, 'usd')`);
+  }
+  sql(`update public.webhook_outbox set status = 'delivered', attempts = 1, last_status = 204, delivered_at = now()
+        where id = (select id from public.webhook_outbox where user_id = '${user.id}' and event_type = 'purchase.granted' order by created_at limit 1)`);
+  const admin = createUser();
+  sql(`update auth.users set raw_app_meta_data = '{"provider": "email", "role": "admin"}' where id = '${admin.id}'`);
+  const adminToken = mintToken(claimsFor(admin.id, { app_metadata: { provider: 'email', role: 'admin' } }));
+  const get = async (query, token = adminToken) => {
+    const res = await w.fetch(`/v1/admin/webhooks${query}`, { headers: token ? bearer(token) : {} });
+    return { status: res.status, body: await res.json() };
+  };
+  const expected = sqlRows(`select 'msg_' || replace(id::text, '-', '') as id, status from public.webhook_outbox
+    where user_id = '${user.id}' and event_type = 'purchase.granted' order by created_at desc, id desc`);
+  assert.equal(expected.length, 3);
+
+  const seen = [];
+  let page = await get(`?user_id=${user.id}&event_type=purchase.granted&limit=2`);
+  assert.equal(page.status, 200, JSON.stringify(page.body));
+  assert.equal(page.body.items.length, 2);
+  assert.ok(page.body.next_before, 'a second page exists');
+  seen.push(...page.body.items);
+  page = await get(`?user_id=${user.id}&event_type=purchase.granted&limit=2&before=${page.body.next_before}`);
+  assert.equal(page.status, 200);
+  assert.equal(page.body.next_before, null, 'the last page');
+  seen.push(...page.body.items);
+  assert.deepEqual(seen.map((i) => [i.id, i.status]), expected.map((e) => [e.id, e.status]), 'newest first, every event once across the pages');
+  assert.ok(seen.every((i) => i.user_id === user.id && i.payload.type === 'purchase.granted' && i.payload.data.purchase.user_id === user.id));
+  assert.deepEqual(page.body.counts, { pending: 2, delivered: 1, failed: 0 }, 'counts for the filters');
+  const delivered = seen.find((i) => i.status === 'delivered');
+  assert.deepEqual([delivered.attempts, delivered.last_status, delivered.next_attempt_at], [1, 204, null]);
+
+  const byState = await get(`?user_id=${user.id}&status=pending`, stack.serviceRoleKey);
+  assert.equal(byState.status, 200, 'the service key is an admin too');
+  assert.deepEqual(byState.body.items.map((i) => i.status), ['pending', 'pending']);
+  const theirs = await get(`?user_id=${other.id}`);
+  assert.deepEqual(theirs.body.items.map((i) => i.user_id), [other.id]);
+
+  for (const [query, field] of [['?status=sent', 'status'], ['?event_type=job.started', 'event_type'], ['?limit=0', 'limit'], ['?limit=101', 'limit'],
+    ['?before=12', 'before'], [`?before=msg_${'0'.repeat(32)}`, 'before'], ['?user_id=nobody', 'user_id'], ['?colour=red', 'query']]) {
+    const res = await get(query);
+    assert.equal(res.status, 400, query);
+    assert.deepEqual([res.body.error.code, res.body.error.field], ['invalid_request', field], query);
+  }
+  assert.equal((await get('', user.token)).status, 403, 'an ordinary user is refused');
+  assert.equal((await get('', null)).status, 401, 'anon is refused');
+  const direct = (token) => fetch(`${stack.postgrestUrl}/rpc/admin_list_webhook_deliveries`, { method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? bearer(token) : {}) }, body: '{}' });
+  assert.equal((await direct(user.token)).status, 403, 'a user calling the RPC through PostgREST is refused by the database');
+  assert.ok([401, 403].includes((await direct(null)).status), 'anon too');
 });

@@ -1355,7 +1355,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** App Store Server Notifications V2 (signedPayload verified like a transaction). REFUND and REVOKE take the credits back and REFUND_REVERSED gives them back, once per notificationUUID; other types are acknowledged and ignored. */
+        /** App Store Server Notifications V2 (signedPayload verified like a transaction). REFUND and REVOKE take the credits back and REFUND_REVERSED gives them back, once per notificationUUID; CONSUMPTION_REQUEST is recorded once and, when the user consented, answered with the consumption facts through the App Store Server API (Send Consumption Information); other types are acknowledged and ignored. */
         post: {
             parameters: {
                 query?: never;
@@ -2212,6 +2212,127 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin: webhook events to the app's backend with their delivery state, newest first (keyset pages), optionally by status, event type and user. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The next_before of the previous page. */
+                    before?: string;
+                    limit?: number;
+                    status?: "pending" | "delivered" | "failed";
+                    event_type?: "purchase.granted" | "purchase.reversed" | "job.succeeded" | "job.failed" | "balance.low";
+                    user_id?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminWebhooks"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/consumption-consent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's consent to share consumption data with the App Store for refund requests (customerConsented); false until set. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's consent. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ConsumptionConsent"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        /** Sets the caller's consent to share consumption data with the App Store for refund requests. Without it, a CONSUMPTION_REQUEST about the caller's purchases is recorded and not answered. Idempotent; no Idempotency-Key. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        consented: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description The caller's consent. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ConsumptionConsent"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                415: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+                504: components["responses"]["Error"];
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2588,6 +2709,38 @@ export interface components {
         InviteRedeemed: {
             invite: components["schemas"]["Invite"];
             replayed: boolean;
+        };
+        AdminWebhooks: {
+            items: {
+                /** @description The Standard Webhooks webhook-id, msg_<32 hex>. */
+                id: string;
+                /** @enum {unknown} */
+                event_type: "purchase.granted" | "purchase.reversed" | "job.succeeded" | "job.failed" | "balance.low";
+                user_id: string | null;
+                /** @enum {unknown} */
+                status: "pending" | "delivered" | "failed";
+                attempts: number;
+                next_attempt_at: string | null;
+                last_attempt_at: string | null;
+                last_status: number | null;
+                last_error: string | null;
+                delivered_at: string | null;
+                created_at: string;
+                /** @description The body sent: {type, timestamp, data}. */
+                payload: Record<string, never>;
+            }[];
+            next_before: string | null;
+            counts: {
+                pending: number;
+                delivered: number;
+                failed: number;
+            };
+        };
+        ConsumptionConsent: {
+            /** @description Whether the user consented to the app sending the App Store their consumption data when they ask Apple for a refund. */
+            consented: boolean;
+            /** @description When the answer last changed; null until the user answered. */
+            updated_at: string | null;
         };
     };
     responses: {

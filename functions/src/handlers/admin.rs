@@ -220,3 +220,22 @@ pub async fn audit(cx: Cx) -> Result<Response, ApiError> {
     });
     db::rpc_response(&cx.cfg, admin.caller(), "admin_list_audit", &args.to_string(), 200).await
 }
+
+/// `GET /v1/admin/webhooks?before=&limit=&status=&event_type=&user_id=`: webhook events with their
+/// delivery state, newest first; `next_before` names the next page.
+pub async fn webhooks(cx: Cx) -> Result<Response, ApiError> {
+    let admin: Admin = authenticate_admin(&cx).await?;
+    let q = rules::query(&cx.req.url(), &["before", "limit", "status", "event_type", "user_id"])?;
+    let user_id = rules::param(&q, "user_id");
+    if user_id.is_some_and(|u| !shared::jwt::is_uuid(u)) {
+        return Err(ApiError::invalid_field("user_id", "user_id must be a user id."));
+    }
+    let args = json!({
+        "p_before": rules::param(&q, "before"),
+        "p_limit": rules::int_param(&q, "limit", 1, 100)?,
+        "p_status": rules::param(&q, "status"),
+        "p_event_type": rules::param(&q, "event_type"),
+        "p_target_user_id": user_id,
+    });
+    db::rpc_response(&cx.cfg, admin.caller(), "admin_list_webhook_deliveries", &args.to_string(), 200).await
+}

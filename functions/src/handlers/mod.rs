@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod balance;
+pub mod consent;
 pub mod drafts;
 pub mod generate;
 pub mod health;

@@ -20,6 +20,8 @@
 //!   and ignored. A signature failure is 400; Apple retries non-2xx answers.
 //! - A signed auto-renewable subscription transaction submitted to `POST /v1/purchase/app-store`
 //!   pays its period (`fulfill_subscription_payment`), once per `transactionId`.
+//! - `CONSUMPTION_REQUEST` is recorded and answered through the App Store Server API
+//!   ([`consumption_request`], `crate::appstore_api`).
 
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
@@ -248,6 +250,58 @@ async fn subscription_notification(
     Ok(respond::json(200, r#"{"received":true}"#.into()))
 }
 
+/// What `record_app_store_consumption_request` answers (the parts read here).
+#[derive(Deserialize)]
+struct Recorded {
+    request: RecordedRequest,
+    recorded: bool,
+}
+
+#[derive(Deserialize)]
+struct RecordedRequest {
+    id: String,
+    status: String,
+}
+
+/// `CONSUMPTION_REQUEST` (the customer asked Apple for a refund; migrations/README.md, "App Store
+/// consumption requests"): recorded once per `notificationUUID` for the purchase of its
+/// transaction, then answered at once through the App Store Server API when the user consented
+/// (`crate::appstore_api`; the cron retries until Apple accepts or 12 hours pass). The answer to
+/// Apple's notification is 200 once recorded, whatever the App Store Server API said. A
+/// transaction of a product type this app does not sell is acknowledged and ignored.
+async fn consumption_request(cx: &Cx, settings: &Settings, n: &rules::Notification<'_>) -> Result<Response, ApiError> {
+    let signed_tx = n
+        .signed_transaction
+        .ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification carries no transaction."))?;
+    let tx_payload = verified(signed_tx, settings, "invalid_notification_signature").await?;
+    let tx = match rules::transaction(&payload_json(&tx_payload)?, &settings.expect()) {
+        Ok(tx) => tx,
+        Err(e) if e.code == "unsupported_product_type" => {
+            crate::log::info(crate::log::event("app_store_notification_ignored").str("reason", "product_type"));
+            return Ok(respond::json(200, r#"{"received":true,"ignored":"product_type"}"#.into()));
+        }
+        Err(e) => return Err(e),
+    };
+    let signed_at = shared::stripe_billing::iso(n.signed_ms.div_euclid(1000))
+        .ok_or_else(|| ApiError::new(400, "invalid_notification", "The notification has no valid signedDate."))?;
+    let args = json!({
+        "p_notification_uuid": n.notification_uuid,
+        "p_transaction_id": tx.transaction_id,
+        "p_environment": n.environment.unwrap_or(&settings.environment),
+        "p_signed_at": signed_at,
+        "p_consumption_request_reason": n.consumption_request_reason,
+    })
+    .to_string();
+    let raw = db::rpc(&cx.cfg, Caller::Service, "record_app_store_consumption_request", &args).await?;
+    let recorded: Recorded = serde_json::from_str(&raw).map_err(|e| {
+        ApiError::internal().because(format!("record_app_store_consumption_request answered unexpected JSON: {e}"))
+    })?;
+    if recorded.recorded && recorded.request.status == "pending" {
+        crate::appstore_api::send_one(&cx.env, &cx.cfg, &recorded.request.id).await;
+    }
+    Ok(respond::json(200, r#"{"received":true}"#.into()))
+}
+
 pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let settings = Settings::read(&cx)?;
     shared::input::require_json(cx.header("content-type").as_deref())?;
@@ -260,6 +314,9 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     let payload = verified(&outer.signed_payload, &settings, "invalid_notification_signature").await?;
     let payload = payload_json(&payload)?;
     let n = rules::notification(&payload, &settings.expect())?;
+    if n.notification_type == "CONSUMPTION_REQUEST" {
+        return consumption_request(&cx, &settings, &n).await;
+    }
     let subscription_event = matches!(
         n.notification_type,
         "SUBSCRIBED" | "DID_RENEW" | "DID_FAIL_TO_RENEW" | "EXPIRED" | "DID_CHANGE_RENEWAL_PREF"
