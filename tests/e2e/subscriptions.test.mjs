@@ -414,6 +414,12 @@ test('a quarter of renewals on the business clock: grants, upgrade, spending, sw
     for (const e of [e3, eUp, e2, e1]) assert.equal((await deliver(e)).status, 200);
     await step('late duplicates', '', '0/0');
     assert.equal(sql(`select count(*) from public.purchases where user_id = '${u.id}'`), '4', 'three periods and one upgrade');
+
+    // Day 95: period 2 refunded in full: its credits were spent or expired, so all 1000 become debt.
+    setClock(at(95));
+    assert.equal((await deliver(evt('charge.refunded', { id: `ch_${uid()}`, object: 'charge', payment_intent: p2.pi, amount: 2999, amount_refunded: 2999, refunded: true }))).status, 200);
+    await step('period 2 refunded after the end', 'refund:0d1000', '0/1000');
+    assert.equal(sql(`select status from public.purchases where provider_payment_id = '${p2.pi}'`), 'refunded');
   } finally {
     clearClock();
   }
