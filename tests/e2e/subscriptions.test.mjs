@@ -307,8 +307,10 @@ test('a quarter of renewals on the business clock: grants, upgrade, spending, sw
     const u = createUser();
     const sub = `sub_${uid()}`;
     let mark = lastLedger(u.id);
-    const step = async (label, expectLedger, expectBalance) => {
-      assert.equal(types(ledger(u.id, mark)), expectLedger, `${label}: ledger`);
+    // Rows of one call that the SQL orders by grant id (expire rows of two grants) are compared sorted.
+    const step = async (label, expectLedger, expectBalance, { sorted = false } = {}) => {
+      const sort = (text) => (sorted ? text.split(' ').sort().join(' ') : text);
+      assert.equal(sort(types(ledger(u.id, mark))), sort(expectLedger), `${label}: ledger`);
       assert.equal(await balance(u), expectBalance, `${label}: balance`);
       assert.deepEqual(reconcile(), [], `${label}: reconcile`);
       mark = lastLedger(u.id);
@@ -406,7 +408,7 @@ test('a quarter of renewals on the business clock: grants, upgrade, spending, sw
     await sweep(u);
     const deleted = evt('customer.subscription.deleted', { ...stripe.state.subscriptions.get(sub), status: 'canceled' }, undefined, now() + 5);
     assert.equal((await deliver(deleted)).status, 200);
-    await step('period 3 ended, subscription ended', 'expire:-1300', '0/0');
+    await step('period 3 ended, subscription ended', 'expire:-1000 expire:-300', '0/0', { sorted: true });
     s = await subscription(u);
     assert.deepEqual([s.status, s.renews, s.credits_this_period], ['ended', null, 0]);
 
