@@ -1,5 +1,6 @@
-//! Stripe's API from the Worker: creating Checkout Sessions (packs, subscriptions) and cancelling a
-//! subscription at its period end.
+//! Stripe's API from the Worker: creating Checkout Sessions (packs, subscriptions), cancelling a
+//! subscription at its period end, and listing an invoice's payments (which PaymentIntent paid a
+//! subscription invoice delivered without one, API 2025-03-31.basil and later).
 //!
 //! Form-encoded body (`shared::stripe::Checkout::form`), the secret key as Bearer, an
 //! `Idempotency-Key` derived from the purchase, a 10-second deadline. Stripe unreachable, timing
@@ -62,19 +63,45 @@ pub fn session_of(body: &str) -> Result<(String, String), ApiError> {
 /// 200. Stripe refusing the key for other parameters (`idempotency_error`) is 422
 /// `idempotency_key_reused` (the client reused its key for another request); 429 and 5xx are 503.
 pub async fn post_form(base: &str, secret_key: &str, path: &str, form: &str, key: &str) -> Result<String, ApiError> {
+    send(base, secret_key, path, Some((form, key)), None).await
+}
+
+/// The API version whose shapes [`get`] reads (the Invoice Payments API exists from it on).
+pub const API_VERSION: &str = "2025-03-31.basil";
+
+/// One `GET {base}{path_and_query}` to Stripe's API pinned to [`API_VERSION`]; the body of a 200.
+/// Errors as for [`post_form`] (429 and 5xx: 503, so a webhook delivery waiting on it is retried).
+pub async fn get(base: &str, secret_key: &str, path_and_query: &str) -> Result<String, ApiError> {
+    send(base, secret_key, path_and_query, None, Some(API_VERSION)).await
+}
+
+async fn send(
+    base: &str,
+    secret_key: &str,
+    path: &str,
+    form_and_key: Option<(&str, &str)>,
+    version: Option<&str>,
+) -> Result<String, ApiError> {
     let headers = web_sys::Headers::new().map_err(|_| ApiError::internal().because("Headers could not be built"))?;
     let set = |k: &str, v: &str| {
         headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")))
     };
     set("authorization", &format!("Bearer {secret_key}"))?;
-    set("content-type", "application/x-www-form-urlencoded")?;
-    set("idempotency-key", key)?;
+    if let Some(version) = version {
+        set("stripe-version", version)?;
+    }
     // One deadline for the whole exchange, headers and body.
     let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
+    if let Some((form, key)) = form_and_key {
+        set("content-type", "application/x-www-form-urlencoded")?;
+        set("idempotency-key", key)?;
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(form));
+    } else {
+        init.set_method("GET");
+    }
     init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(form));
     init.set_signal(Some(&signal));
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let req = web_sys::Request::new_with_str_and_init(&url, &init)

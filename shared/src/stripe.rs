@@ -119,7 +119,20 @@ pub fn parse_session(body: &[u8]) -> Option<(String, String)> {
 /// What an event asks of the database: one service-role RPC and its JSON arguments, or nothing.
 #[derive(Debug, PartialEq)]
 pub enum Action {
-    Rpc { name: &'static str, args: String },
+    Rpc {
+        name: &'static str,
+        args: String,
+    },
+    /// A subscription invoice paid with no PaymentIntent in the payload (API 2025-03-31.basil and
+    /// later: `payments` is not in webhook payloads): first ask Stripe which PaymentIntent paid
+    /// `invoice` (`GET /v1/invoice_payments`, [`crate::stripe_billing::invoice_payments_path`]),
+    /// then call `name` with `args` keyed by it ([`crate::stripe_billing::keyed_by`]); `args` are
+    /// keyed by the invoice id until then, which stays the key when no PaymentIntent paid it.
+    RpcKeyedByInvoicePayment {
+        name: &'static str,
+        args: String,
+        invoice: String,
+    },
     Ignore(&'static str),
 }
 
@@ -343,7 +356,7 @@ mod tests {
 
     fn rpc_name(a: Action) -> String {
         match a {
-            Action::Rpc { name, .. } => name.into(),
+            Action::Rpc { name, .. } | Action::RpcKeyedByInvoicePayment { name, .. } => name.into(),
             Action::Ignore(why) => format!("ignore:{why}"),
         }
     }

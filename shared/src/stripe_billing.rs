@@ -13,6 +13,11 @@
 //!   period (`fulfill_subscription_payment`): the plan from the subscription line's price, the
 //!   period from that line, keyed by the invoice's PaymentIntent (so `charge.refunded` and
 //!   `charge.dispute.*` of it find it), or the invoice id when it has none (nothing charged).
+//!   The PaymentIntent is read from the payload (`payment_intent` before 2025-03-31, an expanded
+//!   `payments` list after); a basil (or later) payload has neither, so for an invoice with
+//!   `amount_paid > 0` the Worker asks Stripe first: `GET /v1/invoice_payments?invoice=..&status=paid`
+//!   ([`Action::RpcKeyedByInvoicePayment`]). Refunds and disputes carry the PaymentIntent, so
+//!   whichever arrives first, both name the same payment.
 //! - `invoice.paid` with `subscription_update`: a mid-period upgrade, the proration lines naming
 //!   the new price (positive) and the old one (negative); the database grants the difference of
 //!   the two plans' credits (nothing if not an upgrade).
@@ -299,23 +304,96 @@ fn invoice_event(kind: &str, id: &str, created: i64, object: &Value) -> Result<A
         return Ok(Action::Ignore("no_subscription_line"));
     };
     let period = line.period.as_ref().ok_or_else(|| bad("lines.data.period"))?;
-    let payment = invoice
+    let intent = invoice
         .payments
         .as_ref()
         .and_then(|p| p.data.iter().find_map(|x| x.payment.as_ref().and_then(|r| r.payment_intent.as_ref())))
         .or(invoice.payment_intent.as_ref())
-        .map(Expandable::id)
-        .unwrap_or(invoice.id.as_str());
-    rpc(
-        "fulfill_subscription_payment",
-        json!({
+        .map(Expandable::id);
+    let charged = invoice.amount_paid.as_ref().and_then(Value::as_i64).is_some_and(|a| a > 0);
+    let payment = intent.unwrap_or(invoice.id.as_str());
+    let args = json!({
             "p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id, "p_event_type": kind,
             "p_user_id": user, "p_provider_subscription_id": subscription, "p_plan_id": line.price(),
             "p_period_start": iso(period.start).ok_or_else(|| bad("period.start"))?,
             "p_period_end": iso(period.end).ok_or_else(|| bad("period.end"))?,
             "p_amount_cents": invoice.amount_paid, "p_currency": invoice.currency, "p_from_plan_id": from_plan,
-        }),
-    )
+    });
+    if intent.is_none() && charged {
+        if !valid_invoice_id(&invoice.id) {
+            return Err(bad("id"));
+        }
+        return Ok(Action::RpcKeyedByInvoicePayment {
+            name: "fulfill_subscription_payment",
+            args: args.to_string(),
+            invoice: invoice.id,
+        });
+    }
+    rpc("fulfill_subscription_payment", args)
+}
+
+fn valid_invoice_id(id: &str) -> bool {
+    id.starts_with("in_") && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The path and query of `GET /v1/invoice_payments` listing an invoice's paid payments (Stripe's
+/// Invoice Payments API, 2025-03-31.basil and later).
+pub fn invoice_payments_path(invoice: &str) -> String {
+    format!("/v1/invoice_payments?{}", form_encode(&[("invoice", invoice), ("status", "paid")]))
+}
+
+#[derive(Deserialize, Debug)]
+struct InvoicePaymentObject {
+    #[serde(default)]
+    is_default: bool,
+    status: Option<String>,
+    payment: Option<InvoicePaymentDetails>,
+}
+
+#[derive(Deserialize, Debug)]
+struct InvoicePaymentDetails {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    payment_intent: Option<Expandable>,
+}
+
+#[derive(Deserialize, Debug)]
+struct InvoicePaymentList {
+    object: String,
+    data: Vec<InvoicePaymentObject>,
+}
+
+/// The PaymentIntent that paid the invoice, from a `GET /v1/invoice_payments` answer: among the
+/// `paid` payments of type `payment_intent`, the default one, else the oldest (Stripe lists newest
+/// first). `Ok(None)`: nothing was paid by a PaymentIntent (out of band, customer balance), so the
+/// invoice id stays the key. `Err`: not a list of invoice payments.
+pub fn paid_payment_intent(body: &str) -> Result<Option<String>, ApiError> {
+    let unexpected = || ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.");
+    let list: InvoicePaymentList = serde_json::from_str(body).map_err(|_| unexpected())?;
+    if list.object != "list" {
+        return Err(unexpected());
+    }
+    let paid: Vec<(&InvoicePaymentObject, &str)> = list
+        .data
+        .iter()
+        .filter(|p| p.status.as_deref() == Some("paid"))
+        .filter_map(|p| {
+            let d = p.payment.as_ref()?;
+            (d.kind.as_deref() == Some("payment_intent")).then_some(())?;
+            Some((p, d.payment_intent.as_ref()?.id()))
+        })
+        .filter(|(_, id)| id.starts_with("pi_") && id.len() <= 255)
+        .collect();
+    let chosen = paid.iter().find(|(p, _)| p.is_default).or(paid.last());
+    Ok(chosen.map(|(_, id)| (*id).to_owned()))
+}
+
+/// `args` (an RPC's JSON arguments) keyed by `payment` (`p_provider_payment_id`).
+pub fn keyed_by(args: &str, payment: &str) -> Result<String, ApiError> {
+    let mut v: Value =
+        serde_json::from_str(args).map_err(|e| ApiError::internal().because(format!("RPC arguments: {e}")))?;
+    v["p_provider_payment_id"] = Value::from(payment);
+    Ok(v.to_string())
 }
 
 /// What a subscription-mode Checkout Session is made from.
@@ -371,6 +449,9 @@ mod tests {
     fn args(a: Result<Action, ApiError>) -> (String, Value) {
         match a.unwrap() {
             Action::Rpc { name, args } => (name.into(), serde_json::from_str(&args).unwrap()),
+            Action::RpcKeyedByInvoicePayment { name, args, invoice } => {
+                (format!("{name} after invoice_payments of {invoice}"), serde_json::from_str(&args).unwrap())
+            }
             Action::Ignore(why) => (format!("ignore:{why}"), Value::Null),
         }
     }
@@ -445,6 +526,59 @@ mod tests {
             parse_billing_event("invoice.paid", "e", Some(1), &json!({"id": 5})).unwrap().unwrap_err().code,
             "invalid_event"
         );
+    }
+
+    #[test]
+    fn keys_a_basil_invoice_by_the_payment_intent_stripe_names() {
+        // A basil payload: no payment_intent, no payments list.
+        let mut basil = invoice("subscription_cycle", vec![line("price_pro", 2999, false, 1, 2)]);
+        basil.as_object_mut().unwrap().remove("payments");
+        let (name, a) = args(parse_billing_event("invoice.paid", "evt_1", Some(1), &basil).unwrap());
+        assert_eq!(name, "fulfill_subscription_payment after invoice_payments of in_1");
+        assert_eq!(a["p_provider_payment_id"], "in_1", "keyed by the invoice until Stripe names the PaymentIntent");
+        assert_eq!(invoice_payments_path("in_1"), "/v1/invoice_payments?invoice=in_1&status=paid");
+        // Nothing charged: no look-up, the invoice id is the key.
+        basil["amount_paid"] = json!(0);
+        let (name, a) = args(parse_billing_event("invoice.paid", "evt_1", Some(1), &basil).unwrap());
+        assert_eq!((name.as_str(), &a["p_provider_payment_id"]), ("fulfill_subscription_payment", &json!("in_1")));
+        basil["amount_paid"] = json!(2999);
+        basil["id"] = json!("in_1&status=open");
+        assert_eq!(
+            parse_billing_event("invoice.paid", "e", Some(1), &basil).unwrap().unwrap_err().code,
+            "invalid_event"
+        );
+
+        let pay = |pi: &str, status: &str, default: bool| {
+            json!({"id": "inpay_1", "object": "invoice_payment", "invoice": "in_1", "is_default": default,
+                "status": status, "payment": {"type": "payment_intent", "payment_intent": pi}})
+        };
+        let list = |data: Vec<Value>| {
+            json!({"object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data}).to_string()
+        };
+        assert_eq!(paid_payment_intent(&list(vec![pay("pi_a", "paid", true)])).unwrap().as_deref(), Some("pi_a"));
+        assert_eq!(
+            paid_payment_intent(&list(vec![pay("pi_new", "paid", false), pay("pi_old", "paid", false)]))
+                .unwrap()
+                .as_deref(),
+            Some("pi_old"),
+            "without a default, the oldest paid payment"
+        );
+        assert_eq!(
+            paid_payment_intent(&list(vec![pay("pi_x", "paid", false), pay("pi_d", "paid", true)])).unwrap().as_deref(),
+            Some("pi_d")
+        );
+        assert_eq!(paid_payment_intent(&list(vec![pay("pi_o", "open", true)])).unwrap(), None);
+        let record = json!({"object": "invoice_payment", "status": "paid", "is_default": true,
+            "payment": {"type": "payment_record", "payment_record": "prec_1"}});
+        assert_eq!(paid_payment_intent(&list(vec![record])).unwrap(), None, "paid out of band");
+        assert_eq!(
+            paid_payment_intent("{\"object\": \"invoice\", \"data\": []}").unwrap_err().code,
+            "payment_provider_error"
+        );
+        assert_eq!(paid_payment_intent("nope").unwrap_err().code, "payment_provider_error");
+        let keyed: Value =
+            serde_json::from_str(&keyed_by(r#"{"p_provider_payment_id":"in_1","p_x":1}"#, "pi_a").unwrap()).unwrap();
+        assert_eq!(keyed, json!({"p_provider_payment_id": "pi_a", "p_x": 1}));
     }
 
     #[test]

@@ -90,6 +90,7 @@ insert into expected_execute values
   ('public.reconcile()', false, false, true),
   ('public.cleanup_expired()', false, false, true),
   ('app.now()', false, false, false),
+  ('app.refuse_business_clock_write()', false, false, false),
   ('app.require_user()', false, false, false),
   ('app.require_service_role()', false, false, false),
   ('app.handle_new_user()', false, false, false),

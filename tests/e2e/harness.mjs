@@ -4,7 +4,8 @@
 // Exposes: `stack` (where everything is), `startWorker(overrides)` (a Worker on a loopback port
 // with the bindings of the local stack, overridable per test), `mintToken(claims, opts)` (an
 // HS256 Supabase-shaped access token signed with the local secret), `sql(query)` (psql as the
-// superuser, for arranging and checking state), `createUser(opts)` (an auth.users row, as
+// superuser, for arranging and checking state), `setClock(when)` / `clearClock()` (the business
+// clock of every session, PostgREST's included), `createUser(opts)` (an auth.users row, as
 // Supabase Auth makes on sign-up, with a token for it), `signPipeline(body)` and `signUpload(..)` (a pipeline callback
 // signature), and each Worker's `queued` list: the messages its JOBS_QUEUE producer sent, as a
 // queue consumer (a second Worker in the same workerd) received them.
@@ -248,6 +249,33 @@ export function sql(query) {
   return execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', stack.pgPort, '-U', 'postgres', '-d', 'postgres', '-c', query], {
     encoding: 'utf8',
   }).trim();
+}
+
+/**
+ * Moves the business clock (app.now()) of every database session, PostgREST's included, to `when`
+ * (a Date, ISO text or Unix seconds): the one row of app.business_clock, which only a superuser
+ * session (this psql) can write. The clock is global to the database and the end-to-end files share
+ * it, so it is only safe while no other file runs: tests/run.sh runs the files one at a time
+ * (`--test-concurrency=1`). A test that moves it clears it when it ends (`clearClock()` in a
+ * `finally` or `after`); should it not, this process clears it on exit. Setting it while another
+ * process has it set throws instead of moving that process's time.
+ */
+export function setClock(when) {
+  const iso = when instanceof Date ? when.toISOString() : typeof when === 'number' ? new Date(when * 1000).toISOString() : String(when);
+  const owner = `e2e:${process.pid}`;
+  const holder = sql(`select set_by from app.business_clock`);
+  if (holder && holder !== owner) throw new Error(`the business clock is already set by ${holder}: end-to-end files that move it must not run concurrently`);
+  sql(`insert into app.business_clock (now, set_by) values ('${iso}', '${owner}') on conflict (id) do update set now = excluded.now, set_by = excluded.set_by, set_at = now()`);
+  if (!clockExitHook) {
+    clockExitHook = true;
+    process.on('exit', () => { try { clearClock(); } catch { /* the database may be gone */ } });
+  }
+}
+let clockExitHook = false;
+
+/** Gives the business clock back to real time (only if this process set it). */
+export function clearClock() {
+  sql(`delete from app.business_clock where set_by = 'e2e:${process.pid}'`);
 }
 
 /** Runs a query and returns its rows as objects. */

@@ -1,5 +1,6 @@
 // A local stand-in for the part of Stripe's API the Worker calls: POST /v1/checkout/sessions (in
-// `payment` and `subscription` mode) and POST /v1/subscriptions/{id} (cancel at period end).
+// `payment` and `subscription` mode), POST /v1/subscriptions/{id} (cancel at period end) and
+// GET /v1/invoice_payments (which PaymentIntent paid an invoice).
 //
 // It checks each request the way Stripe's API reference specifies it and answers as Stripe does:
 // - `Authorization: Bearer <secret key>` (401 `invalid_request_error` otherwise);
@@ -14,6 +15,14 @@
 //   updated `subscription` object;
 // - `Idempotency-Key`: the same key with the same parameters returns the saved answer (the same
 //   session); the same key with other parameters is 400 `idempotency_error`.
+// - `GET /v1/invoice_payments` (the Invoice Payments API, 2025-03-31.basil and later): only the
+//   documented query parameters (`invoice`, `status` one of `canceled`/`open`/`paid`, `payment[type]`
+//   (`payment_intent` or `payment_record`, required when `payment[...]` is given) with
+//   `payment[payment_intent]`, `limit` 1..100, `starting_after`, `ending_before`, `expand[]`),
+//   else 400 `parameter_unknown` / `parameter_invalid_*`; no body; a `Stripe-Version` header, if
+//   sent, must name 2025-03-31 or later (the API before it has no such endpoint: 404). Answers a
+//   `list` of the `invoice_payment` objects the test registered with `payInvoice(invoice,
+//   paymentIntent, amount)` (or in `state.invoicePayments`), newest first, filtered as asked.
 // Errors have Stripe's shape `{ "error": { "type", "code"?, "message", "param"? } }`. Answers are
 // `checkout.session` objects. `down = true` makes it answer 500 `api_error` (Stripe unavailable).
 //
@@ -46,7 +55,7 @@ function absoluteUrl(s) {
 
 export async function startStripeStandin({ checkout = null } = {}) {
   const idempotency = new Map(); // key -> { params, status, body }
-  const state = { requests: [], sessions: new Map(), down: false, webhooks: [], subscriptions: new Map() };
+  const state = { requests: [], sessions: new Map(), down: false, webhooks: [], subscriptions: new Map(), invoicePayments: [] };
   let base;
   const server = http.createServer((req, res) => {
     let raw = '';
@@ -62,6 +71,7 @@ export async function startStripeStandin({ checkout = null } = {}) {
           res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
         });
       }
+      if (req.method === 'GET' && req.url.split('?')[0] === '/v1/invoice_payments') return listInvoicePayments(req, raw, res, state);
       const subPath = /^\/v1\/subscriptions\/(sub_[A-Za-z0-9_]+)$/.exec(req.url);
       if (req.method !== 'POST' || (req.url !== '/v1/checkout/sessions' && !subPath)) {
         return error(res, 404, 'invalid_request_error', `Unrecognized request URL (${req.method}: ${req.url}).`);
@@ -144,11 +154,54 @@ export async function startStripeStandin({ checkout = null } = {}) {
   });
   await new Promise((resolve) => server.listen(checkout?.port ?? 0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${server.address().port}`;
+  let paid = 0;
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     state,
+    /** Records that `paymentIntent` paid `invoice` (what Stripe's Invoice Payments API then lists). */
+    payInvoice(invoice, paymentIntent, amount, { status = 'paid', isDefault = true } = {}) {
+      paid += 1;
+      const created = Math.floor(Date.now() / 1000) + paid; // strictly increasing: newest first is well defined
+      state.invoicePayments.push({
+        id: `inpay_${randomBytes(12).toString('hex')}`, object: 'invoice_payment', amount_paid: status === 'paid' ? amount : null,
+        amount_requested: amount, created, currency: 'usd', invoice, is_default: isDefault, livemode: false,
+        payment: { type: 'payment_intent', payment_intent: paymentIntent }, status,
+        status_transitions: { canceled_at: null, paid_at: status === 'paid' ? created : null },
+      });
+    },
     close: () => new Promise((resolve) => server.close(resolve)),
   };
+}
+
+/** GET /v1/invoice_payments, checked as Stripe's API reference describes it. */
+function listInvoicePayments(req, raw, res, state) {
+  const fail = (status, body) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
+  if (req.headers.authorization !== `Bearer ${STRIPE_TEST_KEY}`) return error(res, 401, 'invalid_request_error', 'Invalid API Key provided.');
+  const version = req.headers['stripe-version'];
+  if (version !== undefined) {
+    const m = /^(\d{4}-\d{2}-\d{2})\.[a-z]+$/.exec(version);
+    if (!m) return error(res, 400, 'invalid_request_error', `Invalid Stripe API version: ${version}`);
+    if (m[1] < '2025-03-31') return error(res, 404, 'invalid_request_error', `Unrecognized request URL (GET: /v1/invoice_payments).`);
+  }
+  if (raw !== '') return error(res, 400, 'invalid_request_error', 'A GET request takes its parameters in the query string.');
+  const query = new URLSearchParams(req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '');
+  const bad = (code, param, message) => fail(400, { error: { type: 'invalid_request_error', code, param, message } });
+  const allowed = new Set(['invoice', 'status', 'payment[type]', 'payment[payment_intent]', 'limit', 'starting_after', 'ending_before', 'expand[]']);
+  for (const k of query.keys()) if (!allowed.has(k)) return bad('parameter_unknown', k, `Received unknown parameter: ${k}`);
+  const status = query.get('status');
+  if (status !== null && !['canceled', 'open', 'paid'].includes(status)) return bad('parameter_invalid_string', 'status', `Invalid status: must be one of canceled, open, or paid`);
+  const type = query.get('payment[type]');
+  if (query.has('payment[payment_intent]') && type === null) return bad('parameter_missing', 'payment[type]', 'Missing required param: payment[type].');
+  if (type !== null && !['payment_intent', 'payment_record'].includes(type)) return bad('parameter_invalid_string', 'payment[type]', 'Invalid payment[type]: must be one of payment_intent or payment_record');
+  const limit = query.get('limit') === null ? 10 : Number(query.get('limit'));
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) return bad('parameter_invalid_integer', 'limit', 'This value must be between 1 and 100.');
+  const data = state.invoicePayments
+    .filter((p) => (query.get('invoice') === null || p.invoice === query.get('invoice'))
+      && (status === null || p.status === status)
+      && (type === null || p.payment.type === type)
+      && (!query.has('payment[payment_intent]') || p.payment.payment_intent === query.get('payment[payment_intent]')))
+    .sort((a, b) => b.created - a.created);
+  fail(200, { object: 'list', url: '/v1/invoice_payments', has_more: data.length > limit, data: data.slice(0, limit) });
 }
 
 const escape = (v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

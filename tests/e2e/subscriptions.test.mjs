@@ -2,12 +2,18 @@
 // checkout in subscription mode through the Stripe stand-in, signed Billing webhooks granting one
 // grant per paid period (duplicated, concurrent and reordered deliveries), rollover, an upgrade
 // mid-period, a failed renewal, a cancellation through Stripe's API, and a refunded renewal
-// leaving debt. PostgREST cannot move the business clock (only the tests' superuser can), so the
-// periods are placed around the real clock: one that ended a day ago, the current one, the next.
+// leaving debt. Most tests place the periods around the real clock (one that ended a day ago, the
+// current one, the next); 'a quarter of renewals' moves the business clock (harness `setClock`,
+// every session's app.now(), PostgREST's included) through three periods and their ends, and runs
+// the cron's expiry sweep at each end. The clock is global to the database: this file restores it
+// in `finally`, and tests/run.sh runs the end-to-end files one at a time, so no other file sees it.
+// Invoices come in both Stripe shapes: with `payments` (expanded) and as the 2025-03-31.basil
+// webhook payload delivers them (no PaymentIntent), for which the Worker asks the stand-in's
+// Invoice Payments API which PaymentIntent paid the invoice.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { startWorker, createUser, bearer, sql, sqlRows } from './harness.mjs';
+import { startWorker, createUser, bearer, sql, sqlRows, stack, setClock, clearClock } from './harness.mjs';
 import { startStripeStandin, STRIPE_TEST_KEY } from './stripe-standin.mjs';
 import { makeChain, signJws, transactionPayload, notificationPayload, BUNDLE_ID, ENVIRONMENT } from './purchase-appstore-certs.mjs';
 
@@ -24,7 +30,7 @@ before(async () => {
     CHECKOUT_CANCEL_URL: 'https://app.example.test/plans',
   });
 });
-after(async () => { await w?.dispose(); await stripe?.close(); });
+after(async () => { clearClock(); await w?.dispose(); await stripe?.close(); });
 
 const DAY = 86400;
 const now = () => Math.floor(Date.now() / 1000);
@@ -33,6 +39,7 @@ const json = (headers = {}) => ({ 'content-type': 'application/json', ...headers
 const reconcile = () => JSON.parse(sql('select public.reconcile()'));
 const ledger = (id, since = 0) => sqlRows(`select id, type, delta_available as a, delta_debt as d from public.credit_ledger where user_id = '${id}' and id > ${since} order by id`);
 const lastLedger = (id) => Number(sql(`select coalesce(max(id), 0) from public.credit_ledger where user_id = '${id}'`));
+const iso = (secs) => new Date(secs * 1000).toISOString().replace('.000Z', '+00:00');
 const types = (rows) => rows.map((r) => `${r.type}:${r.a}${r.d ? `d${r.d}` : ''}`).join(' ');
 
 async function balance(user) {
@@ -53,7 +60,7 @@ function deliver(event) {
   const sig = createHmac('sha256', WHSEC).update(`${t}.${body}`).digest('hex');
   return w.fetch('/v1/purchase/stripe-webhook', { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${t},v1=${sig}` }, body });
 }
-const evt = (type, object, id = `evt_${uid()}`) => ({ id, object: 'event', api_version: '2025-03-31.basil', created: now(), livemode: false, type, data: { object } });
+const evt = (type, object, id = `evt_${uid()}`, created = now()) => ({ id, object: 'event', api_version: '2025-03-31.basil', created, livemode: false, type, data: { object } });
 
 // Invoice lines and invoices as Stripe's current API shapes them.
 const line = (price, amount, start, end, proration = false) => ({
@@ -71,6 +78,30 @@ function invoice({ user, sub, pi = `pi_${uid()}`, reason = 'subscription_cycle',
 }
 const period = (user, sub, start, end, { price = 'price_plan_pro_monthly', amount = 2999, pi } = {}) =>
   invoice({ user, sub, pi, lines: [line(price, amount, start, end)], amount });
+/**
+ * An invoice as a 2025-03-31.basil webhook payload carries it: no `payment_intent`, no `payments`
+ * (not included unless expanded). `pi` paid it: registered with the stand-in's Invoice Payments API
+ * unless `paid: false` (then the test registers it when the payment succeeds).
+ */
+function basil(user, sub, start, end, { price = 'price_plan_pro_monthly', amount = 2999, reason = 'subscription_cycle', lines, pi = `pi_${uid()}`, paid = true } = {}) {
+  const inv = invoice({ user, sub, reason, amount, lines: lines ?? [line(price, amount, start, end)] });
+  delete inv.payments;
+  if (paid) stripe.payInvoice(inv.id, pi, amount);
+  return { inv, pi };
+}
+/** The Invoice Payments requests the Worker sent since `from`, as `<path>?<query> <stripe-version>`. */
+const lookups = (from) => stripe.state.requests.slice(from).filter((r) => r.url.startsWith('/v1/invoice_payments'))
+  .map((r) => `${r.method} ${r.url} ${r.headers['stripe-version']}`);
+/** Fires the cron trigger (the sweepers) until the user's grants past their expiry have expire rows. */
+async function sweep(user) {
+  for (let i = 0; i < 5; i += 1) {
+    const res = await fetch(`${w.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
+    assert.equal(res.status, 200);
+    const left = sql(`select count(*) from public.credit_grants where user_id = '${user.id}' and remaining > 0 and expires_at <= app.now()`);
+    if (left === '0') return;
+  }
+  assert.fail('the sweep did not expire the user\'s credits');
+}
 
 test('checkout: a Checkout Session in subscription mode, the same for a retry; bad input and refusals write nothing', async () => {
   const u = createUser();
@@ -262,6 +293,202 @@ test('webhook events that are not ours or not subscriptions are acknowledged and
   assert.equal(await balance(u), '10/0');
 });
 
+test('a quarter of renewals on the business clock: grants, upgrade, spending, sweeps at each period end, rollover, a failed renewal, cancellation at the period end (basil invoices)', async () => {
+  // Only the database's clock moves: Stripe's event times and the Worker's clock (the cancel
+  // endpoint records Stripe's answer at its own time) stay real, as they are in production.
+  const T0 = now();
+  const at = (days, seconds = 0) => T0 + days * DAY + seconds;
+  const spend = async (user, amount) => {
+    const res = await w.fetch(`/v1/admin/users/${user.id}/adjustments`, { method: 'POST', headers: json({ authorization: `Bearer ${stack.serviceRoleKey}`, apikey: stack.serviceRoleKey, 'idempotency-key': randomUUID() }), body: JSON.stringify({ amount: -amount, reason: 'Spent in the app' }) });
+    assert.equal(res.status, 200, await res.clone().text());
+  };
+  try {
+    setClock(T0);
+    const u = createUser();
+    const sub = `sub_${uid()}`;
+    let mark = lastLedger(u.id);
+    // Rows of one call that the SQL orders by grant id (expire rows of two grants) are compared sorted.
+    const step = async (label, expectLedger, expectBalance, { sorted = false } = {}) => {
+      const sort = (text) => (sorted ? text.split(' ').sort().join(' ') : text);
+      assert.equal(sort(types(ledger(u.id, mark))), sort(expectLedger), `${label}: ledger`);
+      assert.equal(await balance(u), expectBalance, `${label}: balance`);
+      assert.deepEqual(reconcile(), [], `${label}: reconcile`);
+      mark = lastLedger(u.id);
+    };
+
+    // Day 0 + 1 h: the first period on Basic [day 0, day 30), delivered three times (two at once).
+    setClock(at(0, 3600));
+    const p1 = basil(u, sub, at(0), at(30), { price: 'price_plan_basic_monthly', amount: 999, reason: 'subscription_create' });
+    const e1 = evt('invoice.paid', p1.inv);
+    const seen = stripe.state.requests.length;
+    assert.deepEqual((await Promise.all([deliver(e1), deliver(e1)])).map((r) => r.status), [200, 200]);
+    assert.equal((await deliver(e1)).status, 200);
+    assert.deepEqual(lookups(seen), Array(3).fill(`GET /v1/invoice_payments?invoice=${p1.inv.id}&status=paid 2025-03-31.basil`),
+      'each delivery asks Stripe which PaymentIntent paid the invoice');
+    await step('period 1', 'purchase:200', '210/0');
+    assert.equal(sql(`select provider_payment_id from public.purchases where user_id = '${u.id}' and plan_id = 'basic-monthly'`), p1.pi,
+      'the period is keyed by the PaymentIntent that paid it');
+    let s = await subscription(u);
+    assert.deepEqual([s.status, s.plan.id, s.credits_this_period, s.renews.plan_id], ['active', 'basic-monthly', 200, 'basic-monthly']);
+
+    // Day 10: an upgrade to Pro grants the difference until day 30; delivered twice.
+    setClock(at(10));
+    const up = basil(u, sub, at(10), at(30), { reason: 'subscription_update', amount: 1333,
+      lines: [line('price_plan_basic_monthly', -666, at(10), at(30), true), line('price_plan_pro_monthly', 1999, at(10), at(30), true)] });
+    const eUp = evt('invoice.paid', up.inv);
+    assert.equal((await deliver(eUp)).status, 200);
+    assert.equal((await deliver(eUp)).status, 200);
+    await step('upgrade', 'purchase:800', '1010/0');
+    s = await subscription(u);
+    assert.deepEqual([s.plan.id, s.credits_this_period], ['pro-monthly', 1000]);
+
+    // Day 20: 300 spent (welcome 10 first, then the oldest paid grant of the same expiry).
+    setClock(at(20));
+    await spend(u, 300);
+    await step('spent in period 1', 'adjustment:-300', '710/0');
+
+    // Day 30 + 1 min: period 1 has ended; the cron's sweep expires what is left of it.
+    setClock(at(30, 60));
+    assert.equal(await balance(u), '0/0', 'credits past their expiry are worth nothing at once');
+    await sweep(u);
+    await step('period 1 ended, swept', 'expire:-710', '0/0');
+
+    // Day 30 + 1 h: period 2 on Pro is paid: its 1000, and 500 of period 1's 710 unspent (all
+    // expired by now, so nothing is moved) rolled over. A late redelivery of period 1 changes nothing.
+    setClock(at(30, 3600));
+    const p2 = basil(u, sub, at(30), at(60));
+    const e2 = evt('invoice.paid', p2.inv);
+    assert.equal((await deliver(e2)).status, 200);
+    assert.equal((await deliver(e1)).status, 200);
+    await step('period 2', 'purchase:1000 grant:500', '1500/0');
+    s = await subscription(u);
+    assert.deepEqual([s.current_period_start, s.current_period_end, s.credits_this_period],
+      [iso(at(30)), iso(at(60)), 1500]);
+
+    // Day 45: 1200 spent: the period grant (older) first, then 200 of the rollover grant.
+    setClock(at(45));
+    await spend(u, 1200);
+    await step('spent in period 2', 'adjustment:-1200', '300/0');
+
+    // Day 60 + 1 min: period 2 has ended and is swept.
+    setClock(at(60, 60));
+    await sweep(u);
+    await step('period 2 ended, swept', 'expire:-300', '0/0');
+
+    // Day 60 + 1 h: the renewal fails: no grant, past_due.
+    setClock(at(60, 3600));
+    const p3 = basil(u, sub, at(60), at(90), { paid: false, pi: `pi_${uid()}` });
+    assert.equal((await deliver(evt('invoice.payment_failed', { ...p3.inv, status: 'open', amount_paid: 0 }))).status, 200);
+    await step('renewal failed', '', '0/0');
+    assert.equal((await subscription(u)).status, 'past_due');
+
+    // Day 63: Stripe's retry succeeds: period 3's 1000 and 300 rolled over (period 2's unspent, expired).
+    setClock(at(63));
+    stripe.payInvoice(p3.inv.id, p3.pi, 2999);
+    const e3 = evt('invoice.paid', p3.inv);
+    assert.equal((await deliver(e3)).status, 200);
+    assert.equal((await deliver(e3)).status, 200);
+    await step('period 3 paid on retry', 'purchase:1000 grant:300', '1300/0');
+    s = await subscription(u);
+    assert.deepEqual([s.status, s.credits_this_period, s.renews.at], ['active', 1300, iso(at(90))]);
+
+    // Day 70: the user cancels: at the period end, through Stripe; the credits stay until then.
+    setClock(at(70));
+    stripe.state.subscriptions.set(sub, { id: sub, object: 'subscription', status: 'active', cancel_at_period_end: false, cancel_at: null,
+      metadata: { user_id: u.id, plan_id: 'pro-monthly' },
+      items: { object: 'list', data: [{ id: 'si_1', object: 'subscription_item', price: { id: 'price_plan_pro_monthly', object: 'price' }, current_period_start: at(60), current_period_end: at(90) }] } });
+    const cancel = await w.fetch('/v1/subscription/cancel', { method: 'POST', headers: bearer(u.token) });
+    assert.equal(cancel.status, 200);
+    s = (await cancel.json()).subscription;
+    assert.deepEqual([s.status, s.cancel_at_period_end, s.renews], ['canceled', true, null]);
+    await step('canceled at the period end', '', '1300/0');
+
+    // Day 90 + 1 min: period 3 ends and is swept; Stripe deletes the subscription; nothing renews.
+    setClock(at(90, 60));
+    await sweep(u);
+    const deleted = evt('customer.subscription.deleted', { ...stripe.state.subscriptions.get(sub), status: 'canceled' }, undefined, now() + 5);
+    assert.equal((await deliver(deleted)).status, 200);
+    await step('period 3 ended, subscription ended', 'expire:-1000 expire:-300', '0/0', { sorted: true });
+    s = await subscription(u);
+    assert.deepEqual([s.status, s.renews, s.credits_this_period], ['ended', null, 0]);
+
+    // Late duplicates of every paid period, in reverse order: nothing moves.
+    for (const e of [e3, eUp, e2, e1]) assert.equal((await deliver(e)).status, 200);
+    await step('late duplicates', '', '0/0');
+    assert.equal(sql(`select count(*) from public.purchases where user_id = '${u.id}'`), '4', 'three periods and one upgrade');
+
+    // Day 95: period 2 refunded in full: its credits were spent or expired, so all 1000 become debt.
+    setClock(at(95));
+    assert.equal((await deliver(evt('charge.refunded', { id: `ch_${uid()}`, object: 'charge', payment_intent: p2.pi, amount: 2999, amount_refunded: 2999, refunded: true }))).status, 200);
+    await step('period 2 refunded after the end', 'refund:0d1000', '0/1000');
+    assert.equal(sql(`select status from public.purchases where provider_payment_id = '${p2.pi}'`), 'refunded');
+  } finally {
+    clearClock();
+  }
+  assert.equal(sql('select count(*) from app.business_clock'), '0', 'the clock is back to real time');
+});
+
+test('basil: a renewal refunded and another disputed claw back like a pack\'s; a refund delivered before its invoice waits for it', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const charge = (pi, amountRefunded) => ({ id: `ch_${pi.slice(3)}`, object: 'charge', payment_intent: pi, amount: 2999, amount_refunded: amountRefunded, refunded: amountRefunded === 2999 });
+  const dispute = (pi, status) => ({ id: `dp_${pi.slice(3)}`, object: 'dispute', charge: `ch_${pi.slice(3)}`, payment_intent: pi, amount: 2999, status });
+  const p1 = basil(u, sub, t - DAY, t + 29 * DAY);
+  const p2 = basil(u, sub, t + 29 * DAY, t + 59 * DAY);
+  assert.equal((await deliver(evt('invoice.paid', p1.inv))).status, 200);
+  assert.equal((await deliver(evt('invoice.paid', p2.inv))).status, 200, 'the renewal, paid early');
+  assert.equal(await balance(u), '2010/0');
+
+  // The renewal refunded in full (Stripe's charge names the PaymentIntent, not the invoice).
+  let mark = lastLedger(u.id);
+  const refund = evt('charge.refunded', charge(p2.pi, 2999));
+  assert.equal((await deliver(refund)).status, 200);
+  assert.equal((await deliver(refund)).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'refund:-1000', 'its own grant first');
+  assert.equal(await balance(u), '1010/0');
+  assert.equal(sql(`select status from public.purchases where provider_payment_id = '${p2.pi}'`), 'refunded');
+
+  // The first period disputed: its own grant (500 left after the rollover), then the user's other
+  // credits in draw-down order; won: given back.
+  mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('charge.dispute.created', dispute(p1.pi, 'needs_response')))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'clawback:-1000');
+  assert.equal(await balance(u), '10/0');
+  assert.equal(sql(`select status from public.purchases where provider_payment_id = '${p1.pi}'`), 'disputed');
+  mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('charge.dispute.closed', dispute(p1.pi, 'won')))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'adjustment:1000');
+  assert.equal(await balance(u), '1010/0');
+
+  // Another subscription: half refunded before its invoice.paid arrives; the refund waits for it.
+  const v = createUser();
+  const p3 = basil(v, `sub_${uid()}`, t - DAY, t + 29 * DAY);
+  assert.equal((await deliver(evt('charge.refunded', charge(p3.pi, 1500)))).status, 200);
+  assert.equal(await balance(v), '10/0');
+  mark = lastLedger(v.id);
+  assert.equal((await deliver(evt('invoice.paid', p3.inv))).status, 200);
+  assert.equal(types(ledger(v.id, mark)), 'purchase:1000 refund:-501', 'ceil(1000 x 1500 / 2999) taken back at once');
+  assert.equal(await balance(v), '509/0');
+
+  // A paid invoice Stripe lists no PaymentIntent for (paid out of band) stays keyed by its own id.
+  const x = createUser();
+  const oob = basil(x, `sub_${uid()}`, t - DAY, t + 29 * DAY, { paid: false });
+  assert.equal((await deliver(evt('invoice.paid', oob.inv))).status, 200);
+  assert.equal(sql(`select provider_payment_id from public.purchases where user_id = '${x.id}'`), oob.inv.id);
+  // Stripe unavailable: 503, nothing recorded, so Stripe delivers it again.
+  const y = createUser();
+  const later = basil(y, `sub_${uid()}`, t - DAY, t + 29 * DAY);
+  stripe.state.down = true;
+  const down = await deliver(evt('invoice.paid', later.inv));
+  stripe.state.down = false;
+  assert.equal(down.status, 503);
+  assert.equal(await balance(y), '10/0');
+  assert.equal((await deliver(evt('invoice.paid', later.inv))).status, 200);
+  assert.equal(await balance(y), '1010/0');
+  assert.deepEqual(reconcile(), []);
+});
+
 // ---- App Store ------------------------------------------------------------------------------------
 
 const submit = (user, signed) => w.fetch('/v1/purchase/app-store', { method: 'POST', headers: json(bearer(user.token)), body: JSON.stringify({ signed_transaction: signed }) });
@@ -291,6 +518,15 @@ test('App Store: the app submits the first transaction, DID_RENEW pays the next 
   assert.deepEqual(r.map((x) => x.status), [200, 200, 200]);
   assert.equal(types(ledger(u.id, mark)), 'purchase:1000 adjustment:-500 grant:500');
   assert.equal(await balance(u), '2010/0');
+
+  // A second transaction for the same period (another transactionId): one grant per period; it is
+  // parked for a refund.
+  const twin = subTx(u, original, t + 29 * DAY, t + 59 * DAY);
+  assert.notEqual(twin.transactionId, renewal.transactionId);
+  assert.equal((await notify(notificationPayload('DID_RENEW', signJws(chain, twin)))).status, 200);
+  assert.equal(await balance(u), '2010/0', 'the period is paid once');
+  assert.deepEqual(sqlRows(`select duplicate_of, refund_status from public.subscription_duplicate_payments where provider_payment_id = '${twin.transactionId}'`),
+    [{ duplicate_of: renewal.transactionId, refund_status: 'refund_due' }]);
 
   // Reordered, another subscription: the renewal arrives before the first transaction.
   const v = createUser();
