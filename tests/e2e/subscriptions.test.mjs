@@ -519,15 +519,6 @@ test('App Store: the app submits the first transaction, DID_RENEW pays the next 
   assert.equal(types(ledger(u.id, mark)), 'purchase:1000 adjustment:-500 grant:500');
   assert.equal(await balance(u), '2010/0');
 
-  // A second transaction for the same period (another transactionId): one grant per period; it is
-  // parked for a refund.
-  const twin = subTx(u, original, t + 29 * DAY, t + 59 * DAY);
-  assert.notEqual(twin.transactionId, renewal.transactionId);
-  assert.equal((await notify(notificationPayload('DID_RENEW', signJws(chain, twin)))).status, 200);
-  assert.equal(await balance(u), '2010/0', 'the period is paid once');
-  assert.deepEqual(sqlRows(`select duplicate_of, refund_status from public.subscription_duplicate_payments where provider_payment_id = '${twin.transactionId}'`),
-    [{ duplicate_of: renewal.transactionId, refund_status: 'refund_due' }]);
-
   // Reordered, another subscription: the renewal arrives before the first transaction.
   const v = createUser();
   const o2 = String(3000000000000000 + Math.floor(Math.random() * 1e12));

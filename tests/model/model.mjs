@@ -307,8 +307,6 @@ export class World {
     // A payment arriving for a closed account grants nothing and is parked for a refund at the
     // provider: no purchase is fulfilled, and none of its later events moves a balance.
     if (p.facts.paid && p.grant === null && (p.parked || u.closed)) { p.parked = true; return; }
-    // A second payment of a subscription period already paid is parked the same way (subscriptions.mjs).
-    if (p.facts.paid && p.grant === null && p.sub && this.periodAlreadyPaid(pi)) { p.parked = true; return; }
     let granted = false;
     if (p.facts.paid && p.grant === null) {
       // A subscription payment's grant expires at its period end (subscriptions.mjs).

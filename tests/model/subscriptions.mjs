@@ -74,14 +74,6 @@ World.prototype.rollOver = function rollOver(ai, bi) {
   if (k > 0) b.rolledInto = this.addGrant(u, { key: `adjustment:paid:${iso(b.end)}`, kind: 'paid', expiresAt: b.end, amount: k }).seq;
 };
 
-// "At most one paid period per subscription period": a period payment arriving paid when another
-// payment of the same subscription already paid that period grants nothing (parked for a refund).
-World.prototype.periodAlreadyPaid = function periodAlreadyPaid(pi) {
-  const p = this.payments[pi];
-  if (!p.sub || p.upgrade) return false;
-  return this.payments.some((q, qi) => qi !== pi && q.sub === p.sub && !q.upgrade && q.period === p.period && q.grant !== null);
-};
-
 // After a period payment is granted: the rollovers with the period before and the one after.
 World.prototype.subRollovers = function subRollovers(pi) {
   const p = this.payments[pi];
@@ -105,8 +97,6 @@ export const subscriptionArb = (stripeEvent, appleEvent) => fc.oneof(
       events: fc.array(stripeEvent, { minLength: 1, maxLength: 5 }),
       disputes: fc.tuple(fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 40) }), fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 60) })),
       upgrade: fc.option(fc.array(stripeEvent, { minLength: 1, maxLength: 3 }), { freq: 3 }),
-      // A second payment of the same period (another invoice, or the invoice under another key).
-      twin: fc.option(fc.array(stripeEvent, { minLength: 1, maxLength: 3 }), { freq: 6 }),
     }), { minLength: 1, maxLength: 3 }),
   }) },
   { weight: 1, arbitrary: fc.record({
@@ -115,20 +105,16 @@ export const subscriptionArb = (stripeEvent, appleEvent) => fc.oneof(
       plan: fc.constantFrom('basic-monthly', 'pro-monthly', 'pro-monthly'),
       events: fc.array(appleEvent, { minLength: 1, maxLength: 4 }),
       upgrade: fc.option(fc.array(appleEvent, { minLength: 1, maxLength: 2 }), { freq: 3 }),
-      // A second transaction for the same period.
-      twin: fc.option(fc.array(appleEvent, { minLength: 1, maxLength: 2 }), { freq: 6 }),
     }), { minLength: 1, maxLength: 3 }),
   }) },
 );
 
 // Flattens subscriptions into payments (appended to the world's packs): one per period, one per
-// upgrade, one per second payment of a period (its twin). Each carries {sub, period, plan, fromPlan?}
-// and its events.
+// upgrade. Each carries {sub, period, plan, fromPlan?} and its events.
 export function subPayments(subs) {
   const out = [];
   subs.forEach((s, si) => s.periods.forEach((per, k) => {
     out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.events, disputes: per.disputes });
-    if (per.twin) out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.twin, disputes: per.disputes });
     if (per.upgrade && per.plan === 'basic-monthly') {
       out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', fromPlan: 'basic-monthly', events: per.upgrade, disputes: per.disputes });
     }

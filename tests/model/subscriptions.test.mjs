@@ -80,24 +80,3 @@ test('a period paid after it ended is worth nothing and repays no debt', () => {
   w.deliver(pays[1], paid(1));
   assert.deepEqual(money(), [1500, 0]); // period 1's 1000 expired unspent: 500 rolled over
 });
-
-test('a second payment of a period already paid grants nothing, rolls nothing over and is parked; the first one\'s refund still takes back', () => {
-  const w = new World(t0);
-  const u = w.addUser();
-  const a = w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly' }, t0);
-  const b = w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly' }, t0);
-  const next = w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 1, plan: 'pro-monthly' }, t0);
-  const money = () => { const s = w.snapshot().users[u]; return [s.available, s.debt]; };
-  w.deliver(b, paid('b'));            // whichever arrives first pays the period
-  w.deliver(a, paid('a'));
-  w.deliver(a, { id: 'a-again', type: 'checkout.session.async_payment_succeeded' });
-  assert.deepEqual(money(), [1010, 0]);
-  assert.equal(w.purchaseStatus(a), 'none', 'no purchase for the parked payment');
-  w.deliver(a, { id: 'a-refund', type: 'charge.refunded', amountRefunded: 2999 });
-  assert.deepEqual(money(), [1010, 0], 'refunding the parked payment moves nothing');
-  w.advance(PERIOD + 3600e3);
-  w.deliver(next, paid('next'));
-  assert.deepEqual(money(), [1500, 0], 'one rollover, from the payment that paid the period');
-  w.deliver(b, { id: 'b-refund', type: 'charge.refunded', amountRefunded: 2999 });
-  assert.deepEqual(money(), [500, 0], 'the paying payment refunded: its 1000 taken back (its own grant expired, so from the others)');
-});
