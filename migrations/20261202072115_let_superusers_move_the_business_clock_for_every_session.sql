@@ -5,7 +5,9 @@
 -- end-to-end tests need time moved for the Worker too (periods ending, the expiry sweep), so the
 -- clock can now also be set for the whole database in a one-row table that only a superuser
 -- session can write: the local test cluster's postgres. On a Supabase project no client role is a
--- superuser (postgres is not; only supabase_admin is), so nobody can move the clock there.
+-- superuser (postgres is not; only supabase_admin is), so no API role can move the clock there;
+-- the table's owner (postgres, the dashboard's role) could by disabling the trigger first, as it
+-- could rewrite any balance: the owner is trusted, the API roles are not.
 --
 -- Precedence in app.now(): the app.now setting of a superuser session (the pgTAP and model tests,
 -- per transaction), then the table's row, then now().
