@@ -8,6 +8,8 @@ select plan(14);
 select tests.create_user('hook-list@example.test') as u \gset
 select tests.create_user('hook-other@example.test') as o \gset
 select tests.create_user('hook-admin@example.test') as a \gset
+-- The team made :a an admin (auth.users.raw_app_meta_data, which app.require_admin also reads).
+update auth.users set raw_app_meta_data = '{"provider": "email", "role": "admin"}' where id = :'a';
 select tests.authenticate_as_service_role();
 select public.fulfill_purchase('stripe', 'pi_list_1', 'evt_list_1', :'u', 'starter', 499, 'usd') is not null as p1 \gset
 select public.fulfill_purchase('stripe', 'pi_list_2', 'evt_list_2', :'u', 'starter', 499, 'usd') is not null as p2 \gset
