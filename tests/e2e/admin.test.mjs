@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startWorker, createUser, claimsFor, mintToken, bearer, sql, sqlRows, stack } from './harness.mjs';
+import { startWorker, callWorker, createUser, claimsFor, mintToken, bearer, sql, sqlRows, stack } from './harness.mjs';
 
 let w;
 // Checkout reads its Stripe settings before anything else; a suspended user is refused by the
@@ -25,17 +25,7 @@ function createAdmin() {
 }
 const service = { token: stack.serviceRoleKey };
 
-async function call(method, path, who, body, headers = {}) {
-  const init = { method, headers: { ...(who ? bearer(who.token) : {}), ...headers } };
-  if (body !== undefined) {
-    init.headers['content-type'] ??= 'application/json';
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const res = await w.fetch(path, init);
-  const text = await res.text();
-  const json = (res.headers.get('content-type') ?? '').startsWith('application/json') && text ? JSON.parse(text) : null;
-  return { status: res.status, body: json, text, headers: res.headers };
-}
+const call = (method, path, user, body, headers) => callWorker(w, method, path, user, body, headers);
 const post = (path, who, body, key = randomUUID()) => call('POST', path, who, body, key === null ? {} : { 'idempotency-key': key });
 const auditCount = () => Number(sql('select count(*) from public.admin_audit_log'));
 /** What bad input must not change: audit rows, the user's ledger, grants and controls. */

@@ -5,23 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startWorker, createUser, bearer, sql } from './harness.mjs';
+import { startWorker, callWorker, createUser, bearer, sql } from './harness.mjs';
 
 let w;
 before(async () => { w = await startWorker(); });
 after(async () => { await w?.dispose(); });
 
 /** Calls the Worker as `user`, with a JSON body when one is given; returns status and parsed body. */
-async function call(method, path, user, body, headers = {}) {
-  const init = { method, headers: { ...(user ? bearer(user.token) : {}), ...headers } };
-  if (body !== undefined) {
-    init.headers['content-type'] ??= 'application/json';
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const res = await w.fetch(path, init);
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, contentType: res.headers.get('content-type') };
-}
+const call = (method, path, user, body, headers) => callWorker(w, method, path, user, body, headers);
 
 /** A QUEUED job of 3 credits (standard-v1, 1 minute) in a new project of `user`. */
 async function generate(user, prompt) {

@@ -244,6 +244,25 @@ export function mintToken(claims, { secret = stack.jwtSecret, header = { alg: 'H
   return `${input}.${b64url(createHmac('sha256', secret).update(input).digest())}`;
 }
 
+/**
+ * One request to a started Worker `w` as `user` (or none): `body` sent as JSON unless a string.
+ * Answers the status, the body parsed as JSON (null when empty or not JSON), its text and headers,
+ * and the two headers the tests read most.
+ */
+export async function callWorker(w, method, path, user, body, headers = {}) {
+  const init = { method, headers: { ...(user ? bearer(user.token) : {}), ...headers } };
+  if (body !== undefined) {
+    init.headers['content-type'] ??= 'application/json';
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  const res = await w.fetch(path, init);
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  return { status: res.status, body: json, text, headers: res.headers, contentType: res.headers.get('content-type'),
+    replayed: res.headers.get('idempotent-replayed') };
+}
+
 /** Runs SQL as the superuser and returns psql's unaligned output. */
 export function sql(query) {
   return execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', stack.pgPort, '-U', 'postgres', '-d', 'postgres', '-c', query], {

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
-import { startWorker, createUser, bearer, sql, sqlRows, mintToken, stack } from './harness.mjs';
+import { startWorker, callWorker, createUser, bearer, sql, sqlRows, mintToken, stack } from './harness.mjs';
 import { startStripeStandin, STRIPE_TEST_KEY } from './stripe-standin.mjs';
 
 const WHSEC = 'whsec_test_invites_0123456789';
@@ -19,16 +19,7 @@ before(async () => {
 });
 after(async () => { await w?.dispose(); await stripe?.close(); });
 
-async function call(method, path, user, body, headers = {}) {
-  const init = { method, headers: { ...(user ? bearer(user.token) : {}), ...headers } };
-  if (body !== undefined) {
-    init.headers['content-type'] ??= 'application/json';
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const res = await w.fetch(path, init);
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, replayed: res.headers.get('idempotent-replayed') };
-}
+const call = (method, path, user, body, headers) => callWorker(w, method, path, user, body, headers);
 const redeem = (user, code, key = randomUUID()) => call('POST', '/v1/invites/redeem', user, { code }, { 'idempotency-key': key });
 const codeOf = (user) => sql(`select invite_code from public.profiles where user_id = '${user.id}'`);
 const invites = () => Number(sql('select count(*) from public.invites'));

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomUUID, randomBytes } from 'node:crypto';
-import { startWorker, createUser, bearer, sql, sqlRows, signPipeline, uploadDescription, PIPELINE_SECRET } from './harness.mjs';
+import { startWorker, callWorker, createUser, bearer, sql, sqlRows, signPipeline, uploadDescription, PIPELINE_SECRET } from './harness.mjs';
 
 const MAX_UPLOAD = 65536;
 let w;
@@ -17,16 +17,7 @@ after(async () => { await w?.dispose(); });
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
-async function call(method, path, user, body, headers = {}) {
-  const init = { method, headers: { ...(user ? bearer(user.token) : {}), ...headers } };
-  if (body !== undefined) {
-    init.headers['content-type'] ??= 'application/json';
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const res = await w.fetch(path, init);
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-}
+const call = (method, path, user, body, headers) => callWorker(w, method, path, user, body, headers);
 
 /** A signed pipeline JSON call. */
 async function pipeline(path, body) {
