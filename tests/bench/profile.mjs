@@ -76,9 +76,18 @@ function summarize(profile, n) {
     }
     for (const [k, v] of incl) self.set(`[incl] ${k}`, v);
   }
+  // By kind: code in the wasm module, JavaScript of a module (the glue, the TS Worker), the
+  // runtime's own (no URL: builtins, C++ bindings such as fetch or TextDecoder), GC, the rest.
+  const kinds = new Map();
+  for (const [k, v] of self) {
+    if (k.startsWith('[incl]') || k === '(idle)' || k.includes('(root)')) continue;
+    const kind = /wasm/.test(k) || /^\$/.test(k) ? 'wasm' : k === '(garbage collector)' ? 'gc' : k === '(program)' ? 'program'
+      : /\.(m?js|ts)$/.test(k) ? 'module JS' : 'runtime';
+    kinds.set(kind, (kinds.get(kind) ?? 0) + v);
+  }
   const total = [...self.entries()].filter(([k]) => !k.startsWith('[incl]')).filter(([k]) => k !== '(idle)').reduce((a, [, v]) => a + v, 0);
   const top = [...self.entries()].filter(([k]) => k !== '(idle)' && !k.includes('(root)')).sort((a, b) => b[1] - a[1]).slice(0, TOP);
-  return { totalMsPerReq: total / 1000 / n, top: top.map(([k, v]) => `${(v / 1000 / n).toFixed(3)} ms/req ${(100 * v / total).toFixed(1)}%  ${k}`) };
+  return { totalMsPerReq: total / 1000 / n, kinds: [...kinds].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / 1000 / n).toFixed(3)}`).join(', '), top: top.map(([k, v]) => `${(v / 1000 / n).toFixed(3)} ms/req ${(100 * v / total).toFixed(1)}%  ${k}`) };
 }
 
 const user = createUser();
@@ -107,6 +116,7 @@ for (const [label, modules, root] of [
     const { result } = await c.send('Profiler.stop');
     const s = summarize(result.profile, n);
     console.log(`\n${label} ${route}: ${n} requests, sampled JS+wasm CPU ${s.totalMsPerReq.toFixed(3)} ms/req (isolate thread only)`);
+    console.log(`  by kind, ms/req: ${s.kinds}`);
     for (const line of s.top) console.log('  ' + line);
   }
   c.close();
