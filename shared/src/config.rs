@@ -77,8 +77,19 @@ impl Config {
         let postgrest_url = required(names::POSTGREST_URL)?.trim_end_matches('/').to_owned();
         let supabase_url = required(names::SUPABASE_URL)?.trim_end_matches('/').to_owned();
         for (name, url) in [(names::POSTGREST_URL, &postgrest_url), (names::SUPABASE_URL, &supabase_url)] {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!("binding {name} must be an http(s) URL"));
+            // A URL `fetch` cannot send to (no host, a space, a bad port) is a deployment fault
+            // found here, once, rather than a 503 "unavailable" on every request.
+            let parsed = url::Url::parse(url).ok();
+            let usable = parsed.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            });
+            if !usable {
+                return Err(format!("binding {name} must be an http(s) URL with a host"));
             }
         }
         let jwt_secret = optional(names::SUPABASE_JWT_SECRET).map(String::into_bytes);
@@ -305,6 +316,26 @@ mod tests {
         let err =
             Config::from_lookup(lookup(&[("POSTGREST_URL", "ftp://x"), ("SUPABASE_URL", "https://x")])).unwrap_err();
         assert!(err.contains("http(s)"), "{err}");
+        // URLs `fetch` could not send to: each is a configuration error naming its binding.
+        for bad in [
+            "http://",
+            "https://",
+            "http://exa mple.test",
+            "http://x:99999",
+            "http://u:p@x",
+            "http://x/?a=1",
+            "http://x/#f",
+        ] {
+            let err =
+                Config::from_lookup(lookup(&[("POSTGREST_URL", bad), ("SUPABASE_URL", "https://x")])).unwrap_err();
+            assert!(err.contains("POSTGREST_URL") && err.contains("with a host"), "{bad}: {err}");
+            let err = Config::from_lookup(lookup(&[("POSTGREST_URL", "http://x"), ("SUPABASE_URL", bad)])).unwrap_err();
+            assert!(err.contains("SUPABASE_URL") && err.contains("with a host"), "{bad}: {err}");
+        }
+        for good in ["http://127.0.0.1:3000", "https://abc.supabase.co/rest/v1/", "http://[::1]:3000"] {
+            let cfg = Config::from_lookup(lookup(&[("POSTGREST_URL", good), ("SUPABASE_URL", "https://x")])).unwrap();
+            assert_eq!(cfg.postgrest_url, good.trim_end_matches('/'));
+        }
         let err = Config::from_lookup(lookup(&[
             ("POSTGREST_URL", "http://x"),
             ("SUPABASE_URL", "https://x"),

@@ -1,7 +1,7 @@
 // The walking skeleton: one real path through every layer (issue 2).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, createUser, mintToken, claimsFor, bearer, sql } from './harness.mjs';
+import { startWorker, createUser, mintToken, claimsFor, bearer, sql, eventually } from './harness.mjs';
 
 let w;
 before(async () => { w = await startWorker(); });
@@ -44,6 +44,22 @@ test('GET /v1/balance answers 503 with Retry-After when PostgREST is down', asyn
     assert.equal((await res.json()).error.code, 'service_unavailable');
   } finally {
     await down.dispose();
+  }
+});
+
+test('a POSTGREST_URL that fetch cannot send to is a configuration error (500, cause logged), not a 503', async () => {
+  const lines = [];
+  const bad = await startWorker({ POSTGREST_URL: 'http://exa mple.test' }, { logLines: lines });
+  try {
+    const res = await bad.fetch('/v1/balance', { headers: bearer(createUser().token) });
+    assert.equal(res.status, 500);
+    assert.equal(res.headers.get('retry-after'), null, 'nothing to retry: the deployment is at fault');
+    assert.equal((await res.json()).error.code, 'internal_error');
+    const line = await eventually(() => lines.map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l)).find((l) => l.event === 'internal_error'));
+    assert.match(line.cause, /configuration: binding POSTGREST_URL must be an http\(s\) URL with a host/);
+  } finally {
+    await bad.dispose();
   }
 });
 
