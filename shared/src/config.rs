@@ -79,7 +79,11 @@ impl Config {
         for (name, url) in [(names::POSTGREST_URL, &postgrest_url), (names::SUPABASE_URL, &supabase_url)] {
             // A URL `fetch` cannot send to (no host, a space, a bad port) is a deployment fault
             // found here, once, rather than a 503 "unavailable" on every request.
-            let parsed = url::Url::parse(url).ok();
+            // The text is what is used (the issuer is built from it), so it must already be in the
+            // form the parser would give: a lower-case scheme followed by `//`.
+            let parsed = (url.starts_with("https://") || url.starts_with("http://"))
+                .then(|| url::Url::parse(url).ok())
+                .flatten();
             let usable = parsed.as_ref().is_some_and(|u| {
                 matches!(u.scheme(), "https" | "http")
                     && u.host_str().is_some_and(|h| !h.is_empty())
@@ -325,6 +329,11 @@ mod tests {
             "http://u:p@x",
             "http://x/?a=1",
             "http://x/#f",
+            // The parser would accept these, but the text would not be the URL it means.
+            "HTTPS://x",
+            "https:x",
+            r"https:\\x",
+            "ftp://x",
         ] {
             let err =
                 Config::from_lookup(lookup(&[("POSTGREST_URL", bad), ("SUPABASE_URL", "https://x")])).unwrap_err();

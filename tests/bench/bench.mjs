@@ -70,6 +70,9 @@ const median = (xs) => pct([...xs].sort((a, b) => a - b), 50);
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+/** Differences with their sign: +0.12, -0.264. */
+const s2 = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(2)}` : 'n/a');
+const s3 = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(3)}` : 'n/a');
 
 /**
  * A bounded closed-loop load generator: `concurrency` keep-alive connections, each sending its
@@ -244,7 +247,7 @@ async function authOverhead(user) {
   };
   summary.firstAuthExtra = summary.firstBadSig - summary.firstNope;
   for (const r of rows) log(`${r.name.padEnd(58)} p50 ${f2(r.p50)} ms  p99 ${f2(r.p99)} ms${r.errors ? `  (${r.errors} unexpected statuses)` : ''}`);
-  log(`auth cost at request level: p50 +${f2(summary.verifyOverheadP50)} ms, p99 +${f2(summary.verifyOverheadP99)} ms; first request on a fresh isolate: ${f2(summary.firstBadSig)} ms with a token vs ${f2(summary.firstNope)} ms without`);
+  log(`auth cost at request level: p50 ${s2(summary.verifyOverheadP50)} ms, p99 ${s2(summary.verifyOverheadP99)} ms; first request on a fresh isolate: ${f2(summary.firstBadSig)} ms with a token vs ${f2(summary.firstNope)} ms without`);
   return { rows, summary, first };
 }
 
@@ -971,7 +974,7 @@ not, so the batch figures are higher for both; the ratio is what the split rests
 `;
   const targets = [
     ['3b. (figure) ES256 verify, warm: jwt-simple / WebCrypto', `${ratio.toFixed(1)}x in batches (${f3(es.s.rust.batch)} / ${f3(es.s.webcrypto.batch)} ms), ${(es.s.rust.warm / es.s.webcrypto.warm).toFixed(1)}x one per request (${f3(es.s.rust.warm)} / ${f3(es.s.webcrypto.warm)} ms)`, 'WebCrypto faster keeps the split', ratio > 1 ? 'split justified' : 'split NOT justified'],
-    ['3b. (figure) ES256 first call on a fresh isolate, extra', `jwt-simple +${f3(es.s.rust.firstExtra)} ms, WebCrypto +${f3(es.s.webcrypto.firstExtra)} ms`, 'none', 'figure'],
+    ['3b. (figure) ES256 first call on a fresh isolate, extra', `jwt-simple ${s3(es.s.rust.firstExtra)} ms, WebCrypto ${s3(es.s.webcrypto.firstExtra)} ms`, 'none', 'figure'],
   ];
   return { text, targets };
 }
@@ -1256,8 +1259,8 @@ const table = [
   ['2. (info) wrangler check startup, sampled non-idle', `${f1(st.summary.profileBusy)} ms (span ${f1(st.summary.profileSpan)} ms)`, '25 ms', 'coarse sampling, see 2.'],
   ['2. isolate start + first request, minus trivial Worker', `${f1(st.summary.total)} ms (${f1(st.summary.perIsolate)} start + ${f1(st.summary.firstExtra)} first request)`, '25 ms', ok(st.summary.total <= 25)],
   ...ss.targets,
-  ['3. HS256 auth, request level, p99 (401 bad sig - 404)', `+${f3(au.summary.verifyOverheadP99)} ms (p50 +${f3(au.summary.verifyOverheadP50)})`, '1 ms', ok(au.summary.verifyOverheadP99 <= 1)],
-  ['3. first request with a token on a fresh isolate, extra', `+${f2(au.summary.firstAuthExtra)} ms wall (${f2(au.summary.firstBadSig)} vs ${f2(au.summary.firstNope)})`, '5 ms', ok(au.summary.firstAuthExtra <= 5)],
+  ['3. HS256 auth, request level, p99 (401 bad sig - 404)', `${s3(au.summary.verifyOverheadP99)} ms (p50 ${s3(au.summary.verifyOverheadP50)})`, '1 ms', ok(au.summary.verifyOverheadP99 <= 1)],
+  ['3. first request with a token on a fresh isolate, extra', `${s2(au.summary.firstAuthExtra)} ms wall (${f2(au.summary.firstBadSig)} vs ${f2(au.summary.firstNope)})`, '5 ms', ok(au.summary.firstAuthExtra <= 5)],
   ...es.targets,
   ...hs.targets,
   ['4. Rust Worker / PostgREST direct, req/s', `${(100 * tp.ratioDirect).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[0].rps)})`, '>= 95%', ok(tp.ratioDirect >= 0.95)],
@@ -1321,7 +1324,7 @@ ${ss.text}
 |---|---|---|
 ${au.rows.map((r) => `| ${r.name} | ${f3(r.p50)} | ${f3(r.p99)} |`).join('\n')}
 
-HS256 verification at request level (401 bad signature minus 404, both without database): p50 +${f3(au.summary.verifyOverheadP50)} ms, p99 +${f3(au.summary.verifyOverheadP99)} ms.
+HS256 verification at request level (401 bad signature minus 404, both without database): p50 ${s3(au.summary.verifyOverheadP50)} ms, p99 ${s3(au.summary.verifyOverheadP99)} ms.
 (/v1/balance - direct get_balance) - (/health - direct health) = ${f3(au.summary.balanceOverWorkerHealth)} ms.
 First request on a fresh isolate (median of ${au.first.nope.length}): ${f2(au.summary.firstBadSig)} ms with an HS256 token to verify, ${f2(au.summary.firstNope)} ms for a 404 without auth.
 
