@@ -78,9 +78,9 @@ impl Config {
         let supabase_url = required(names::SUPABASE_URL)?.trim_end_matches('/').to_owned();
         for (name, url) in [(names::POSTGREST_URL, &postgrest_url), (names::SUPABASE_URL, &supabase_url)] {
             // A URL `fetch` cannot send to (no host, a space, a bad port) is a deployment fault
-            // found here, once, rather than a 503 "unavailable" on every request.
-            // The text is what is used (the issuer is built from it), so it must already be in the
-            // form the parser would give: a lower-case scheme followed by `//`.
+            // found here, once, rather than a 503 "unavailable" on every request. The text itself is
+            // what is used (the issuer is built from it), so it must already have the form the
+            // parser would give it: a lower-case scheme followed by `//`.
             let parsed = (url.starts_with("https://") || url.starts_with("http://"))
                 .then(|| url::Url::parse(url).ok())
                 .flatten();
