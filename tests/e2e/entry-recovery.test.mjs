@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
-import { localBindings, eventually } from './harness.mjs';
+import { localBindings, eventually, collectLines } from './harness.mjs';
 
 const buildDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../functions/build');
 
@@ -41,17 +41,7 @@ test('after a critical error the next request re-creates the instance and is ans
     compatibilityDate: '2026-04-01',
     bindings: localBindings(),
     cf: false,
-    handleRuntimeStdio: (stdout, stderr) => {
-      // Whole lines only: a chunk may end inside one.
-      for (const stream of [stdout, stderr]) {
-        let rest = '';
-        stream.on('data', (chunk) => {
-          const parts = (rest + chunk).split('\n');
-          rest = parts.pop();
-          lines.push(...parts);
-        });
-      }
-    },
+    handleRuntimeStdio: (stdout, stderr) => collectLines([stdout, stderr], lines),
   });
   try {
     const url = (await mf.ready).toString().replace(/\/$/, '');

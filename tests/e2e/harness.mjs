@@ -128,6 +128,24 @@ const consumerScript = `export default {
 
 let workers = 0;
 
+/** Appends each whole line the streams write to `lines` (a chunk may end inside a line). */
+export function collectLines(streams, lines) {
+  for (const stream of streams) {
+    let rest = '';
+    stream.on('data', (chunk) => {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop();
+      lines.push(...parts);
+    });
+  }
+}
+
+/** The first of the Worker's JSON log lines (a line may carry a prefix before its `{`) with this `event`. */
+export function logEvent(lines, event) {
+  return lines.map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l)).find((l) => l.event === event);
+}
+
 /**
  * Starts the built Worker in workerd on a loopback port, with a JOBS_QUEUE producer (consumed by a
  * second Worker that forwards to this process), the drafts rate limiter (`draftsPerMinute`) and the
@@ -148,14 +166,7 @@ export async function startWorker(overrides = {}, { port = 0, log = false, draft
       if (logLines) {
         // The Worker's console lines (console.log on stdout, console.error on stderr), for tests of
         // what it logs (and does not).
-        for (const stream of [stdout, stderr]) {
-          let rest = '';
-          stream.on('data', (chunk) => {
-            const lines = (rest + chunk).split('\n');
-            rest = lines.pop();
-            logLines.push(...lines);
-          });
-        }
+        collectLines([stdout, stderr], logLines);
       } else {
         stdout.resume();
         stderr.resume();

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startWorker, createUser, bearer, claimsFor, stack, eventually } from './harness.mjs';
+import { startWorker, createUser, bearer, claimsFor, stack, eventually, logEvent } from './harness.mjs';
 
 const b64url = (s) => Buffer.from(s).toString('base64url');
 
@@ -64,8 +64,7 @@ test('an internal error logs its cause, and only the log has it', async () => {
     const text = await r.text();
     assert.equal(JSON.parse(text).error.code, 'internal_error');
     assert.ok(!text.includes('PIPELINE_SIGNING_SECRET'), 'the cause is not answered');
-    const line = await eventually(() => lines.map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l)).find((l) => l.event === 'internal_error'));
+    const line = await eventually(() => logEvent(lines, 'internal_error'));
     assert.match(line.cause, /PIPELINE_SIGNING_SECRET/);
     assert.equal(line.request_id, r.headers.get('x-request-id'));
   } finally {

@@ -1,7 +1,7 @@
 // The walking skeleton: one real path through every layer (issue 2).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, createUser, mintToken, claimsFor, bearer, sql, eventually } from './harness.mjs';
+import { startWorker, createUser, mintToken, claimsFor, bearer, sql, eventually, logEvent } from './harness.mjs';
 
 let w;
 before(async () => { w = await startWorker(); });
@@ -57,8 +57,7 @@ test('a POSTGREST_URL that fetch cannot send to is a configuration error (500, c
     assert.equal(res.status, 500);
     assert.equal(res.headers.get('retry-after'), null, 'nothing to retry: the deployment is at fault');
     assert.equal((await res.json()).error.code, 'internal_error');
-    const line = await eventually(() => lines.map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l)).find((l) => l.event === 'internal_error'));
+    const line = await eventually(() => logEvent(lines, 'internal_error'));
     assert.match(line.cause, /configuration: binding POSTGREST_URL must be an http\(s\) URL with a host/);
   } finally {
     await bad.dispose();
