@@ -28,7 +28,7 @@ pub enum Anonymous {
 
 /// Verifies the `Authorization: Bearer` token of the request.
 pub async fn authenticate(cx: &Cx, anonymous: Anonymous) -> Result<User, ApiError> {
-    let header = cx.req.headers().get("authorization").ok().flatten();
+    let header = cx.header("authorization");
     let token = jwt::bearer(header.as_deref()).map_err(AuthError::to_api)?;
     let claims = verify(cx, token).await.map_err(|e| {
         crate::log::info(crate::log::event("auth_rejected").str("reason", e.reason()));
@@ -61,7 +61,7 @@ impl Admin {
 /// this deployment, not a token the edge verifies); any other bearer token must be a valid user
 /// token (not an anonymous sign-in) with the admin claim, else 403 `forbidden`.
 pub async fn authenticate_admin(cx: &Cx) -> Result<Admin, ApiError> {
-    let header = cx.req.headers().get("authorization").ok().flatten();
+    let header = cx.header("authorization");
     let token = jwt::bearer(header.as_deref()).map_err(AuthError::to_api)?;
     if let Some(key) = cx.cfg.service_role_key.as_deref() {
         if shared::input::constant_time_eq(token.as_bytes(), key.as_bytes()) {

@@ -15,6 +15,8 @@ thread_local! {
 /// Everything a handler gets.
 pub struct Cx {
     pub req: Request,
+    /// The request's headers, taken from it once.
+    pub headers: web_sys::Headers,
     pub env: Env,
     pub cfg: Rc<Config>,
     /// Values of `{name}` segments of the matched route, in order.
@@ -54,7 +56,8 @@ impl Cx {
     /// cancelled as soon as it passes the cap, so an oversized body is never held whole, neither in
     /// JavaScript nor in wasm memory (which never shrinks once grown).
     pub async fn body_bytes(&mut self, max: usize) -> Result<Vec<u8>, shared::ApiError> {
-        let declared = self.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let length = self.header("content-length");
+        let declared = length.as_deref().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         if declared > max {
             return Err(shared::input::too_large_for(max));
         }
@@ -62,7 +65,7 @@ impl Cx {
         // A body framed by a declared Content-Length (no Transfer-Encoding) is at most that long:
         // read it in one step, as the TypeScript Worker's `req.text()` does (the chunk-by-chunk
         // read below cost ~0.1 ms of CPU per request more; ARCHITECTURE.md, Performance).
-        if self.header("content-length").is_some() && self.header("transfer-encoding").is_none() {
+        if length.is_some() && self.header("transfer-encoding").is_none() {
             let promise = self.req.array_buffer().map_err(|_| unreadable())?;
             let buffer = JsFuture::from(promise).await.map_err(|_| unreadable())?;
             let bytes = js_sys::Uint8Array::new(&buffer);
@@ -80,7 +83,7 @@ impl Cx {
 
     /// A request header's value, if present.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.req.headers().get(name).ok().flatten()
+        self.headers.get(name).ok().flatten()
     }
 
     /// A binding that only some handlers need (payment and pipeline secrets, URLs). A missing

@@ -217,15 +217,19 @@ pub async fn handle(req: Request, env: Env) -> Response {
     let url = req.url();
     let path = shared::input::path_of(&url);
     // Cloudflare's ray id when it is one (the edge sets it; a client-sent one is only trusted in shape).
-    let request_id = req
-        .headers()
+    let req_headers = req.headers();
+    let request_id = req_headers
         .get("cf-ray")
         .ok()
         .flatten()
         .filter(|r| !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .unwrap_or_else(new_request_id);
-    let origin = req.headers().get("origin").ok().flatten();
     let cfg = context::config(&env);
+    // Read only where it is used: when CORS origins are configured.
+    let origin = match &cfg {
+        Ok(cfg) if !cfg.cors_origins.is_empty() => req_headers.get("origin").ok().flatten(),
+        _ => None,
+    };
     let resolved = if known { resolve(&method, path) } else { Err(ApiError::method_not_allowed()) };
     let (route, result) = match (&cfg, resolved) {
         (Err(why), _) => ("-", Err(ApiError::internal().because(format!("configuration: {why}")))),
@@ -235,7 +239,7 @@ pub async fn handle(req: Request, env: Env) -> Response {
         }
         (Ok(_), Err(e)) => ("-", Err(e)),
         (Ok(cfg), Ok((op, pattern, params))) => {
-            (pattern, dispatch(op, Cx { req, env, cfg: cfg.clone(), params }).await)
+            (pattern, dispatch(op, Cx { req, headers: req_headers, env, cfg: cfg.clone(), params }).await)
         }
     };
     let resp = match result {
