@@ -17,9 +17,9 @@ use worker::Env;
 /// The binding's name in wrangler.toml and the test stack.
 pub const BUCKET: &str = "OUTPUTS";
 
-/// Keys per `list_storage_deletions` batch, and batches per drain (bounds a request's subrequests).
+/// Keys per `list_storage_deletions` batch, and batches per cron run (bounds its subrequests).
 const DRAIN_BATCH: usize = 100;
-const DRAIN_MAX_BATCHES: usize = 10;
+pub const DRAIN_MAX_BATCHES: usize = 10;
 
 fn set(target: &Object, k: &str, v: &JsValue) {
     let _ = Reflect::set(target, &JsValue::from_str(k), v);
@@ -152,14 +152,51 @@ struct Queued {
     keys: Vec<String>,
 }
 
-/// Deletes the objects queued in `storage_deletions` (a deleted project or account, a refused or
-/// replaced upload) and confirms them, batch by batch: `list_storage_deletions` -> R2 delete ->
-/// `confirm_storage_deletions`. Run right after a project or account is deleted and by the cron
-/// (which also covers deletions made outside the Worker, such as `auth.users` rows). A failure
-/// leaves the keys queued for the next run. Returns how many objects were deleted.
-pub async fn drain(cfg: &Config, env: &Env) -> usize {
+/// Most keys one `confirm_storage_deletions` call takes.
+const CONFIRM_MAX: usize = 1000;
+
+/// Deletes `keys` from R2, then confirms them in `storage_deletions`; `false` (logged) when a step
+/// failed, which leaves the keys queued for the cron.
+async fn delete_and_confirm(cfg: &Config, env: &Env, keys: &[String]) -> bool {
+    if let Err(why) = delete(env, keys).await {
+        log::error(log::event("storage_drain_failed").str("step", "delete").str("reason", why));
+        return false;
+    }
+    let args = serde_json::json!({ "p_keys": keys }).to_string();
+    if let Err(e) = db::rpc(cfg, Caller::Service, "confirm_storage_deletions", &args).await {
+        log::error(log::event("storage_drain_failed").str("step", "confirm").str("code", &e.code));
+        return false;
+    }
+    true
+}
+
+/// Deletes the objects a request freed: `keys` are the ones its own RPC queued in `storage_deletions`
+/// (a deleted project's or a closed account's files, a refused upload). Only these: a user request
+/// never waits on other users' queued deletions, which the cron drains ([`drain`]). Returns how
+/// many objects were deleted.
+pub async fn release(cfg: &Config, env: &Env, keys: &[String]) -> usize {
     let mut deleted = 0;
-    for _ in 0..DRAIN_MAX_BATCHES {
+    for chunk in keys.chunks(CONFIRM_MAX) {
+        if !delete_and_confirm(cfg, env, chunk).await {
+            break;
+        }
+        deleted += chunk.len();
+    }
+    if deleted > 0 {
+        log::info(log::event("storage_deleted").int("objects", deleted as i64));
+    }
+    deleted
+}
+
+/// Deletes the objects queued in `storage_deletions`, oldest first, at most `batches` batches of
+/// [`DRAIN_BATCH`]: `list_storage_deletions` -> R2 delete -> `confirm_storage_deletions`. The cron
+/// runs [`DRAIN_MAX_BATCHES`] (it also covers deletions made outside the Worker, such as
+/// `auth.users` rows, and any delete that failed); a recorded upload runs one, for the object it
+/// replaced, which only the queue names. A failure leaves the keys queued for the next run.
+/// Returns how many objects were deleted.
+pub async fn drain(cfg: &Config, env: &Env, batches: usize) -> usize {
+    let mut deleted = 0;
+    for _ in 0..batches {
         let args = format!(r#"{{"p_limit":{DRAIN_BATCH}}}"#);
         let queued = match db::rpc(cfg, Caller::Service, "list_storage_deletions", &args).await {
             Ok(body) => serde_json::from_str::<Queued>(&body).map(|q| q.keys).unwrap_or_default(),
@@ -168,16 +205,7 @@ pub async fn drain(cfg: &Config, env: &Env) -> usize {
                 break;
             }
         };
-        if queued.is_empty() {
-            break;
-        }
-        if let Err(why) = delete(env, &queued).await {
-            log::error(log::event("storage_drain_failed").str("step", "delete").str("reason", why));
-            break;
-        }
-        let args = serde_json::json!({ "p_keys": queued }).to_string();
-        if let Err(e) = db::rpc(cfg, Caller::Service, "confirm_storage_deletions", &args).await {
-            log::error(log::event("storage_drain_failed").str("step", "confirm").str("code", &e.code));
+        if queued.is_empty() || !delete_and_confirm(cfg, env, &queued).await {
             break;
         }
         deleted += queued.len();

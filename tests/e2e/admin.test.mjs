@@ -221,6 +221,12 @@ test('bad input: a stable code and nothing written', async () => {
   assert.equal(noKey.body.error.code, 'idempotency_key_required');
   const notJson = await post(`/v1/admin/users/${alice.id}/grants`, admin, '{"amount": 5,');
   assert.equal(notJson.status, 400);
+  // A body that is not an object is the edge's own error, without a field: only the database's
+  // timestamp errors are labelled expires_at.
+  const notObject = await post(`/v1/admin/users/${alice.id}/grants`, admin, []);
+  assert.equal(notObject.status, 400, notObject.text);
+  assert.equal(notObject.body.error.code, 'invalid_request');
+  assert.equal(notObject.body.error.field, undefined, notObject.text);
   const noReason = await call('GET', `/v1/admin/users/${alice.id}`, admin);
   assert.equal(noReason.status, 400);
   assert.equal(noReason.body.error.field, 'reason');

@@ -46,7 +46,7 @@ struct Replayed {
 }
 
 /// A changing action: admin check, idempotency key, body, then one RPC with `args(key, body)`.
-async fn action<T, F>(mut cx: Cx, rpc: &str, args: F) -> Result<Response, ApiError>
+async fn action<T, F>(mut cx: Cx, rpc: &str, args: F, db_field: Option<&str>) -> Result<Response, ApiError>
 where
     T: for<'de> Deserialize<'de>,
     F: FnOnce(&str, T) -> Result<serde_json::Value, ApiError>,
@@ -56,7 +56,10 @@ where
     let text = cx.body_text().await?;
     let body: T = shared::input::body(&text)?;
     let args = args(&key, body)?.to_string();
-    let raw = db::rpc(&cx.cfg, admin.caller(), rpc, &args).await?;
+    let raw = db::rpc(&cx.cfg, admin.caller(), rpc, &args).await.map_err(|e| match db_field {
+        Some(field) if e.code == "invalid_request" && e.field.is_none() => e.with_field(field),
+        _ => e,
+    })?;
     let replayed = serde_json::from_str::<Replayed>(&raw)
         .map_err(|e| ApiError::internal().because(format!("{rpc} answered unexpected JSON: {e}")))?
         .replayed;
@@ -86,25 +89,36 @@ pub async fn lookup_user(cx: Cx) -> Result<Response, ApiError> {
 /// `POST /v1/admin/users/{id}/grants` `{amount, expires_at?, reason}`: promotional credits.
 pub async fn grant(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
-    action(cx, "admin_grant_credits", |key, b: GrantBody| {
-        shared::input::range("amount", b.amount, 1, 1_000_000)?;
-        b.check()?;
-        Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount,
+    action(
+        cx,
+        "admin_grant_credits",
+        |key, b: GrantBody| {
+            shared::input::range("amount", b.amount, 1, 1_000_000)?;
+            b.check()?;
+            Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount,
                   "p_expires_at": b.expires_at, "p_reason": b.reason}))
-    })
+        },
+        // The one free-form value Postgres parses itself: a bad timestamp is a data exception without
+        // a field. Only the database's errors are named so; the edge's own (a body that is not an
+        // object) keep theirs.
+        Some("expires_at"),
+    )
     .await
-    // The one free-form value Postgres parses itself: a bad timestamp is a data exception without a field.
-    .map_err(|e| if e.code == "invalid_request" && e.field.is_none() { e.with_field("expires_at") } else { e })
     .map_err(|e| client_field(e, "user_id", "id"))
 }
 
 /// `POST /v1/admin/users/{id}/adjustments` `{amount (signed), reason}`.
 pub async fn adjust(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
-    action(cx, "admin_adjust_credits", |key, b: AdjustBody| {
-        shared::input::range("amount", b.amount, -1_000_000, 1_000_000)?;
-        Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount, "p_reason": b.reason}))
-    })
+    action(
+        cx,
+        "admin_adjust_credits",
+        |key, b: AdjustBody| {
+            shared::input::range("amount", b.amount, -1_000_000, 1_000_000)?;
+            Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount, "p_reason": b.reason}))
+        },
+        None,
+    )
     .await
     .map_err(|e| client_field(e, "user_id", "id"))
 }
@@ -112,9 +126,12 @@ pub async fn adjust(cx: Cx) -> Result<Response, ApiError> {
 /// `POST /v1/admin/grants/{id}/void` `{reason}`: voids what remains of one grant.
 pub async fn void_grant(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "grant")?.to_owned();
-    action(cx, "admin_void_grant", |key, b: ReasonBody| {
-        Ok(json!({"p_idempotency_key": key, "p_grant_id": id, "p_reason": b.reason}))
-    })
+    action(
+        cx,
+        "admin_void_grant",
+        |key, b: ReasonBody| Ok(json!({"p_idempotency_key": key, "p_grant_id": id, "p_reason": b.reason})),
+        None,
+    )
     .await
     .map_err(|e| client_field(e, "grant_id", "id"))
 }
@@ -122,12 +139,17 @@ pub async fn void_grant(cx: Cx) -> Result<Response, ApiError> {
 /// `POST /v1/admin/jobs/{id}/refund` `{amount?, reason}`: all or part of a job's captured credits.
 pub async fn refund_job(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "job")?.to_owned();
-    action(cx, "admin_refund_job", |key, b: RefundBody| {
-        if let Some(amount) = b.amount {
-            shared::input::range("amount", amount, 1, 1_000_000)?;
-        }
-        Ok(json!({"p_idempotency_key": key, "p_job_id": id, "p_reason": b.reason, "p_amount": b.amount}))
-    })
+    action(
+        cx,
+        "admin_refund_job",
+        |key, b: RefundBody| {
+            if let Some(amount) = b.amount {
+                shared::input::range("amount", amount, 1, 1_000_000)?;
+            }
+            Ok(json!({"p_idempotency_key": key, "p_job_id": id, "p_reason": b.reason, "p_amount": b.amount}))
+        },
+        None,
+    )
     .await
     .map_err(|e| client_field(e, "job_id", "id"))
 }
@@ -136,7 +158,7 @@ async fn set_suspension(cx: Cx, suspended: bool) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
     action(cx, "admin_set_suspension", |key, b: ReasonBody| {
         Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_suspended": suspended, "p_reason": b.reason}))
-    })
+    }, None)
     .await
     .map_err(|e| client_field(e, "user_id", "id"))
 }
@@ -157,7 +179,7 @@ pub async fn spend_cap(cx: Cx) -> Result<Response, ApiError> {
     action(cx, "admin_set_spend_cap", |key, b: SpendCapBody| {
         let cap = b.cap()?;
         Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_daily_spend_cap": cap, "p_reason": b.reason}))
-    })
+    }, None)
     .await
     .map_err(|e| client_field(e, "user_id", "id"))
 }

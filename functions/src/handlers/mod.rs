@@ -1,5 +1,6 @@
 //! One module per operation. Each handler has the same signature and calls one RPC (or one read
-//! through RLS); those that free stored files then drain the R2 deletion queue (`storage::drain`).
+//! through RLS); those that free stored files then delete them from R2 (`storage::release`: only the
+//! keys their own RPC queued; the cron drains the rest of the queue).
 
 pub mod account;
 pub mod admin;

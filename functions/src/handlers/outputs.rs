@@ -154,10 +154,7 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     if !applied {
         // Nothing of a refused upload stays: the object goes now (the database queued it too, so
         // the drain confirms it or retries a failed delete).
-        if let Err(why) = storage::delete(&cx.env, std::slice::from_ref(&key)).await {
-            log::error(log::event("upload_cleanup_failed").str("reason", why));
-        }
-        storage::drain(&cx.cfg, &cx.env).await;
+        storage::release(&cx.cfg, &cx.env, std::slice::from_ref(&key)).await;
         registered.as_ref().map_err(Clone::clone)?;
         if replayed {
             return Err(ApiError::new(
@@ -175,13 +172,12 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     if answer.as_ref().and_then(|r| r.storage_key.as_deref()) != Some(key.as_str()) {
         // A replay answered with the record it made before: that object is the file, the one just
         // stored is not (the database queued it too).
-        if let Err(why) = storage::delete(&cx.env, std::slice::from_ref(&key)).await {
-            log::error(log::event("upload_cleanup_failed").str("reason", why));
-        }
+        storage::release(&cx.cfg, &cx.env, std::slice::from_ref(&key)).await;
     }
     log::info(log::event("asset_uploaded").str("job_id", &job_id).int("bytes", length as i64));
-    // A replaced object of the same name was queued for deletion.
-    storage::drain(&cx.cfg, &cx.env).await;
+    // A replaced object of the same name was queued for deletion; only the queue names it. One
+    // batch, so the upload never waits on a whole backlog (the cron drains the rest).
+    storage::drain(&cx.cfg, &cx.env, 1).await;
     Ok(crate::respond::json(201, registered.unwrap_or_default()))
 }
 

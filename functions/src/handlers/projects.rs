@@ -9,7 +9,7 @@
 //!
 //! Deleting a project returns the R2 keys of its assets (`storage_keys`); the database has queued
 //! every key in `storage_deletions`, and the Worker deletes the queued objects from the `OUTPUTS`
-//! bucket right after (`storage::drain`; the cron retries what fails).
+//! bucket right after (`storage::release`; the cron retries what fails).
 
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
@@ -99,16 +99,20 @@ pub async fn delete(cx: Cx) -> Result<Response, ApiError> {
     let id = project_id(&cx)?;
     let args = json!({ "p_project_id": id }).to_string();
     let body = db::rpc(&cx.cfg, Caller::User(&user.token), "delete_project", &args).await?;
-    log_storage_keys("project_deleted", &body);
-    crate::storage::drain(&cx.cfg, &cx.env).await;
+    let keys = storage_keys("project_deleted", &body);
+    crate::storage::release(&cx.cfg, &cx.env, &keys).await;
     Ok(crate::respond::json(200, body))
 }
 
-/// Logs how many R2 objects an RPC left to delete (never the keys: they name the user's files).
-/// The database queued the same keys in `storage_deletions`, which `storage::drain` empties.
-pub(crate) fn log_storage_keys(event: &str, body: &str) {
-    let keys = serde_json::from_str::<Deleted>(body).map(|d| d.storage_keys.len()).unwrap_or(0);
-    if keys > 0 {
-        log::info(log::event(event).int("storage_keys", keys as i64).str("storage", "queued in storage_deletions"));
+/// The R2 keys an RPC queued in `storage_deletions` (its answer's `storage_keys`), which the
+/// request then deletes (`storage::release`); logs how many (never the keys: they name the user's
+/// files).
+pub(crate) fn storage_keys(event: &str, body: &str) -> Vec<String> {
+    let keys = serde_json::from_str::<Deleted>(body).map(|d| d.storage_keys).unwrap_or_default();
+    if !keys.is_empty() {
+        log::info(
+            log::event(event).int("storage_keys", keys.len() as i64).str("storage", "queued in storage_deletions"),
+        );
     }
+    keys
 }
