@@ -17,7 +17,7 @@ use worker::Env;
 /// The binding's name in wrangler.toml and the test stack.
 pub const BUCKET: &str = "OUTPUTS";
 
-/// Keys per `list_storage_deletions` batch, and batches per cron run (bounds its subrequests).
+/// Keys per `list_storage_deletions` batch, and batches per drain (bounds its subrequests).
 const DRAIN_BATCH: usize = 100;
 pub const DRAIN_MAX_BATCHES: usize = 10;
 
@@ -157,14 +157,15 @@ const CONFIRM_MAX: usize = 1000;
 
 /// Deletes `keys` from R2, then confirms them in `storage_deletions`; `false` (logged) when a step
 /// failed, which leaves the keys queued for the cron.
-async fn delete_and_confirm(cfg: &Config, env: &Env, keys: &[String]) -> bool {
+/// `failed` names the log event of a failure.
+async fn delete_and_confirm(cfg: &Config, env: &Env, keys: &[String], failed: &str) -> bool {
     if let Err(why) = delete(env, keys).await {
-        log::error(log::event("storage_drain_failed").str("step", "delete").str("reason", why));
+        log::error(log::event(failed).str("step", "delete").str("reason", why));
         return false;
     }
     let args = serde_json::json!({ "p_keys": keys }).to_string();
     if let Err(e) = db::rpc(cfg, Caller::Service, "confirm_storage_deletions", &args).await {
-        log::error(log::event("storage_drain_failed").str("step", "confirm").str("code", &e.code));
+        log::error(log::event(failed).str("step", "confirm").str("code", &e.code));
         return false;
     }
     true
@@ -177,7 +178,7 @@ async fn delete_and_confirm(cfg: &Config, env: &Env, keys: &[String]) -> bool {
 pub async fn release(cfg: &Config, env: &Env, keys: &[String]) -> usize {
     let mut deleted = 0;
     for chunk in keys.chunks(CONFIRM_MAX) {
-        if !delete_and_confirm(cfg, env, chunk).await {
+        if !delete_and_confirm(cfg, env, chunk, "storage_delete_failed").await {
             break;
         }
         deleted += chunk.len();
@@ -189,11 +190,11 @@ pub async fn release(cfg: &Config, env: &Env, keys: &[String]) -> usize {
 }
 
 /// Deletes the objects queued in `storage_deletions`, oldest first, at most `batches` batches of
-/// [`DRAIN_BATCH`]: `list_storage_deletions` -> R2 delete -> `confirm_storage_deletions`. The cron
-/// runs [`DRAIN_MAX_BATCHES`] (it also covers deletions made outside the Worker, such as
-/// `auth.users` rows, and any delete that failed); a recorded upload runs one, for the object it
-/// replaced, which only the queue names. A failure leaves the keys queued for the next run.
-/// Returns how many objects were deleted.
+/// [`DRAIN_BATCH`]: `list_storage_deletions` -> R2 delete -> `confirm_storage_deletions`. Run by the
+/// cron (which also covers deletions made outside the Worker, such as `auth.users` rows, and any
+/// delete that failed) and by the pipeline's recorded upload, for the object it replaced, which
+/// only the queue names; never by a user's request ([`release`]). A failure leaves the keys queued
+/// for the next run. Returns how many objects were deleted.
 pub async fn drain(cfg: &Config, env: &Env, batches: usize) -> usize {
     let mut deleted = 0;
     for _ in 0..batches {
@@ -205,7 +206,7 @@ pub async fn drain(cfg: &Config, env: &Env, batches: usize) -> usize {
                 break;
             }
         };
-        if queued.is_empty() || !delete_and_confirm(cfg, env, &queued).await {
+        if queued.is_empty() || !delete_and_confirm(cfg, env, &queued, "storage_drain_failed").await {
             break;
         }
         deleted += queued.len();

@@ -61,7 +61,8 @@ pub fn session_of(body: &str) -> Result<(String, String), ApiError> {
 
 /// One form-encoded `POST {base}{path}` to Stripe's API with an `Idempotency-Key`; the body of a
 /// 200. Stripe refusing the key for other parameters (`idempotency_error`) is 422
-/// `idempotency_key_reused` (the client reused its key for another request); 429 and 5xx are 503.
+/// `idempotency_key_reused` (the client reused its key for another request); Stripe's 409 (another
+/// request with the key is still being processed) is 409 `idempotency_in_flight`; 429 and 5xx are 503.
 pub async fn post_form(base: &str, secret_key: &str, path: &str, form: &str, key: &str) -> Result<String, ApiError> {
     send(base, secret_key, path, Some((form, key)), None).await
 }
@@ -134,6 +135,15 @@ async fn send(
     );
     if status == 429 || status >= 500 {
         return Err(unavailable());
+    }
+    // Stripe answers 409 while another request with the same Idempotency-Key is still being
+    // processed (nothing is saved for this one): the same request may be retried as it is.
+    if status == 409 {
+        return Err(ApiError::new(
+            409,
+            "idempotency_in_flight",
+            "A request with this idempotency key is still being processed.",
+        ));
     }
     if error_member(&err, "type") == "idempotency_error" {
         return Err(ApiError::new(

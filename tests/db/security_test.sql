@@ -143,6 +143,7 @@ insert into expected_execute values
   ('public.finish_canceled_job(uuid,integer,text,integer)', false, false, true),
   ('public.register_asset(uuid,text,text,text,bigint,text,text,integer,jsonb,text,text)', false, false, true),
   ('app.skip_live_storage_keys()', false, false, false),
+  ('app.refuse_job_in_deleted_project()', false, false, false),
   ('public.list_storage_deletions(integer)', false, false, true),
   ('public.confirm_storage_deletions(text[])', false, false, true),
   ('app.job_status_alias(text)', false, false, false),

@@ -4,7 +4,8 @@
 // Exposes: `stack` (where everything is), `startWorker(overrides)` (a Worker on a loopback port
 // with the bindings of the local stack, overridable per test), `mintToken(claims, opts)` (an
 // HS256 Supabase-shaped access token signed with the local secret), `sql(query)` (psql as the
-// superuser, for arranging and checking state), `setClock(when)` / `clearClock()` (the business
+// superuser, for arranging and checking state), `session()` (a psql session kept open, for holding
+// locks in a transaction of the test's own), `setClock(when)` / `clearClock()` (the business
 // clock of every session, PostgREST's included), `createUser(opts)` (an auth.users row, as
 // Supabase Auth makes on sign-up, with a token for it), `signPipeline(body)` and `signUpload(..)` (a pipeline callback
 // signature), and each Worker's `queued` list: the messages its JOBS_QUEUE producer sent, as a
@@ -14,7 +15,7 @@
 // zz-openapi.test.mjs can check them all against the OpenAPI document.
 import { Miniflare } from 'miniflare';
 import { createHmac, randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -323,3 +324,14 @@ export function createUser({ anonymous = false } = {}) {
 
 /** `Authorization` header for a token. */
 export const bearer = (token) => ({ authorization: `Bearer ${token}` });
+
+/** A psql session kept open: statements written to it run in order, in one connection. */
+export function session() {
+  const p = spawn('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(stack.pgPort), '-U', 'postgres', '-d', 'postgres'],
+    { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => p.on('exit', (code) => resolve(code)));
+  return { run: (s) => p.stdin.write(`${s}\n`), output: () => out, end: async () => { p.stdin.end(); return exited; } };
+}

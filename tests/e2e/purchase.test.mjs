@@ -136,6 +136,36 @@ test('checkout with Stripe down answers 503; the retry with the same key reuses 
   assert.equal(purchases(user.id)[0].checkout_session_id, retry.body.session_id);
 });
 
+test('the same checkout sent twice at once: the one Stripe is still processing is 409 in flight, and its retry gets the same session', async () => {
+  const user = createUser();
+  const key = randomUUID();
+  // The second request is sent once the first is at Stripe (its purchase committed), so the
+  // database answers both with the same purchase and the second meets Stripe's in-progress key.
+  stripe.state.latencyMs = 1500;
+  let both;
+  try {
+    const seen = stripe.state.requests.length;
+    const first = checkout(user, 'starter', key);
+    const atStripe = () => stripe.state.requests.slice(seen).some((r) => r.url === '/v1/checkout/sessions');
+    for (let i = 0; i < 100 && !atStripe(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(atStripe(), 'the first checkout reached Stripe');
+    both = await Promise.all([first, checkout(user, 'starter', key)]);
+  } finally {
+    stripe.state.latencyMs = 0;
+  }
+  const statuses = both.map((r) => r.res.status).sort();
+  assert.deepEqual(statuses, [200, 409], JSON.stringify(both.map((r) => r.body)));
+  const done = both.find((r) => r.res.status === 200);
+  const busy = both.find((r) => r.res.status === 409);
+  assert.equal(busy.body.error.code, 'idempotency_in_flight', 'not idempotency_key_reused: the key was not misused');
+  const sent = stripe.state.requests.filter((r) => r.headers['idempotency-key'] === `checkout-${done.body.purchase_id}`);
+  assert.equal(sent.length, 2, 'both reached Stripe with the purchase\'s key (the 409 is Stripe\'s, not the database\'s)');
+  const retry = await checkout(user, 'starter', key);
+  assert.equal(retry.res.status, 200, JSON.stringify(retry.body));
+  assert.deepEqual([retry.body.purchase_id, retry.body.session_id], [done.body.purchase_id, done.body.session_id], 'one purchase, one session');
+  assert.equal(purchases(user.id).length, 1);
+});
+
 test('checkout refuses bad input with stable codes and writes nothing', async () => {
   const user = createUser();
   const post = (headers, body) => w.fetch('/v1/purchase/checkout', { method: 'POST', headers: { ...bearer(user.token), ...headers }, body });

@@ -14,7 +14,10 @@
 //   (else 404 `resource_missing`); `cancel_at_period_end` must be `true` or `false`; answers the
 //   updated `subscription` object;
 // - `Idempotency-Key`: the same key with the same parameters returns the saved answer (the same
-//   session); the same key with other parameters is 400 `idempotency_error`.
+//   session); the same key with other parameters is 400 `idempotency_error`. With `state.latencyMs`
+//   set, answers take that long, and a request with the key of one still being processed is 409
+//   `idempotency_error` ("another in-progress request"; Stripe saves nothing for it, so it may be
+//   retried as it is).
 // - `GET /v1/invoice_payments` (the Invoice Payments API, 2025-03-31.basil and later): only the
 //   documented query parameters (`invoice`, `status` one of `canceled`/`open`/`paid`, `payment[type]`
 //   (`payment_intent` or `payment_record`, required when `payment[...]` is given) with
@@ -55,7 +58,8 @@ function absoluteUrl(s) {
 
 export async function startStripeStandin({ checkout = null } = {}) {
   const idempotency = new Map(); // key -> { params, status, body }
-  const state = { requests: [], sessions: new Map(), down: false, webhooks: [], subscriptions: new Map(), invoicePayments: [] };
+  const inProgress = new Set(); // keys of requests still being processed (with latencyMs)
+  const state = { requests: [], sessions: new Map(), down: false, webhooks: [], subscriptions: new Map(), invoicePayments: [], latencyMs: 0 };
   let base;
   const server = http.createServer((req, res) => {
     let raw = '';
@@ -85,6 +89,9 @@ export async function startStripeStandin({ checkout = null } = {}) {
       const form = new URLSearchParams(raw);
       const params = [...form.entries()].sort(([a], [b]) => a.localeCompare(b));
       const key = req.headers['idempotency-key'];
+      if (key !== undefined && inProgress.has(key)) {
+        return error(res, 409, 'idempotency_error', `There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`);
+      }
       if (key !== undefined) {
         const saved = idempotency.get(key);
         if (saved) {
@@ -97,9 +104,16 @@ export async function startStripeStandin({ checkout = null } = {}) {
       }
       const answer = (status, body) => {
         const text = JSON.stringify(body);
-        if (key !== undefined) idempotency.set(key, { params, status, body: text });
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(text);
+        const send = () => {
+          inProgress.delete(key);
+          if (key !== undefined) idempotency.set(key, { params, status, body: text });
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(text);
+        };
+        if (state.latencyMs > 0) {
+          if (key !== undefined) inProgress.add(key);
+          setTimeout(send, state.latencyMs);
+        } else send();
       };
       if (subPath) {
         const sub = state.subscriptions.get(subPath[1]);

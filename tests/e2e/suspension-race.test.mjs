@@ -5,24 +5,12 @@
 // wait on that lock, then suspends the user in the same transaction and commits.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { startWorker, createUser, bearer, sql, stack, eventually } from './harness.mjs';
+import { startWorker, createUser, bearer, sql, eventually, session } from './harness.mjs';
 
 let w;
 before(async () => { w = await startWorker(); });
 after(async () => { await w?.dispose(); });
-
-/** A psql session kept open: statements written to it run in order, in one connection. */
-function session() {
-  const p = spawn('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(stack.pgPort), '-U', 'postgres', '-d', 'postgres'],
-    { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout.on('data', (d) => { out += d; });
-  p.stderr.on('data', (d) => { out += d; });
-  const exited = new Promise((resolve) => p.on('exit', (code) => resolve(code)));
-  return { run: (s) => p.stdin.write(`${s}\n`), output: () => out, end: async () => { p.stdin.end(); return exited; } };
-}
 
 test('a suspension committed while generate waits for the balance lock refuses that generate, writing nothing', async () => {
   const user = createUser();

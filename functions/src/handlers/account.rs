@@ -101,7 +101,7 @@ pub async fn delete_account(cx: Cx) -> Result<Response, ApiError> {
     let body = db::rpc(&cx.cfg, Caller::User(&user.token), "delete_account", "{}").await?;
     let c: Closed = serde_json::from_str(&body)
         .map_err(|e| ApiError::internal().because(format!("delete_account answered unexpected JSON: {e}")))?;
-    super::projects::storage_keys("account_closed", &body);
+    super::projects::log_queued("account_closed", c.storage_keys.len());
     crate::storage::release(&cx.cfg, &cx.env, &c.storage_keys).await;
     let answer = ClosedAnswer {
         closed: c.closed,

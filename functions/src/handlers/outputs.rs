@@ -152,8 +152,8 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     let applied = answer.as_ref().is_some_and(|r| r.applied);
     let replayed = answer.as_ref().is_some_and(|r| r.replayed);
     if !applied {
-        // Nothing of a refused upload stays: the object goes now (the database queued it too, so
-        // the drain confirms it or retries a failed delete).
+        // Nothing of a refused upload stays: the object goes now and is confirmed in the queue
+        // (the database queued it too, so a failed delete is retried by the cron).
         storage::release(&cx.cfg, &cx.env, std::slice::from_ref(&key)).await;
         registered.as_ref().map_err(Clone::clone)?;
         if replayed {
@@ -175,9 +175,9 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
         storage::release(&cx.cfg, &cx.env, std::slice::from_ref(&key)).await;
     }
     log::info(log::event("asset_uploaded").str("job_id", &job_id).int("bytes", length as i64));
-    // A replaced object of the same name was queued for deletion; only the queue names it. One
-    // batch, so the upload never waits on a whole backlog (the cron drains the rest).
-    storage::drain(&cx.cfg, &cx.env, 1).await;
+    // A replaced object of the same name was queued for deletion; only the queue names it, so the
+    // queue is drained (this is the pipeline's request, not a user's).
+    storage::drain(&cx.cfg, &cx.env, storage::DRAIN_MAX_BATCHES).await;
     Ok(crate::respond::json(201, registered.unwrap_or_default()))
 }
 

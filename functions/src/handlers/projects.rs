@@ -109,10 +109,13 @@ pub async fn delete(cx: Cx) -> Result<Response, ApiError> {
 /// files).
 pub(crate) fn storage_keys(event: &str, body: &str) -> Vec<String> {
     let keys = serde_json::from_str::<Deleted>(body).map(|d| d.storage_keys).unwrap_or_default();
-    if !keys.is_empty() {
-        log::info(
-            log::event(event).int("storage_keys", keys.len() as i64).str("storage", "queued in storage_deletions"),
-        );
-    }
+    log_queued(event, keys.len());
     keys
+}
+
+/// Logs how many R2 objects a deletion queued (never the keys: they name the user's files).
+pub(crate) fn log_queued(event: &str, keys: usize) {
+    if keys > 0 {
+        log::info(log::event(event).int("storage_keys", keys as i64).str("storage", "queued in storage_deletions"));
+    }
 }
