@@ -361,9 +361,12 @@ test('a user\'s deletion deletes only the objects it freed; other users\' backlo
   assert.deepEqual(await storedKeys(other.job.id), [], 'a closed account\'s objects are deleted');
   assert.equal(backlog(), 150, 'and the backlog is still left');
 
-  const res = await fetch(`${w.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
-  assert.equal(res.status, 200);
-  await res.text();
+  // One cron run drains at most 1,000 keys, oldest first: older leftovers may come before these.
+  for (let run = 0; run < 5 && backlog() > 0; run++) {
+    const res = await fetch(`${w.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
+    assert.equal(res.status, 200);
+    await res.text();
+  }
   assert.equal(backlog(), 0, 'the cron drained the backlog');
 });
 

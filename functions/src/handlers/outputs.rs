@@ -152,8 +152,9 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     let applied = answer.as_ref().is_some_and(|r| r.applied);
     let replayed = answer.as_ref().is_some_and(|r| r.replayed);
     if !applied {
-        // Nothing of a refused upload stays: the object goes now and is confirmed in the queue
-        // (the database queued it too, so a failed delete is retried by the cron).
+        // Nothing of a refused upload stays: the object goes now and is confirmed in the queue. The
+        // database queued it too when it refused the upload (a failed delete is then retried by
+        // the cron); a registration that failed queued nothing, and a failed delete is only logged.
         storage::release(&cx.cfg, &cx.env, std::slice::from_ref(&key)).await;
         registered.as_ref().map_err(Clone::clone)?;
         if replayed {
