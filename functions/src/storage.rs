@@ -19,7 +19,7 @@ pub const BUCKET: &str = "OUTPUTS";
 
 /// Keys per `list_storage_deletions` batch, and batches per drain (bounds its subrequests).
 const DRAIN_BATCH: usize = 100;
-pub const DRAIN_MAX_BATCHES: usize = 10;
+const DRAIN_MAX_BATCHES: usize = 10;
 
 fn set(target: &Object, k: &str, v: &JsValue) {
     let _ = Reflect::set(target, &JsValue::from_str(k), v);
@@ -189,15 +189,15 @@ pub async fn release(cfg: &Config, env: &Env, keys: &[String]) -> usize {
     deleted
 }
 
-/// Deletes the objects queued in `storage_deletions`, oldest first, at most `batches` batches of
-/// [`DRAIN_BATCH`]: `list_storage_deletions` -> R2 delete -> `confirm_storage_deletions`. Run by the
-/// cron (which also covers deletions made outside the Worker, such as `auth.users` rows, and any
-/// delete that failed) and by the pipeline's recorded upload, for the object it replaced, which
-/// only the queue names; never by a user's request ([`release`]). A failure leaves the keys queued
-/// for the next run. Returns how many objects were deleted.
-pub async fn drain(cfg: &Config, env: &Env, batches: usize) -> usize {
+/// Deletes the objects queued in `storage_deletions`, oldest first, at most [`DRAIN_MAX_BATCHES`]
+/// batches of [`DRAIN_BATCH`]: `list_storage_deletions` -> R2 delete -> `confirm_storage_deletions`.
+/// Run by the cron (which also covers deletions made outside the Worker, such as `auth.users`
+/// rows, and any delete that failed) and by the pipeline's recorded upload, for the object it
+/// replaced, which only the queue names; never by a user's request ([`release`]). A failure leaves
+/// the keys queued for the next run. Returns how many objects were deleted.
+pub async fn drain(cfg: &Config, env: &Env) -> usize {
     let mut deleted = 0;
-    for _ in 0..batches {
+    for _ in 0..DRAIN_MAX_BATCHES {
         let args = format!(r#"{{"p_limit":{DRAIN_BATCH}}}"#);
         let queued = match db::rpc(cfg, Caller::Service, "list_storage_deletions", &args).await {
             Ok(body) => serde_json::from_str::<Queued>(&body).map(|q| q.keys).unwrap_or_default(),

@@ -66,7 +66,7 @@ pub async fn run(env: &Env) {
     }
     // Objects whose rows were deleted elsewhere (an `auth.users` row deleted in the dashboard, a
     // delete that failed after a request) are deleted from R2 here.
-    crate::storage::drain(&cfg, env, crate::storage::DRAIN_MAX_BATCHES).await;
+    crate::storage::drain(&cfg, env).await;
     crate::webhooks::run(env, &cfg).await;
     crate::appstore_api::run(env, &cfg).await;
 }

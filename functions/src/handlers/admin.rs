@@ -46,7 +46,17 @@ struct Replayed {
 }
 
 /// A changing action: admin check, idempotency key, body, then one RPC with `args(key, body)`.
-async fn action<T, F>(mut cx: Cx, rpc: &str, args: F, db_field: Option<&str>) -> Result<Response, ApiError>
+async fn action<T, F>(cx: Cx, rpc: &str, args: F) -> Result<Response, ApiError>
+where
+    T: for<'de> Deserialize<'de>,
+    F: FnOnce(&str, T) -> Result<serde_json::Value, ApiError>,
+{
+    action_naming(cx, rpc, args, None).await
+}
+
+/// [`action`], naming `db_field` in the database's `invalid_request` errors that name no field
+/// (the edge's own errors keep theirs).
+async fn action_naming<T, F>(mut cx: Cx, rpc: &str, args: F, db_field: Option<&str>) -> Result<Response, ApiError>
 where
     T: for<'de> Deserialize<'de>,
     F: FnOnce(&str, T) -> Result<serde_json::Value, ApiError>,
@@ -89,36 +99,25 @@ pub async fn lookup_user(cx: Cx) -> Result<Response, ApiError> {
 /// `POST /v1/admin/users/{id}/grants` `{amount, expires_at?, reason}`: promotional credits.
 pub async fn grant(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
-    action(
-        cx,
-        "admin_grant_credits",
-        |key, b: GrantBody| {
-            shared::input::range("amount", b.amount, 1, 1_000_000)?;
-            b.check()?;
-            Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount,
+    let args = |key: &str, b: GrantBody| {
+        shared::input::range("amount", b.amount, 1, 1_000_000)?;
+        b.check()?;
+        Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount,
                   "p_expires_at": b.expires_at, "p_reason": b.reason}))
-        },
-        // The one free-form value Postgres parses itself: a bad timestamp is a data exception without
-        // a field. Only the database's errors are named so; the edge's own (a body that is not an
-        // object) keep theirs.
-        Some("expires_at"),
-    )
-    .await
-    .map_err(|e| client_field(e, "user_id", "id"))
+    };
+    // The one free-form value Postgres parses itself: a bad timestamp is a data exception without a field.
+    action_naming(cx, "admin_grant_credits", args, Some("expires_at"))
+        .await
+        .map_err(|e| client_field(e, "user_id", "id"))
 }
 
 /// `POST /v1/admin/users/{id}/adjustments` `{amount (signed), reason}`.
 pub async fn adjust(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
-    action(
-        cx,
-        "admin_adjust_credits",
-        |key, b: AdjustBody| {
-            shared::input::range("amount", b.amount, -1_000_000, 1_000_000)?;
-            Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount, "p_reason": b.reason}))
-        },
-        None,
-    )
+    action(cx, "admin_adjust_credits", |key, b: AdjustBody| {
+        shared::input::range("amount", b.amount, -1_000_000, 1_000_000)?;
+        Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_amount": b.amount, "p_reason": b.reason}))
+    })
     .await
     .map_err(|e| client_field(e, "user_id", "id"))
 }
@@ -126,12 +125,9 @@ pub async fn adjust(cx: Cx) -> Result<Response, ApiError> {
 /// `POST /v1/admin/grants/{id}/void` `{reason}`: voids what remains of one grant.
 pub async fn void_grant(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "grant")?.to_owned();
-    action(
-        cx,
-        "admin_void_grant",
-        |key, b: ReasonBody| Ok(json!({"p_idempotency_key": key, "p_grant_id": id, "p_reason": b.reason})),
-        None,
-    )
+    action(cx, "admin_void_grant", |key, b: ReasonBody| {
+        Ok(json!({"p_idempotency_key": key, "p_grant_id": id, "p_reason": b.reason}))
+    })
     .await
     .map_err(|e| client_field(e, "grant_id", "id"))
 }
@@ -139,17 +135,12 @@ pub async fn void_grant(cx: Cx) -> Result<Response, ApiError> {
 /// `POST /v1/admin/jobs/{id}/refund` `{amount?, reason}`: all or part of a job's captured credits.
 pub async fn refund_job(cx: Cx) -> Result<Response, ApiError> {
     let id = path_id(&cx, "job")?.to_owned();
-    action(
-        cx,
-        "admin_refund_job",
-        |key, b: RefundBody| {
-            if let Some(amount) = b.amount {
-                shared::input::range("amount", amount, 1, 1_000_000)?;
-            }
-            Ok(json!({"p_idempotency_key": key, "p_job_id": id, "p_reason": b.reason, "p_amount": b.amount}))
-        },
-        None,
-    )
+    action(cx, "admin_refund_job", |key, b: RefundBody| {
+        if let Some(amount) = b.amount {
+            shared::input::range("amount", amount, 1, 1_000_000)?;
+        }
+        Ok(json!({"p_idempotency_key": key, "p_job_id": id, "p_reason": b.reason, "p_amount": b.amount}))
+    })
     .await
     .map_err(|e| client_field(e, "job_id", "id"))
 }
@@ -158,7 +149,7 @@ async fn set_suspension(cx: Cx, suspended: bool) -> Result<Response, ApiError> {
     let id = path_id(&cx, "user")?.to_owned();
     action(cx, "admin_set_suspension", |key, b: ReasonBody| {
         Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_suspended": suspended, "p_reason": b.reason}))
-    }, None)
+    })
     .await
     .map_err(|e| client_field(e, "user_id", "id"))
 }
@@ -179,7 +170,7 @@ pub async fn spend_cap(cx: Cx) -> Result<Response, ApiError> {
     action(cx, "admin_set_spend_cap", |key, b: SpendCapBody| {
         let cap = b.cap()?;
         Ok(json!({"p_idempotency_key": key, "p_target_user_id": id, "p_daily_spend_cap": cap, "p_reason": b.reason}))
-    }, None)
+    })
     .await
     .map_err(|e| client_field(e, "user_id", "id"))
 }

@@ -178,7 +178,7 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
     log::info(log::event("asset_uploaded").str("job_id", &job_id).int("bytes", length as i64));
     // A replaced object of the same name was queued for deletion; only the queue names it, so the
     // queue is drained (this is the pipeline's request, not a user's).
-    storage::drain(&cx.cfg, &cx.env, storage::DRAIN_MAX_BATCHES).await;
+    storage::drain(&cx.cfg, &cx.env).await;
     Ok(crate::respond::json(201, registered.unwrap_or_default()))
 }
 
