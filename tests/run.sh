@@ -7,7 +7,8 @@
 #                   (tests/db/*.sql) on a throwaway Postgres 15 cluster
 #   2b. db lint:    `supabase db lint` (plpgsql_check over every function), any warning fails
 #   2c. model:      random money histories (tests/model) through the real RPCs on that cluster,
-#                   compared with the reference model; MODEL_HISTORIES (default 2000), MODEL_SEED
+#                   compared with the reference model; MODEL_HISTORIES (default 2000), MODEL_SEED,
+#                   MODEL_DEBT_HISTORIES (default 300: debt repaid, then given back)
 #   3. end-to-end:  node:test suites (tests/e2e/*.test.mjs) driving the built Worker in workerd
 #                   against the real PostgREST 12 on that cluster
 #   4. client:      the typed client's suite (clients/typescript/test: its generated types current,
@@ -123,7 +124,7 @@ fi
 # and runs its histories in copies of it, so nothing it writes reaches the end-to-end layer.
 layer_model="skipped"
 if [ ${#only_e2e[@]} = 0 ]; then
-step "Model: ${MODEL_HISTORIES:-2000} random money histories through the real RPCs, against the reference model"
+step "Model: ${MODEL_HISTORIES:-2000} random money histories (+${MODEL_DEBT_HISTORIES:-300} of debt repaid, then given back) through the real RPCs, against the reference model"
 set +e
 node --test tests/model/model.test.mjs tests/model/admin.test.mjs tests/model/subscriptions.test.mjs tests/model/invites.test.mjs >"$logs/model-unit.log" 2>&1; rc_unit=$?
 mp=$(grep -oE '^# pass [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || true); mp=${mp:-0}
@@ -131,7 +132,7 @@ mf=$(grep -oE '^# fail [0-9]+' "$logs/model-unit.log" | grep -oE '[0-9]+$' || tr
 if [ "$rc_unit" != 0 ] && [ "$mf" = 0 ]; then mf=1; fi
 [ "$mf" = 0 ] || grep -E '^not ok' "$logs/model-unit.log" | sed 's/^/    /' >&2
 echo "    the model's own cases (tests/model/model, admin, subscriptions and invites .test.mjs): $mp passed, $mf failed" >&2
-MODEL_PG_PORT="$pgport" node tests/model/run.mjs --histories "${MODEL_HISTORIES:-2000}" >"$logs/model.log" 2>&1; rc=$?
+MODEL_PG_PORT="$pgport" node tests/model/run.mjs --histories "${MODEL_HISTORIES:-2000}" --debt "${MODEL_DEBT_HISTORIES:-300}" >"$logs/model.log" 2>&1; rc=$?
 set -e
 grep -E '^(MISMATCH|minimal history|disagreement|model against|histories run)' "$logs/model.log" | cut -c1-2000 | sed 's/^/    /' >&2 || true
 p=$(tail -n 1 "$logs/model.log" | grep -oE '^[0-9]+ passed' | grep -oE '[0-9]+' || true); p=${p:-0}

@@ -35,6 +35,12 @@ select is((select debt from public.credit_balances where user_id = :'a'), 49, 't
 -- the reward grant full again.
 select tests.authenticate_as_service_role();
 select public.fulfill_purchase('stripe', 'pi_privacy_a', 'evt_privacy_a', :'a', 'starter', 499, 'usd') is not null as paid_a \gset
+-- Since 20261202190326 repaid debt given back returns to the grant that repaid it (A's purchase),
+-- which leaves the reward grant room; a repayment made before that migration has no record and
+-- still goes to the reward grant, which is the overflow path under test here.
+select tests.clear_authentication();
+delete from public.debt_repayments where user_id = :'a';
+select tests.authenticate_as_service_role();
 select public.claim_next_jobs('w-privacy', 10, 300) is not null as claimed \gset
 select public.fail_job(:'job', 'render_crashed', 'boom', false) is not null as failed \gset
 -- The dispute is won: the reward comes back, but the reward grant has no room left.

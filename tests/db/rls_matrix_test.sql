@@ -5,7 +5,7 @@
 -- Every statement targets the owner's rows and is rolled back by tests.attempt.
 begin;
 \ir _setup.psql
-select plan(768);
+select plan(788);
 
 -- Fixtures: the owner has a row in every table.
 select tests.create_user('owner@example.com') as owner \gset
@@ -54,6 +54,8 @@ select public.refund_purchase('stripe', 'pi_invitee', 'evt_invitee_refund') is n
 insert into public.consumption_data_consents (user_id, consented) values (:'owner', true);
 insert into public.app_store_consumption_requests (notification_uuid, transaction_id, environment, user_id, status, skip_reason, deadline_at)
 values (gen_random_uuid(), '2000000000000099', 'Sandbox', :'owner', 'skipped', 'unknown_transaction', now() + interval '12 hours');
+-- A repaid piece of debt of the owner's (written by the credit functions when debt is repaid).
+insert into public.debt_repayments (user_id, grant_id, amount) select :'owner', id, 1 from public.credit_grants where user_id = :'owner' limit 1;
 
 create temp table matrix (tbl text, cmd text, sql text, anon text, owner text, other text, anonymous text, service text);
 grant select on matrix to public;
@@ -194,6 +196,10 @@ insert into matrix values
   ('invite_take_backs', 'insert', 'insert into public.invite_take_backs (invitee_id, user_id, amount) values (gen_random_uuid(), :owner, 1)', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('invite_take_backs', 'update', 'update public.invite_take_backs set given_back = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('invite_take_backs', 'delete', 'delete from public.invite_take_backs where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('debt_repayments', 'select', 'select 1 from public.debt_repayments where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
+  ('debt_repayments', 'insert', 'insert into public.debt_repayments (user_id, grant_id, amount) select user_id, id, 1 from public.credit_grants where user_id = :owner limit 1', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('debt_repayments', 'update', 'update public.debt_repayments set returned = amount where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
+  ('debt_repayments', 'delete', 'delete from public.debt_repayments where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('webhook_outbox', 'select', 'select 1 from public.webhook_outbox where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'rows'),
   ('webhook_outbox', 'insert', 'insert into public.webhook_outbox (event_type, user_id, payload) values (''balance.low'', :owner, ''{}'')', 'denied', 'denied', 'denied', 'denied', 'denied'),
   ('webhook_outbox', 'update', 'update public.webhook_outbox set status = ''delivered'' where user_id = :owner', 'denied', 'denied', 'denied', 'denied', 'denied'),

@@ -143,3 +143,45 @@ export function resolve(w) {
   payments.forEach((p, pay) => p.events.forEach((ev, j) => { if (!delivered[pay].has(j)) ops.push({ t: 'ev', pay, ev }); }));
   return { users, payments: payments.map(({ events, ...p }) => p), ops };
 }
+
+// Debt repaid, then given back (migrations/README.md, "Give back"): histories the random worlds above
+// almost never reach (a give-back of a debt piece after the user repaid it). User 0 pays, spends
+// (jobs completed or left leased), its payment is disputed or refunded (debt), then the repayments
+// (an admin grant, a second payment, a failed job's released hold, a clock move that expires a
+// grant) and the win or reversal come in a random order, then a few random operations.
+const premium = fc.integer({ min: 8, max: 30 }).map((minutes) => ({ t: 'gen', u: 0, model: 'premium-v1', minutes, dup: null }));
+const reversible = fc.oneof(
+  fc.record({ pct: fc.constantFrom(100, 100, 40) }).map(({ pct }) => ({
+    provider: 'stripe', user: 0, pkg: 'starter',
+    disputes: [{ inquiry: false, pct }, { inquiry: false, pct: 100 }],
+    events: [{ k: 'paid', async: false }, { k: 'dispute', d: 0, e: 'created', won: false, prevented: false },
+      { k: 'dispute', d: 0, e: 'closed', won: true, prevented: false }],
+  })),
+  fc.constant({ provider: 'app_store', user: 0, pkg: 'starter', events: [{ k: 'tx' }, { k: 'REFUND', n: 0 }, { k: 'REFUND_REVERSED', n: 0 }] }),
+);
+const second = fc.oneof(
+  fc.constant({ provider: 'stripe', user: 0, pkg: 'starter', disputes: [{ inquiry: false, pct: 100 }, { inquiry: false, pct: 100 }], events: [{ k: 'paid', async: false }] }),
+  fc.constant({ provider: 'app_store', user: 0, pkg: 'starter', events: [{ k: 'tx' }] }),
+);
+const repayer = fc.oneof(
+  fc.record({ t: fc.constant('adminGrant'), u: fc.constant(0), amount: fc.constantFrom(7, 40, 120), ttl: fc.constantFrom(null, 3600e3 + 1, 40 * 86400e3 + 1) }),
+  fc.constant({ t: 'ev', pay: 1, i: 0 }),
+  fc.record({ t: fc.constant('fail'), u: fc.constant(0), n: fc.nat(2) }),
+  advance,
+);
+export const debtWorld = ({ admin = true } = {}) => fc.record({
+  users: fc.integer({ min: 1, max: 2 }),
+  first: reversible,
+  second,
+  spend: fc.array(fc.record({ gen: premium, done: fc.boolean() }), { minLength: 1, maxLength: 3 }),
+  repay: fc.array(repayer, { minLength: 1, maxLength: 4 }),
+  at: fc.nat(4),
+  tail: fc.array(opsOf(false, admin), { maxLength: 4 }),
+}).map(({ users, first, second: pay1, spend, repay, at, tail }) => {
+  const jobs = spend.flatMap(({ gen }) => [gen]);
+  const done = spend.flatMap(({ done: d }, n) => (d ? [{ t: 'complete', u: 0, n, pct: 100 }] : []));
+  const win = { t: 'ev', pay: 0, i: 2 };
+  const later = [...repay.slice(0, at % (repay.length + 1)), win, ...repay.slice(at % (repay.length + 1))];
+  const ops = [{ t: 'ev', pay: 0, i: 0 }, ...jobs, { t: 'claim' }, ...done, { t: 'ev', pay: 0, i: 1 }, ...later, ...tail];
+  return { users, payments: [first, pay1], ops, invites: [] };
+});

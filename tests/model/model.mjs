@@ -122,7 +122,8 @@ export class World {
 
   // --- users and grants
   addUser() {
-    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false, signedUpAt: this.now };
+    // `repaid`: each piece of debt repaid, {grant, amount}, in time order (a give-back returns them).
+    const u = { grants: [], debt: 0, jobs: [], keys: {}, closed: false, signedUpAt: this.now, repaid: [] };
     this.users.push(u);
     this.addGrant(u, { key: 'welcome', kind: 'promotional', expiresAt: this.now + WELCOME.ttl, amount: WELCOME.credits });
     return this.users.length - 1;
@@ -156,6 +157,19 @@ export class World {
       if (u.debt === 0) break;
       const x = Math.min(u.debt, g.remaining);
       g.remaining -= x; u.debt -= x;
+      if (x > 0) u.repaid.push({ grant: g.seq, amount: x });
+    }
+  }
+  // Debt already repaid, given back: "whatever of it the user has repaid meanwhile returns to the
+  // grants that repaid it, newest repayment first" (debt is repaid in time order, so cancelling
+  // debt undoes the latest repayments: the grants end as if the debt had been cancelled first).
+  returnRepaid(u, x) {
+    while (x > 0) {
+      const r = u.repaid[u.repaid.length - 1];
+      const t = Math.min(x, r.amount);
+      this.credit(u, u.grants.find((g) => g.seq === r.grant), t);
+      r.amount -= t; x -= t;
+      if (r.amount === 0) u.repaid.pop();
     }
   }
 
@@ -335,7 +349,6 @@ export class World {
     if (x > 0) { u.debt += x; p.pieces.push({ grant: null, amount: x }); }
   }
   giveBack(u, p, y) {
-    const own = u.grants.find((g) => g.seq === p.grant);
     while (y > 0) {
       const piece = p.pieces[p.pieces.length - 1];
       const x = Math.min(y, piece.amount);
@@ -344,7 +357,7 @@ export class World {
       } else {
         const c = Math.min(x, u.debt);
         u.debt -= c;
-        this.credit(u, own, x - c); // what the user repaid meanwhile returns to the payment's grant
+        this.returnRepaid(u, x - c);
       }
       piece.amount -= x; y -= x;
       if (piece.amount === 0) p.pieces.pop();

@@ -4,6 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { World, DAY, HOUR } from './model.mjs';
+import { grant } from './admin.mjs';
 
 const C = 100, P = 499; // the starter package
 const t0 = Date.UTC(2031, 0, 1);
@@ -322,4 +323,37 @@ test('closing with several holds while in debt: the order of the releases decide
   assert.deepEqual(ends[0], { available: 10, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 8 }, { key: 'welcome', remaining: 2 }] });
   // Job b first: 9 paid repay the 9, then the welcome 8 come back.
   assert.deepEqual(ends[1], { available: 10, held: 0, debt: 0, grants: [{ key: 'welcome', remaining: 10 }] });
+});
+
+// A dispute after the user spent the payment leaves debt; a promotional grant expiring in a day
+// repays part of it; `days` later the dispute is won. `wonFirst`: the win arrives first instead,
+// then the grant, then the days pass. Both end at the same time.
+function repaidThenWon(wonFirst, days) {
+  const w = new World(t0);
+  const u = w.addUser();
+  const p = w.addPayment(u, 'stripe', 'starter', P);
+  w.deliver(p, ev.paid);
+  w.generate(u, 'premium-v1', 30, 'k'); // 95: welcome 10 + paid 85
+  w.claimAll();
+  w.complete(u, 0, 100);
+  w.deliver(p, ev.dispute('dp1', 'created', 'needs_response')); // own 15, debt 85
+  if (wonFirst) w.deliver(p, ev.dispute('dp1', 'closed', 'won'));
+  assert.equal(grant(w, u, 50, DAY), 'ok');
+  w.advance(days * DAY);
+  if (!wonFirst) w.deliver(p, ev.dispute('dp1', 'closed', 'won'));
+  w.expire(w.users[u]);
+  return money(w);
+}
+
+test('debt repaid by a promotional grant, then given back: the credits return to that grant, promotional with its expiry, in either order', () => {
+  const promo = { key: 'promotion:promotional:null', remaining: 50 };
+  const expected = { available: 65, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }, promo] };
+  assert.deepEqual(repaidThenWon(false, 0), expected, 'repaid, then won');
+  assert.deepEqual(repaidThenWon(true, 0), expected, 'won, then granted');
+});
+
+test('debt repaid by a promotional grant that expires before the give-back: nothing of it is kept, as when the give-back came first', () => {
+  const expected = { available: 15, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }] };
+  assert.deepEqual(repaidThenWon(false, 2), expected, 'repaid, then won');
+  assert.deepEqual(repaidThenWon(true, 2), expected, 'won, then granted, then expired');
 });

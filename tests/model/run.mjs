@@ -4,6 +4,7 @@
 //
 //   node tests/model/run.mjs [--histories N] [--seed S] [--batch B] [--lanes L] [--rotate R]
 //                            [--payments MAX] [--subs MAX] [--ops MAX] [--shrink K] [--race-close 0] [--admin 0]
+//                            [--debt N]
 //
 // Histories run in batches of B (default 500); batch b is one fast-check run with seed S + b, so a
 // batch replays exactly with `--histories B --seed S+b`. A mismatch stops its batch, is shrunk to
@@ -13,18 +14,21 @@
 // (default 200), so reconcile() and the global sweeps stay as cheap as on a small database and
 // lanes never see each other's worlds. `--race-close 0` leaves out the op that closes an account
 // at the same time as one of its generates; `--admin 0` leaves out the admin actions and spend caps
-// (issue 13; the seeds of earlier runs then replay the histories they generated). The closing lines give histories run, operations and
+// (issue 13; the seeds of earlier runs then replay the histories they generated). `--debt N` runs N
+// more histories of gen.mjs' `debtWorld` after them (debt repaid, then given back; default 0), in
+// batches of their own whose seeds count from S like the others'. The closing lines give histories run, operations and
 // provider events applied, and mismatches; the exit code is 1 on a mismatch.
 import fc from 'fast-check';
 import pg from 'pg';
-import { world, resolve } from './gen.mjs';
+import { world, debtWorld, resolve } from './gen.mjs';
 import { Db, Runner, check } from './world.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? Number(args[i + 1]) : dflt; };
 const histories = opt('histories', 2000);
+const debt = opt('debt', 0);
 const seed = opt('seed', Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31));
-const batch = opt('batch', Math.min(500, histories));
+const batch = opt('batch', Math.max(1, Math.min(500, Math.max(histories, debt))));
 const lanes = opt('lanes', 3);
 const rotate = opt('rotate', 200);
 const maxShrunk = opt('shrink', 3);
@@ -63,9 +67,11 @@ class Lane {
     if (old) { await old.end(); await admin.query(`drop database ${oldName}`); made.splice(made.indexOf(oldName), 1); }
     this.count = 0;
   }
-  async runBatch(b, n) {
+  async runBatch(b, n, kind) {
     let shrinking = false;
-    const property = fc.asyncProperty(world({ payments: opt('payments', 3), ops: opt('ops', 30), raceClose: opt('race-close', 1) !== 0, admin: opt('admin', 1) !== 0, subs: opt('subs', 2) }), async (w) => {
+    const worlds = kind === 'debt' ? debtWorld({ admin: opt('admin', 1) !== 0 })
+      : world({ payments: opt('payments', 3), ops: opt('ops', 30), raceClose: opt('race-close', 1) !== 0, admin: opt('admin', 1) !== 0, subs: opt('subs', 2) });
+    const property = fc.asyncProperty(worlds, async (w) => {
       if (this.count++ >= rotate) await this.fresh();
       const h = resolve(w);
       const run = await this.runner.run(h);
@@ -79,8 +85,10 @@ class Lane {
     if (out.failed) {
       mismatches++;
       const h = resolve(out.counterexample[0]);
-      const keep = args.filter((a, i) => !['--histories', '--seed', '--batch'].includes(a) && !['--histories', '--seed', '--batch'].includes(args[i - 1]));
-      console.log(`\nMISMATCH (replay: node tests/model/run.mjs ${keep.concat(['--histories', n, '--seed', seed + b]).join(' ')}; ${out.numShrinks ? `shrunk in ${out.numShrinks} steps` : 'not shrunk'})`);
+      const own = ['--histories', '--seed', '--batch', '--debt'];
+      const keep = args.filter((a, i) => !own.includes(a) && !own.includes(args[i - 1]));
+      const counts = kind === 'debt' ? ['--histories', 0, '--debt', n] : ['--histories', n];
+      console.log(`\nMISMATCH (replay: node tests/model/run.mjs ${keep.concat([...counts, '--seed', seed + b]).join(' ')}; ${out.numShrinks ? `shrunk in ${out.numShrinks} steps` : 'not shrunk'})`);
       console.log(out.numShrinks ? 'minimal history:' : 'history:', JSON.stringify(h));
       console.log('disagreement:', out.errorInstance ? out.errorInstance.message : out.error);
     }
@@ -88,16 +96,17 @@ class Lane {
 }
 
 const batches = [];
-for (let b = 0; b * batch < histories; b++) batches.push([b, Math.min(batch, histories - b * batch)]);
+for (let b = 0; b * batch < histories; b++) batches.push([b, Math.min(batch, histories - b * batch), 'world']);
+for (let b = 0; b * batch < debt; b++) batches.push([b, Math.min(batch, debt - b * batch), 'debt']);
 const total = batches.length;
-const progress = histories > batch;
+const progress = histories + debt > batch;
 await Promise.all(Array.from({ length: Math.min(lanes, total) }, async (_, id) => {
   const lane = new Lane(id);
   await lane.fresh();
   while (batches.length) {
-    const [b, n] = batches.shift();
-    await lane.runBatch(b, n);
-    if (progress) console.log(`  batch ${b + 1}/${total} done: ${runs} histories run, ${mismatches} mismatches, ${Math.round((Date.now() - started) / 1000)}s`);
+    const [b, n, kind] = batches.shift();
+    await lane.runBatch(b, n, kind);
+    if (progress) console.log(`  ${kind === 'debt' ? 'debt ' : ''}batch ${b + 1}/${total} done: ${runs} histories run, ${mismatches} mismatches, ${Math.round((Date.now() - started) / 1000)}s`);
   }
   await lane.pool.end();
 }));
