@@ -5,7 +5,7 @@
 -- as paid credits, and the result depended on the order of the events).
 begin;
 \ir _setup.psql
-select plan(11);
+select plan(13);
 
 select tests.set_now('2030-01-01 10:00:00+00');
 
@@ -92,6 +92,52 @@ select is(pg_temp.money(:'c'), pg_temp.money(:'d'), 'the same money as when the 
 select is((select -sum(delta_available)::int from public.credit_ledger l join public.credit_grants g on g.id = l.grant_id
             where l.user_id = :'c' and l.type = 'expire' and g.source = 'promotion'), 50,
   'the promotional grant''s 10 left and the 40 given back expire (ledger expire)');
+
+-- A subscription period (its grant expires at the period's end) spent, charged back into debt,
+-- the debt repaid by a pack (never expiring), the chargeback won, the period over: the 85 the pack
+-- repaid return to the pack and survive the period (they used to go to the period's grant and
+-- expire with it: 15 credits left instead of 100). p_won_first: the win before the pack.
+insert into public.plans (id, name, interval, credits, rollover_max, price_cents) values ('repaid-plan', 'Repaid', 'month', 100, 0, 999);
+create function pg_temp.period_history(p_email text, p_won_first boolean)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_user uuid := tests.create_user(p_email);
+  v_tag text := split_part(p_email, '@', 1);
+  v_now timestamptz := app.now();
+begin
+  perform tests.authenticate_as_service_role();
+  perform public.fulfill_subscription_payment('stripe', 'in_' || v_tag, 'evt_' || v_tag, v_user, 'sub_' || v_tag,
+    'repaid-plan', v_now, v_now + interval '30 days', 999, 'usd');
+  perform tests.authenticate_as(v_user);
+  perform public.generate(v_tag, '{"model_id": "premium-v1", "prompt": "Period", "target_minutes": 30}');
+  perform tests.authenticate_as_service_role();
+  perform public.dispute_purchase('stripe', 'in_' || v_tag, 'evt_open_' || v_tag, 'dp_' || v_tag, 'needs_response', 999,
+    'charge.dispute.created');
+  if p_won_first then
+    perform public.dispute_purchase('stripe', 'in_' || v_tag, 'evt_won_' || v_tag, 'dp_' || v_tag, 'won', 999,
+      'charge.dispute.closed');
+  end if;
+  perform public.fulfill_purchase('stripe', 'pi_pack_' || v_tag, 'evt_pack_' || v_tag, v_user, 'starter', 499, 'usd');
+  if not p_won_first then
+    perform public.dispute_purchase('stripe', 'in_' || v_tag, 'evt_won_' || v_tag, 'dp_' || v_tag, 'won', 999,
+      'charge.dispute.closed');
+  end if;
+  perform tests.set_now(v_now + interval '31 days');
+  perform tests.clear_authentication();
+  perform app.expire_due_grants(v_user);
+  perform tests.set_now(v_now);
+  return v_user;
+end;
+$$;
+grant execute on function pg_temp.period_history(text, boolean) to public;
+select tests.set_now('2030-01-01 10:00:00+00');
+select pg_temp.period_history('repaid-f@example.test', false) as f \gset
+select pg_temp.period_history('repaid-g@example.test', true) as g \gset
+select is(pg_temp.money(:'f'), '{"balance": "100/95/0", "grants": {"welcome": 0, "purchase": 100}}'::jsonb,
+  'a period charged back, its debt repaid by a pack, then won: the pack keeps its 100 after the period ends');
+select is(pg_temp.money(:'f'), pg_temp.money(:'g'), 'the same money as when the win came before the pack');
 
 -- A repayment older than the records (made before this migration): the give-back falls back to
 -- the payment's own grant, as before.
