@@ -1,8 +1,9 @@
--- Debt repaid, then given back (migration 20261202190326): a give-back cancels what is still owed
--- first; what the user had already repaid returns to the grants that repaid it, newest repayment
--- first, with their category and expiry (it used to return to the payment's own grant: paid and
--- never expiring, so a promotional grant that had repaid debt, or had expired meanwhile, came back
--- as paid credits, and the result depended on the order of the events).
+-- Debt repaid, then given back (migrations 20261202190326 and 20261202192804): a give-back cancels
+-- what is still owed first; what the user had already repaid returns, newest repayment first, to
+-- the more durable of the grant that repaid it and the payment's own grant. It used to return to
+-- the payment's own grant only, which lost the credits when that grant was the one to expire (a
+-- subscription period whose debt a pack repaid). The user never ends with less than the other order
+-- of the same events gives; promotional credits that repaid the debt may come back as the payment's.
 begin;
 \ir _setup.psql
 select plan(13);
@@ -66,11 +67,12 @@ select is((select jsonb_agg(jsonb_build_object('amount', r.amount, 'returned', r
              from public.debt_repayments r join public.credit_grants g on g.id = r.grant_id where r.user_id = :'a'),
           '[{"amount": 40, "returned": 40, "source": "promotion"}]'::jsonb,
           'the promotional grant''s repayment of 40 is recorded, and returned in full by the win');
-select is(pg_temp.money(:'a'), '{"balance": "110/50/0", "grants": {"welcome": 0, "purchase": 60, "promotion": 50}}'::jsonb,
-  'repaid, then won: the 40 return to the promotional grant (50 again), X keeps its own 60; nothing paid was made of them');
-select is(pg_temp.money(:'a'), pg_temp.money(:'b'), 'the same money as when the win came before the grant');
+select is(pg_temp.money(:'a'), '{"balance": "110/50/0", "grants": {"welcome": 0, "purchase": 100, "promotion": 10}}'::jsonb,
+  'repaid, then won: the 40 go to X''s own grant (never expiring, more durable than the promotional one), X''s 60 too');
+select is(pg_temp.money(:'b'), '{"balance": "110/50/0", "grants": {"welcome": 0, "purchase": 60, "promotion": 50}}'::jsonb,
+  'won, then granted: the same balance, the promotional grant untouched');
 select is((select count(*)::int from public.credit_grants where user_id = :'a' and source = 'adjustment'), 0,
-  'every credit went back where it came from: no adjustment grant');
+  'X had room for them: no adjustment grant');
 
 -- The job fails: its hold returns 10 to the welcome grant and 40 to X, which has room for them.
 select tests.authenticate_as_service_role();
@@ -78,20 +80,22 @@ select public.claim_next_jobs('w-repaid', 10, 300) is not null as claimed \gset
 select job_id from public.credit_holds where user_id = :'a' and status = 'active' \gset
 select public.fail_job(:'job_id', 'render_crashed', 'boom', false) is not null as failed \gset
 select tests.clear_authentication();
-select is(pg_temp.money(:'a'), '{"balance": "160/0/0", "grants": {"welcome": 10, "purchase": 100, "promotion": 50}}'::jsonb,
-  'the failed job''s hold returns to its grants: all 160 credits, none as an adjustment');
+select is(pg_temp.money(:'a'), '{"balance": "160/0/0", "grants": {"welcome": 10, "purchase": 100, "promotion": 10, "adjustment": 40}}'::jsonb,
+  'the failed job''s hold returns its 50: X is full, so its 40 become an adjustment grant like X (all 160 credits)');
 
--- The grant expires before the win: its credits come back expired, as in the other order.
+-- The promotional grant expires before the win: the repaid credits come back as X's, so the user
+-- keeps them; in the other order they expired unused. Never less than the other order.
 select tests.set_now('2030-01-01 10:00:00+00');
 select pg_temp.history('repaid-c@example.test', false, 2) as c \gset
 select tests.set_now('2030-01-01 10:00:00+00');
 select pg_temp.history('repaid-d@example.test', true, 2) as d \gset
-select is(pg_temp.money(:'c'), '{"balance": "60/50/0", "grants": {"welcome": 0, "purchase": 60, "promotion": 0}}'::jsonb,
-  'won after the promotional grant expired: its 40 come back expired, X keeps its 60 (it used to keep 100)');
-select is(pg_temp.money(:'c'), pg_temp.money(:'d'), 'the same money as when the win came first and the grant expired unused');
+select is(pg_temp.money(:'c'), '{"balance": "100/50/0", "grants": {"welcome": 0, "purchase": 100, "promotion": 0}}'::jsonb,
+  'won after the promotional grant expired: the 40 it repaid come back as X''s and stay');
+select is(pg_temp.money(:'d'), '{"balance": "60/50/0", "grants": {"welcome": 0, "purchase": 60, "promotion": 0}}'::jsonb,
+  'won first: the promotional grant expired unused (60)');
 select is((select -sum(delta_available)::int from public.credit_ledger l join public.credit_grants g on g.id = l.grant_id
-            where l.user_id = :'c' and l.type = 'expire' and g.source = 'promotion'), 50,
-  'the promotional grant''s 10 left and the 40 given back expire (ledger expire)');
+            where l.user_id = :'c' and l.type = 'expire' and g.source = 'promotion'), 10,
+  'only the promotional grant''s own 10 left expired (ledger expire)');
 
 -- A subscription period (its grant expires at the period's end) spent, charged back into debt,
 -- the debt repaid by a pack (never expiring), the chargeback won, the period over: the 85 the pack

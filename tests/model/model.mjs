@@ -160,14 +160,18 @@ export class World {
       if (x > 0) u.repaid.push({ grant: g.seq, amount: x });
     }
   }
-  // Debt already repaid, given back: "whatever of it the user has repaid meanwhile returns to the
-  // grants that repaid it, newest repayment first" (debt is repaid in time order, so cancelling
-  // debt undoes the latest repayments: the grants end as if the debt had been cancelled first).
-  returnRepaid(u, x) {
+  // Debt already repaid, given back: "whatever of it the user has repaid meanwhile returns, newest
+  // repayment first, to the more durable of the grant that repaid it and the payment's own grant
+  // (at equal durability the grant that repaid it)". Durability: never-expiring, then the later
+  // expiry; at equal expiry paid before promotional.
+  returnRepaid(u, x, own) {
+    const lasts = (g) => [g.expiresAt ?? Infinity, g.kind === 'paid' ? 1 : 0];
+    const moreDurable = (a, b) => { const [ea, ka] = lasts(a), [eb, kb] = lasts(b); return ea !== eb ? ea > eb : ka > kb; };
     while (x > 0) {
       const r = u.repaid[u.repaid.length - 1];
       const t = Math.min(x, r.amount);
-      this.credit(u, u.grants.find((g) => g.seq === r.grant), t);
+      const repayer = u.grants.find((g) => g.seq === r.grant);
+      this.credit(u, moreDurable(own, repayer) ? own : repayer, t);
       r.amount -= t; x -= t;
       if (r.amount === 0) u.repaid.pop();
     }
@@ -349,6 +353,7 @@ export class World {
     if (x > 0) { u.debt += x; p.pieces.push({ grant: null, amount: x }); }
   }
   giveBack(u, p, y) {
+    const own = u.grants.find((g) => g.seq === p.grant);
     while (y > 0) {
       const piece = p.pieces[p.pieces.length - 1];
       const x = Math.min(y, piece.amount);
@@ -357,7 +362,7 @@ export class World {
       } else {
         const c = Math.min(x, u.debt);
         u.debt -= c;
-        this.returnRepaid(u, x - c);
+        this.returnRepaid(u, x - c, own);
       }
       piece.amount -= x; y -= x;
       if (piece.amount === 0) p.pieces.pop();

@@ -345,15 +345,30 @@ function repaidThenWon(wonFirst, days) {
   return money(w);
 }
 
-test('debt repaid by a promotional grant, then given back: the credits return to that grant, promotional with its expiry, in either order', () => {
-  const promo = { key: 'promotion:promotional:null', remaining: 50 };
-  const expected = { available: 65, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }, promo] };
-  assert.deepEqual(repaidThenWon(false, 0), expected, 'repaid, then won');
-  assert.deepEqual(repaidThenWon(true, 0), expected, 'won, then granted');
+test('debt repaid by a promotional grant, then given back: the credits go to the more durable grant (the payment\'s own), so the user never ends with less than in the other order', () => {
+  // Won after the repayment: the 50 the promotional grant repaid come back as the payment's own
+  // (paid, never expiring), like the 15 taken from it. Won first: the grant keeps its 50.
+  assert.deepEqual(repaidThenWon(false, 0), { available: 65, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 65 }] }, 'repaid, then won');
+  assert.deepEqual(repaidThenWon(true, 0), { available: 65, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }, { key: 'promotion:promotional:null', remaining: 50 }] }, 'won, then granted');
+  // Two days on, the promotional grant has expired: 65 against 15, never less than the other order.
+  assert.deepEqual(repaidThenWon(false, 2).available, 65, 'repaid, then won after the grant expired');
+  assert.deepEqual(repaidThenWon(true, 2).available, 15, 'won, then granted, then expired unused');
 });
 
-test('debt repaid by a promotional grant that expires before the give-back: nothing of it is kept, as when the give-back came first', () => {
-  const expected = { available: 15, held: 0, debt: 0, grants: [{ key: 'pay:0', remaining: 15 }] };
-  assert.deepEqual(repaidThenWon(false, 2), expected, 'repaid, then won');
-  assert.deepEqual(repaidThenWon(true, 2), expected, 'won, then granted, then expired');
+// A subscription-like own grant (expiring) whose debt a pack repaid: the pack is more durable, so the
+// repaid credits return to it and survive the own grant's expiry.
+test('debt of an expiring grant repaid by a never-expiring one, then given back: the credits return to the one that repaid it', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  const user = w.users[u];
+  const own = w.addGrant(user, { key: 'period', kind: 'paid', expiresAt: t0 + 30 * DAY, amount: 100 });
+  const p = { grant: own.seq, pieces: [] };
+  own.remaining = 15; // 85 of it spent
+  w.takeBack(user, p, 100); // its own 15 first, then the welcome 10 (draw-down order), then 75 of debt
+  const pack = w.addGrant(user, { key: 'pack', kind: 'paid', expiresAt: null, amount: 100 }); // repays 75
+  assert.deepEqual([pack.remaining, user.debt], [25, 0]);
+  w.giveBack(user, p, 100);
+  w.advance(31 * DAY);
+  assert.deepEqual(money(w), { available: 100, held: 0, debt: 0, grants: [{ key: 'pack', remaining: 100 }] },
+    'the 75 back to the pack; the 15 and 10 back to their own grants, which then expire');
 });
