@@ -187,3 +187,17 @@ pub async fn verify(key: &CryptoKey, alg: Alg, signing_input: &[u8], signature: 
         _ => Err(AuthError::BadSignature),
     }
 }
+
+/// A random UUID (the runtime's `crypto.randomUUID()`): upload ids, one-off Stripe idempotency keys.
+pub fn random_uuid() -> Result<String, shared::ApiError> {
+    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
+        .map_err(|_| shared::ApiError::internal().because("crypto is missing"))?;
+    let f: js_sys::Function = Reflect::get(&crypto, &JsValue::from_str("randomUUID"))
+        .ok()
+        .and_then(|f| JsCast::dyn_into(f).ok())
+        .ok_or_else(|| shared::ApiError::internal().because("crypto.randomUUID is missing"))?;
+    f.call0(&crypto)
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| shared::ApiError::internal().because("crypto.randomUUID failed"))
+}

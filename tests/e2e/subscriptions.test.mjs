@@ -254,6 +254,38 @@ test('cancel: at the period end through Stripe\'s API; deleted ends it; errors f
   assert.equal((await cancel(createUser())).status, 404, 'another user has no subscription to cancel');
 });
 
+test('cancel, resume in the portal, cancel again: the second cancel reaches Stripe (its own idempotency key), not a replay of the first', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const cur = [t - DAY, t + 29 * DAY];
+  const cancel = () => w.fetch('/v1/subscription/cancel', { method: 'POST', headers: bearer(u.token) });
+  await deliver(evt('invoice.paid', period(u, sub, ...cur)));
+  const object = { id: sub, object: 'subscription', status: 'active', cancel_at_period_end: false, cancel_at: null,
+    metadata: { user_id: u.id, plan_id: 'pro-monthly' },
+    items: { object: 'list', data: [{ id: 'si_1', object: 'subscription_item', price: { id: 'price_plan_pro_monthly', object: 'price' }, current_period_start: cur[0], current_period_end: cur[1] }] } };
+  stripe.state.subscriptions.set(sub, object);
+  const first = stripe.state.requests.length;
+  assert.equal((await cancel()).status, 200);
+  assert.equal(stripe.state.subscriptions.get(sub).cancel_at_period_end, true);
+  // The customer resumes it in Stripe's portal; Stripe says so.
+  stripe.state.subscriptions.get(sub).cancel_at_period_end = false;
+  stripe.state.subscriptions.get(sub).cancel_at = null;
+  // Stamped with this second, like the first cancel's record (an equal time applies), and before the
+  // second cancel's.
+  const resumed = evt('customer.subscription.updated', { ...stripe.state.subscriptions.get(sub) });
+  resumed.created = now();
+  assert.equal((await deliver(resumed)).status, 200);
+  assert.equal((await subscription(u)).cancel_at_period_end, false, 'resumed');
+  const res = await cancel();
+  assert.equal(res.status, 200);
+  const keys = stripe.state.requests.slice(first).filter((r) => r.url === `/v1/subscriptions/${sub}`).map((r) => r.headers['idempotency-key']);
+  assert.equal(keys.length, 2);
+  assert.notEqual(keys[0], keys[1], 'each cancel sends its own key');
+  assert.equal(stripe.state.subscriptions.get(sub).cancel_at_period_end, true, 'Stripe cancelled it again (a replayed key would not have)');
+  assert.equal((await res.json()).subscription.cancel_at_period_end, true);
+});
+
 test('a refunded renewal takes back what the payment rule says, leaving debt; a refund delivered before its invoice waits for it', async () => {
   const u = createUser();
   const sub = `sub_${uid()}`;

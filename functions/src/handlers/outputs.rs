@@ -26,25 +26,10 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::outputs::{self, ByteRange};
 use shared::ApiError;
-use wasm_bindgen::JsValue;
 use web_sys::Response;
 
 fn job_not_found() -> ApiError {
     ApiError::new(404, "not_found", "No such job.")
-}
-
-/// A random upload id (the runtime's `crypto.randomUUID()`).
-fn upload_id() -> Result<String, ApiError> {
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
-        .map_err(|_| ApiError::internal().because("crypto is missing"))?;
-    let f: js_sys::Function = js_sys::Reflect::get(&crypto, &JsValue::from_str("randomUUID"))
-        .ok()
-        .and_then(|f| wasm_bindgen::JsCast::dyn_into(f).ok())
-        .ok_or_else(|| ApiError::internal().because("crypto.randomUUID is missing"))?;
-    f.call0(&crypto)
-        .ok()
-        .and_then(|v| v.as_string())
-        .ok_or_else(|| ApiError::internal().because("crypto.randomUUID failed"))
 }
 
 /// What `register_asset` answers: whether the upload is recorded, under which key, and whether
@@ -118,7 +103,7 @@ pub async fn upload(cx: Cx) -> Result<Response, ApiError> {
         return Err(ApiError::new(400, "incomplete_body", "The body did not have Content-Length bytes."));
     };
 
-    let key = format!("{job_id}/{name}/{}", upload_id()?);
+    let key = format!("{job_id}/{name}/{}", crate::crypto::random_uuid()?);
     storage::put(&cx.env, &key, &body, length, content_type, &sha256).await.map_err(|e| match e {
         PutError::Checksum => {
             ApiError::new(400, "checksum_mismatch", "The file's SHA-256 is not the one in Pipeline-Content-Sha256.")

@@ -106,12 +106,16 @@ pub async fn cancel(cx: Cx) -> Result<Response, ApiError> {
         .and_then(Value::as_str)
         .filter(|s| s.starts_with("sub_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         .ok_or_else(|| ApiError::internal().because("get_subscription answered no Stripe subscription id"))?;
+    // A key of its own per request: setting the flag is idempotent at Stripe anyway, and a fixed
+    // key would, within Stripe's 24 h, replay an earlier cancel's answer without cancelling again
+    // (a cancel, a resume in the portal, a cancel: nothing cancelled, yet recorded as cancelled).
+    let once = crate::crypto::random_uuid()?;
     let answer = stripe::post_form(
         &base,
         &secret_key,
         &format!("/v1/subscriptions/{id}"),
         &cancel_form(),
-        &format!("cancel-{id}"),
+        &format!("cancel-{id}-{once}"),
     )
     .await?;
     let object: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
@@ -122,7 +126,7 @@ pub async fn cancel(cx: Cx) -> Result<Response, ApiError> {
     // Stripe's answer is the state now; customer.subscription.updated brings the same later.
     let now = (js_sys::Date::now() / 1000.0) as i64;
     if let Action::Rpc { name, args } =
-        subscription_state(&stripe_sub, &format!("api-cancel-{id}-{now}"), "api.subscription.cancel", now, false)?
+        subscription_state(&stripe_sub, &format!("api-cancel-{id}-{once}"), "api.subscription.cancel", now, false)?
     {
         db::rpc(&cx.cfg, Caller::Service, name, &args).await?;
     }
