@@ -208,6 +208,19 @@ test('an upgrade mid-period grants the difference until the period end; a failed
   assert.equal((await deliver(evt('invoice.paid', up))).status, 200);
   assert.equal(types(ledger(u.id, mark)), 'purchase:800', 'the upgrade once');
   assert.equal(await balance(u), '1010/0');
+  // Back to Basic (the proration is a credit Stripe keeps as balance: nothing paid, nothing granted
+  // or taken back), then Pro again, paid from that balance: the period already reached Pro, so
+  // nothing more is granted (it granted 800 each time).
+  const down = invoice({ user: u, sub, reason: 'subscription_update', amount: 0,
+    lines: [line('price_plan_pro_monthly', -1333, t + 60, cur[1], true), line('price_plan_basic_monthly', 666, t + 60, cur[1], true)] });
+  down.payments.data = []; // nothing was charged: no PaymentIntent (keyed by the invoice)
+  assert.equal((await deliver(evt('invoice.paid', down))).status, 200);
+  const again = invoice({ user: u, sub, reason: 'subscription_update', amount: 0,
+    lines: [line('price_plan_basic_monthly', -666, t + 120, cur[1], true), line('price_plan_pro_monthly', 1333, t + 120, cur[1], true)] });
+  again.payments.data = []; // paid from the customer's balance
+  assert.equal((await deliver(evt('invoice.paid', again))).status, 200);
+  assert.equal(types(ledger(u.id, mark)), 'purchase:800', 'the downgrade and the second upgrade grant nothing');
+  assert.equal(await balance(u), '1010/0');
   const s = await subscription(u);
   assert.equal(s.plan.id, 'pro-monthly');
   assert.equal(s.credits_this_period, 1000);

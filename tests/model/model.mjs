@@ -337,7 +337,9 @@ export class World {
     if (kept < gives) this.takeBack(u, p, gives - kept);
     else if (kept > gives) this.giveBack(u, p, kept - gives);
     if (granted && p.sub) this.subRollovers(pi);
-    afterPayment(this, pi); // the inviter's reward follows this payment if it is its user's first (invites.mjs)
+    // The inviter's reward follows this payment if it is its user's first (invites.mjs); a
+    // subscription payment that grants nothing makes no purchase (subscriptions.mjs).
+    if (!(p.sub && p.C === 0)) afterPayment(this, pi);
   }
   takeBack(u, p, x) {
     this.expire(u);
@@ -398,6 +400,7 @@ export class World {
   purchaseStatus(pi) {
     const p = this.payments[pi];
     if ((p.provider === 'app_store' || p.sub) && (!p.facts.paid || p.parked)) return 'none';
+    if (p.sub && p.C === 0) return 'none'; // an upgrade that grants nothing is recorded without a purchase
     return this.status(pi);
   }
 }

@@ -18,11 +18,12 @@ const iso = (ms) => new Date(ms).toISOString();
 // Period k of a world's subscriptions: [start + k x 30 days, start + (k + 1) x 30 days).
 export const periodOf = (start, k) => ({ start: start + k * PERIOD, end: start + (k + 1) * PERIOD });
 
-// A subscription payment's credits C and amount P: a period pays its plan; an upgrade from q to p
-// pays the difference and grants p.credits - q.credits.
+// A subscription payment's credits C and amount P: a period pays its plan; a plan change from q to
+// p pays the difference (nothing for a downgrade) and grants p.credits - q.credits when positive,
+// fixed when it is granted (World.subGrant: never above the period's high-water mark).
 export function subTerms(p) {
   const plan = PLANS[p.plan];
-  if (p.fromPlan) return { C: plan.credits - PLANS[p.fromPlan].credits, P: plan.price - PLANS[p.fromPlan].price };
+  if (p.fromPlan) return { C: Math.max(0, plan.credits - PLANS[p.fromPlan].credits), P: Math.max(0, plan.price - PLANS[p.fromPlan].price) };
   return { C: plan.credits, P: plan.price };
 }
 
@@ -33,14 +34,22 @@ World.prototype.addSubPayment = function addSubPayment(p, start) {
   const { end } = periodOf(start, p.period);
   this.payments.push({
     user: p.user, provider: p.provider, sub: `${p.provider}:${p.sub}`, period: p.period, plan: p.plan,
-    upgrade: Boolean(p.fromPlan), end, C, P, facts: newFacts(p.provider), grant: null, pieces: [], seen: [], rolledFrom: false, rolledIntoDone: false, rolledInto: null,
+    upgrade: Boolean(p.fromPlan), fromPlan: p.fromPlan ?? null, end, C, P, facts: newFacts(p.provider), grant: null, pieces: [], seen: [], rolledFrom: false, rolledIntoDone: false, rolledInto: null,
   });
   return this.payments.length - 1;
 };
 
-// "A paid period is a payment": its one grant, paid, expiring at the period end.
+// "A paid period is a payment": its one grant, paid, expiring at the period end. A plan change
+// grants what its plan has above the highest plan the period already reached: its from-plan, or
+// the plan of any other payment of the period recorded before it (README, "upgrade" row), so
+// upgrade, downgrade, upgrade again grants the difference once.
 World.prototype.subGrant = function subGrant(u, pi) {
   const p = this.payments[pi];
+  if (p.upgrade) {
+    const others = this.payments.filter((q, qi) => qi !== pi && q.sub === p.sub && q.end === p.end && q.grant !== null);
+    const high = Math.max(PLANS[p.fromPlan].credits, ...others.map((q) => PLANS[q.plan].credits));
+    p.C = Math.max(0, PLANS[p.plan].credits - high);
+  }
   return this.addGrant(u, { key: `pay:${pi}`, kind: 'paid', expiresAt: p.end, amount: p.C });
 };
 

@@ -80,3 +80,24 @@ test('a period paid after it ended is worth nothing and repays no debt', () => {
   w.deliver(pays[1], paid(1));
   assert.deepEqual(money(), [1500, 0]); // period 1's 1000 expired unspent: 500 rolled over
 });
+
+// Stripe's immediate plan changes: Basic to Pro, back to Basic (nothing granted, nothing taken back:
+// Stripe keeps the proration as balance), Pro again (paid from that balance).
+test('upgrade, downgrade, upgrade again in one period: the difference is granted once, in any order of the invoices', () => {
+  const orders = [[0, 1, 2, 3], [0, 3, 2, 1], [3, 1, 2, 0], [2, 1, 0, 3]];
+  for (const order of orders) {
+    const w = new World(t0);
+    const u = w.addUser();
+    const pays = [
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'basic-monthly' }, t0),
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly', fromPlan: 'basic-monthly' }, t0),
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'basic-monthly', fromPlan: 'pro-monthly' }, t0),
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly', fromPlan: 'basic-monthly' }, t0),
+    ];
+    for (const i of order) w.deliver(pays[i], paid(i));
+    const s = w.snapshot();
+    assert.equal(s.users[u].available, 10 + 1000, `order ${order}: welcome + the Pro plan's 1000, not 1800`);
+    assert.equal(s.purchases.filter((x) => x === 'succeeded').length, 2, `order ${order}: the period and one upgrade make purchases`);
+    assert.equal(s.purchases[2], 'none', `order ${order}: the downgrade grants nothing`);
+  }
+});
