@@ -1271,6 +1271,7 @@ export interface paths {
                 413: components["responses"]["Error"];
                 415: components["responses"]["Error"];
                 500: components["responses"]["Error"];
+                502: components["responses"]["Error"];
                 503: components["responses"]["Error"];
                 504: components["responses"]["Error"];
             };
@@ -2507,7 +2508,7 @@ export interface components {
             canceled_jobs?: string[];
             /** @description Its running jobs, now cancel-requested. */
             cancel_requested_jobs?: string[];
-            /** @description R2 objects of its assets. They are queued in the database's storage_deletions; the Worker has no R2 binding yet and deletes nothing itself. */
+            /** @description R2 objects of its assets. The database queued them in storage_deletions in the same transaction; the Worker deleted them from R2 and confirmed them before answering (those it could not delete stay queued for the cron). */
             storage_keys: string[];
         };
         JobCanceled: {
