@@ -29,7 +29,7 @@ export function redeem(w, ui, by) {
   if (by === ui) return 'self_invite';
   if (w.now >= u.signedUpAt + INVITE.window) return 'invite_window_closed';
   for (let x = by; x !== undefined; x = invites[x]?.inviter) if (x === ui) return 'invite_loop';
-  if (w.payments.some((p) => p.user === ui && p.grant !== null)) return 'invite_after_purchase';
+  if (w.payments.some((p) => p.user === ui && p.grant !== null && !(p.sub && p.C === 0))) return 'invite_after_purchase'; // a payment granting nothing makes no purchase
   invites[ui] = { inviter: by, reward: null };
   return 'ok';
 }

@@ -39,17 +39,18 @@ World.prototype.addSubPayment = function addSubPayment(p, start) {
   return this.payments.length - 1;
 };
 
-// "A paid period is a payment": its one grant, paid, expiring at the period end. A plan change
-// grants what its plan has above the highest plan the period already reached: its from-plan, or
-// the plan of any other payment of the period recorded before it (README, "upgrade" row), so
-// upgrade, downgrade, upgrade again grants the difference once.
+// "A paid period is a payment": its one grant, paid, expiring at the period end. Every payment of
+// a period is cut to the room its highest plan leaves (README, "upgrade" rows): its size (a plan
+// change p.credits - q.credits, a period its plan's credits) at most the highest plan reached by
+// the period's recorded payments (plans and from-plans, this one's included) less what the others
+// grant, so the period's total is its highest plan in any order of the invoices.
 World.prototype.subGrant = function subGrant(u, pi) {
   const p = this.payments[pi];
-  if (p.upgrade) {
-    const others = this.payments.filter((q, qi) => qi !== pi && q.sub === p.sub && q.end === p.end && q.grant !== null);
-    const high = Math.max(PLANS[p.fromPlan].credits, ...others.map((q) => PLANS[q.plan].credits));
-    p.C = Math.max(0, PLANS[p.plan].credits - high);
-  }
+  const reach = (q) => Math.max(PLANS[q.plan].credits, q.fromPlan ? PLANS[q.fromPlan].credits : 0);
+  const others = this.payments.filter((q, qi) => qi !== pi && q.sub === p.sub && q.end === p.end && q.grant !== null);
+  const top = Math.max(reach(p), ...others.map(reach));
+  const size = p.upgrade ? PLANS[p.plan].credits - PLANS[p.fromPlan].credits : PLANS[p.plan].credits;
+  p.C = Math.max(0, Math.min(size, top - others.reduce((t, q) => t + q.C, 0)));
   return this.addGrant(u, { key: `pay:${pi}`, kind: 'paid', expiresAt: p.end, amount: p.C });
 };
 

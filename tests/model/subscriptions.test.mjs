@@ -101,3 +101,15 @@ test('upgrade, downgrade, upgrade again in one period: the difference is granted
     assert.equal(s.purchases[2], 'none', `order ${order}: the downgrade grants nothing`);
   }
 });
+
+test('a Pro period invoice arriving after a downgrade and an upgrade back: the period grants what is left, 1000 in all', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  const pays = [
+    w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly' }, t0),
+    w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'basic-monthly', fromPlan: 'pro-monthly' }, t0),
+    w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly', fromPlan: 'basic-monthly' }, t0),
+  ];
+  for (const i of [1, 2, 0]) w.deliver(pays[i], paid(i));
+  assert.equal(w.snapshot().users[u].available, 10 + 1000, 'the upgrade back 800, the period 200 (it granted 1800)');
+});
