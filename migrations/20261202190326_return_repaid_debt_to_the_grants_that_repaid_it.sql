@@ -1,12 +1,12 @@
--- A give-back that cancels debt the user has already repaid returns those credits to the grants that repaid it (newest repayment first, same category and expiry), no longer to the payment's or reward's own grant: the grants end as if the debt had been cancelled before it was repaid, whatever the order of the provider's events.
+-- A give-back that cancels debt the user has already repaid returns those credits, newest repayment first, to the more durable of the grant that repaid them and the payment's (or reward's) own grant, no longer always to the own grant, which lost them when it was the one to expire (a subscription period's grant whose debt a pack repaid: 15 left instead of 100).
 
--- Why (migrations/README.md, "Give back"): a debt piece given back after the user repaid it used to
--- return the repaid credits to the payment's own grant (paid, never expiring). A promotional grant
--- that had repaid the debt came back as paid, never-expiring credits, and one that had expired
--- meanwhile was kept, while the other order of the same events (give-back first, then the
--- promotional grant) let it expire: 100 against 90. Debt is repaid in time order, so cancelling `d`
--- of it retroactively undoes the latest `d` of repayments (the give-back already cancels what is
--- still owed first): those go back to their grants, newest first, and expire at once if past expiry.
+-- Why (migrations/README.md, "Give back"): the give-back cannot redo what was drawn between the
+-- repayment and it, so neither grant alone is right in every order of events. The own grant alone
+-- loses the credits when it expires first (above); the repaying grant alone loses them when it
+-- expires after a job was paid from another grant because it was empty (promotional grant A repaid
+-- the debt, a job drew from pack Y, the dispute was won: 40 left where the other order leaves 100).
+-- The more durable of the two keeps at least what either keeps; not exact: promotional credits
+-- that repaid the debt may come back as the payment's own.
 
 create table public.debt_repayments (
   id bigint generated always as identity primary key,
@@ -32,10 +32,12 @@ grant select on table public.debt_repayments to service_role;
 create policy "Service role can read debt repayments"
   on public.debt_repayments for select to service_role using (true);
 
--- Returns p_amount of repaid debt to the grants that repaid it, newest repayment first (what does
--- not fit a grant's room becomes an adjustment grant of its category and expiry, described by
--- p_note). Repayments made before this table existed are not recorded: what the records do not
--- cover goes to p_fallback_grant_id, as before. Caller holds the balance lock; expires nothing.
+-- Returns p_amount of repaid debt, newest repayment first: each piece to the more durable of the
+-- grant that repaid it and p_fallback_grant_id (the payment's or reward's own grant), in repayment
+-- order (never-expiring, then latest expiry; at equal expiry paid before promotional; at equal
+-- durability the repaying grant). What does not fit a grant's room becomes an adjustment grant of
+-- its category and expiry, described by p_note. Repayments made before this migration have no
+-- record: what the records do not cover goes to p_fallback_grant_id. Caller holds the balance lock.
 create or replace function app.return_repaid_debt(p_user_id uuid, p_amount integer, p_fallback_grant_id uuid, p_note text)
 returns void
 language plpgsql
@@ -46,6 +48,7 @@ declare
   v_rep record;
   v_left integer := p_amount;
   v_take integer;
+  v_target uuid;
 begin
   for v_rep in
     select id, grant_id, amount - returned as open from public.debt_repayments
@@ -56,7 +59,11 @@ begin
     exit when v_left = 0;
     v_take := least(v_left, v_rep.open);
     update public.debt_repayments set returned = returned + v_take where id = v_rep.id;
-    perform app.return_to_grant_described(v_rep.grant_id, v_take, p_note);
+    select g.id into v_target from public.credit_grants g
+     where g.id in (v_rep.grant_id, p_fallback_grant_id)
+     order by g.expires_at desc nulls first, (g.kind = 'paid') desc, (g.id = v_rep.grant_id) desc
+     limit 1;
+    perform app.return_to_grant_described(v_target, v_take, p_note);
     v_left := v_left - v_take;
   end loop;
   if v_left > 0 then
@@ -64,7 +71,7 @@ begin
   end if;
 end;
 $$;
-comment on function app.return_repaid_debt(uuid, integer, uuid, text) is 'Returns repaid debt to the grants that repaid it, newest repayment first; unrecorded (older) repayments go to the fallback grant.';
+comment on function app.return_repaid_debt(uuid, integer, uuid, text) is 'Returns repaid debt, newest repayment first, each piece to the more durable of the grant that repaid it and the own grant (p_fallback_grant_id); unrecorded (older) repayments go to the own grant.';
 revoke all on function app.return_repaid_debt(uuid, integer, uuid, text) from public, anon, authenticated, service_role;
 
 -- The body of 20261121000002_create_credit_ledger.sql, with the repayment recorded.
@@ -170,7 +177,7 @@ end;
 $$;
 
 -- The body of 20261202012240_create_payment_states.sql; what the user repaid of a debt piece now
--- returns to the grants that repaid it (app.return_repaid_debt).
+-- returns to the more durable of the grant that repaid it and the own grant (app.return_repaid_debt).
 create or replace function app.payment_give_back(p_purchase public.purchases, p_amount integer)
 returns integer
 language plpgsql
@@ -222,7 +229,7 @@ end;
 $$;
 
 -- The body of 20261202072223_keep_invitee_purchase_out_of_give_back_grants.sql; what the inviter
--- repaid of a debt piece now returns to the grants that repaid it (app.return_repaid_debt).
+-- repaid of a debt piece now returns to the more durable of the grant that repaid it and the reward grant (app.return_repaid_debt).
 create or replace function app.invite_give_back(p_invite public.invites, p_amount integer, p_purchase_id uuid)
 returns void
 language plpgsql

@@ -1,8 +1,10 @@
--- Every payment of a subscription period, the period's own too, is cut to the room its highest plan leaves: with only upgrades capped (20261202194049), a downgrade and an upgrade delivered before a late Pro period invoice still granted 800 beside the period's 1000.
+-- Every payment of a subscription period, the period's own too, is cut to the room its highest plan leaves: with Stripe's immediate plan-change invoices, upgrade, downgrade (nothing taken back, the proration kept as Stripe balance) and upgrade again granted the difference every time, paid by that balance.
 
--- The body of 20261202194049: the credits of a period's payment are
--- min(its size, highest plan credits of the period - what its other payments grant), its size being
--- p.credits - q.credits for a plan change and the plan's credits for a period.
+-- The body of 20261202042031_create_subscriptions.sql, with the credits of a period's payment
+-- min(its size, highest plan credits the period reached - what its other payments grant), its size
+-- being p.credits - q.credits for a plan change and the plan's credits for a period. Capping the
+-- period payment too keeps the total the same whatever order the invoices arrive in (a late Pro
+-- period invoice after a downgrade and an upgrade back would otherwise add its 1000 to the 800).
 create or replace function public.fulfill_subscription_payment(
   p_provider text,
   p_provider_payment_id text,

@@ -35,7 +35,7 @@ select is((select debt from public.credit_balances where user_id = :'a'), 49, 't
 -- the reward grant full again.
 select tests.authenticate_as_service_role();
 select public.fulfill_purchase('stripe', 'pi_privacy_a', 'evt_privacy_a', :'a', 'starter', 499, 'usd') is not null as paid_a \gset
--- Since 20261202190326 repaid debt given back returns to the grant that repaid it (A's purchase),
+-- Since 20261202190326 repaid debt given back returns to the more durable grant (A's purchase),
 -- which leaves the reward grant room; a repayment made before that migration has no record and
 -- still goes to the reward grant, which is the overflow path under test here.
 select tests.clear_authentication();

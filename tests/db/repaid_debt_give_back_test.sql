@@ -1,4 +1,4 @@
--- Debt repaid, then given back (migrations 20261202190326 and 20261202192804): a give-back cancels
+-- Debt repaid, then given back (migration 20261202190326): a give-back cancels
 -- what is still owed first; what the user had already repaid returns, newest repayment first, to
 -- the more durable of the grant that repaid it and the payment's own grant. It used to return to
 -- the payment's own grant only, which lost the credits when that grant was the one to expire (a

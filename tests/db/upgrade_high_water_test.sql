@@ -2,7 +2,7 @@
 -- upgrade, a downgrade (nothing granted or taken back; the proration stays as Stripe balance) and
 -- an upgrade again granted the difference every time, paid by that balance. An upgrade now grants
 -- what its plan has above the highest plan the period already reached, whatever order the
--- invoices arrive in (migrations 20261202194049 and 20261202203947: every payment of the period cut to the room its highest plan leaves).
+-- invoices arrive in (migration 20261202203947: every payment of the period cut to the room its highest plan leaves).
 begin;
 \ir _setup.psql
 select plan(7);
