@@ -117,6 +117,7 @@ insert into expected_execute values
   ('app.return_to_grant(uuid,integer,uuid)', false, false, false),
   ('app.return_to_grant_described(uuid,integer,text)', false, false, false),
   ('app.return_repaid_debt(uuid,integer,uuid,text)', false, false, false),
+  ('app.cut_replaced_app_store_periods(text,text)', false, false, false),
   ('app.payment_give_back(purchases,integer)', false, false, false),
   ('app.apply_payment_rule(text,text,text)', false, false, false),
   ('app.finish_payment_event(bigint,text,text,jsonb)', false, false, false),

@@ -85,7 +85,10 @@ export function outcome(f, C, P) {
   if (f.provider === 'app_store') {
     if (f.revoked) return { kept: 0, status: 'disputed' };
     if (f.refunds.length > f.reversals.length) return { kept: 0, status: 'refunded' };
-    return { kept: C, status: 'succeeded' };
+    // A subscription period replaced by an upgrade counts as refunded by its unused fraction, R
+    // (subscriptions.mjs, World.subReplacements): kept as a partial refund.
+    if (f.R >= P && P > 0) return { kept: 0, status: 'refunded' };
+    return { kept: C - takenFor(C, P, f.R), status: 'succeeded' };
   }
   const stand = Object.values(f.disputes).filter(standing);
   if (stand.length > 0) {
@@ -332,14 +335,22 @@ export class World {
       granted = true;
     }
     if (p.grant === null) return;
-    const gives = p.C - p.pieces.reduce((s, x) => s + x.amount, 0);
-    const { kept } = outcome(p.facts, p.C, p.P);
-    if (kept < gives) this.takeBack(u, p, gives - kept);
-    else if (kept > gives) this.giveBack(u, p, kept - gives);
+    // An App Store period and the one that replaces it (an upgrade), when the second is granted.
+    if (granted && p.sub) this.subReplacements(pi);
+    this.settlePayment(pi);
     if (granted && p.sub) this.subRollovers(pi);
     // The inviter's reward follows this payment if it is its user's first (invites.mjs); a
     // subscription payment that grants nothing makes no purchase (subscriptions.mjs).
     if (!(p.sub && p.C === 0)) afterPayment(this, pi);
+  }
+  // Moves a granted payment's user to what its facts keep (take back or give back the difference).
+  settlePayment(pi) {
+    const p = this.payments[pi];
+    const u = this.users[p.user];
+    const gives = p.C - p.pieces.reduce((s, x) => s + x.amount, 0);
+    const { kept } = outcome(p.facts, p.C, p.P);
+    if (kept < gives) this.takeBack(u, p, gives - kept);
+    else if (kept > gives) this.giveBack(u, p, kept - gives);
   }
   takeBack(u, p, x) {
     this.expire(u);

@@ -17,6 +17,12 @@ const iso = (ms) => new Date(ms).toISOString();
 
 // Period k of a world's subscriptions: [start + k x 30 days, start + (k + 1) x 30 days).
 export const periodOf = (start, k) => ({ start: start + k * PERIOD, end: start + (k + 1) * PERIOD });
+// A subscription payment's period: its grid period, or for an App Store upgrade (`replaces`) a
+// new 30-day period starting halfway through period k (Apple starts a new billing period at once).
+export const spanOf = (start, p) => {
+  const { start: s, end } = periodOf(start, p.period);
+  return p.replaces ? { start: s + PERIOD / 2, end: end + PERIOD / 2 } : { start: s, end };
+};
 
 // A subscription payment's credits C and amount P: a period pays its plan; a plan change from q to
 // p pays the difference (nothing for a downgrade) and grants p.credits - q.credits when positive,
@@ -31,9 +37,9 @@ export function subTerms(p) {
 
 World.prototype.addSubPayment = function addSubPayment(p, start) {
   const { C, P } = subTerms(p);
-  const { end } = periodOf(start, p.period);
+  const { start: begins, end } = spanOf(start, p);
   this.payments.push({
-    user: p.user, provider: p.provider, sub: `${p.provider}:${p.sub}`, period: p.period, plan: p.plan,
+    user: p.user, provider: p.provider, sub: `${p.provider}:${p.sub}`, period: p.period, plan: p.plan, begins, replaces: Boolean(p.replaces),
     upgrade: Boolean(p.fromPlan), fromPlan: p.fromPlan ?? null, end, C, P, facts: newFacts(p.provider), grant: null, pieces: [], seen: [], rolledFrom: false, rolledIntoDone: false, rolledInto: null,
   });
   return this.payments.length - 1;
@@ -84,11 +90,36 @@ World.prototype.rollOver = function rollOver(ai, bi) {
   if (k > 0) b.rolledInto = this.addGrant(u, { key: `adjustment:paid:${iso(b.end)}`, kind: 'paid', expiresAt: b.end, amount: k }).seq;
 };
 
-// After a period payment is granted: the rollovers with the period before and the one after.
+// README, "replaced" row: an App Store period that starts after an earlier period of the same
+// subscription starts and more than a day before it ends replaces it (an upgrade: Apple refunds the
+// unused part without a REFUND notification). The replaced payment gets the refund fact
+// R = ceil(P x (its end - the new start) / (its length)), the largest seen counting; applied when
+// the second of the two is granted (either may be), before the granted one's own rule.
+World.prototype.subReplacements = function subReplacements(pi) {
+  const p = this.payments[pi];
+  if (p.provider !== 'app_store' || p.upgrade) return;
+  const inside = (a, b) => a.begins < b.begins && b.begins < a.end - DAY; // b starts inside a
+  const pairs = [];
+  this.payments.forEach((q, qi) => {
+    if (qi === pi || q.sub !== p.sub || q.upgrade || q.grant === null) return;
+    if (inside(q, p)) pairs.push([qi, p]);
+    if (inside(p, q)) pairs.push([pi, q]);
+  });
+  for (const [ri, by] of pairs) {
+    const r = this.payments[ri];
+    if (r.P === 0) continue;
+    const R = Math.ceil((r.P * (r.end - by.begins)) / (r.end - r.begins));
+    r.facts.R = Math.min(r.P, Math.max(r.facts.R, R));
+    this.settlePayment(ri);
+  }
+};
+
+// After a period payment is granted: the rollovers with the period before and the one after. An
+// App Store upgrade's period (`replaces`) starts mid-period: adjacent to none of the grid's.
 World.prototype.subRollovers = function subRollovers(pi) {
   const p = this.payments[pi];
-  if (p.upgrade) return;
-  const adjacent = (k) => this.payments.findIndex((q) => q.sub === p.sub && !q.upgrade && q.period === k && q.grant !== null);
+  if (p.upgrade || p.replaces) return;
+  const adjacent = (k) => this.payments.findIndex((q) => q.sub === p.sub && !q.upgrade && !q.replaces && q.period === k && q.grant !== null);
   const before = adjacent(p.period - 1);
   if (before >= 0) this.rollOver(before, pi);
   const after = adjacent(p.period + 1);
@@ -120,15 +151,23 @@ export const subscriptionArb = (stripeEvent, appleEvent) => fc.oneof(
 );
 
 // Flattens subscriptions into payments (appended to the world's packs): one per period, one per
-// upgrade. Each carries {sub, period, plan, fromPlan?} and its events.
+// upgrade. Each carries {sub, period, plan, fromPlan? | replaces?} and its events. A Stripe upgrade
+// is an invoice of the same period (fromPlan); an App Store upgrade is a new Pro period starting
+// halfway through the Basic one (replaces), after which the grid's later periods do not happen
+// (the renewal date moved).
 export function subPayments(subs) {
   const out = [];
-  subs.forEach((s, si) => s.periods.forEach((per, k) => {
-    out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.events, disputes: per.disputes });
-    if (per.upgrade && per.plan === 'basic-monthly') {
+  subs.forEach((s, si) => {
+    for (const [k, per] of s.periods.entries()) {
+      out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.events, disputes: per.disputes });
+      if (!per.upgrade || per.plan !== 'basic-monthly') continue;
+      if (s.provider === 'app_store') {
+        out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', replaces: true, events: per.upgrade, disputes: per.disputes });
+        break;
+      }
       out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', fromPlan: 'basic-monthly', events: per.upgrade, disputes: per.disputes });
     }
-  }));
+  });
   return out;
 }
 
@@ -140,7 +179,7 @@ const lit = (v) => (v === null || v === undefined ? 'null' : typeof v === 'numbe
 // through the pack RPCs by the same payment id.
 export function subCall(tag, start, p, ev, uid) {
   const subId = `${p.provider === 'stripe' ? 'sub' : 'otx'}_${tag}_${p.sub}`;
-  const { start: ps, end: pe } = periodOf(start, p.period);
+  const { start: ps, end: pe } = spanOf(start, p);
   switch (ev.type) {
     case 'checkout.session.completed': case 'checkout.session.async_payment_succeeded': case 'transaction':
       return `public.fulfill_subscription_payment(${lit(p.provider)}, ${lit(p.payId)}, ${lit(ev.id)}, ${lit(uid)}, ${lit(subId)}, ${lit(p.plan)}, ${lit(iso(ps))}, ${lit(iso(pe))}, ${p.P}, 'usd', ${lit(p.fromPlan ?? null)}, ${lit(p.provider === 'stripe' ? 'invoice.paid' : 'DID_RENEW')})`;

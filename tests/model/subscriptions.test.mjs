@@ -113,3 +113,41 @@ test('a Pro period invoice arriving after a downgrade and an upgrade back: the p
   for (const i of [1, 2, 0]) w.deliver(pays[i], paid(i));
   assert.equal(w.snapshot().users[u].available, 10 + 1000, 'the upgrade back 800, the period 200 (it granted 1800)');
 });
+
+// README, "replaced" row: an App Store upgrade is a new Pro period starting mid-way through the
+// Basic one; Apple refunds Basic's unused half (999 -> 500) without a REFUND notification, so Basic
+// keeps 200 - ceil(200 x 500 / 999) = 99, in either order of the two transactions.
+test('an App Store upgrade replaces the period it starts in: the replaced one keeps its used share', () => {
+  const tx = (n) => ({ id: `transaction:${n}`, type: 'transaction' });
+  for (const order of [[0, 1], [1, 0]]) {
+    const w = new World(t0);
+    const u = w.addUser();
+    const pays = [
+      w.addSubPayment({ provider: 'app_store', user: u, sub: 0, period: 0, plan: 'basic-monthly' }, t0),
+      w.addSubPayment({ provider: 'app_store', user: u, sub: 0, period: 0, plan: 'pro-monthly', replaces: true }, t0),
+    ];
+    for (const i of order) w.deliver(pays[i], tx(i));
+    const s = w.snapshot();
+    assert.deepEqual([s.users[u].available, s.users[u].debt], [10 + 99 + 1000, 0], `order ${order}`);
+    assert.deepEqual(s.purchases, ['succeeded', 'succeeded']);
+    // A REFUND of Basic takes the rest; its reversal gives back 99, not 200.
+    w.deliver(pays[0], { id: 'refund-0', type: 'REFUND' });
+    assert.equal(w.snapshot().users[u].available, 1010);
+    w.deliver(pays[0], { id: 'reversal-0', type: 'REFUND_REVERSED' });
+    assert.equal(w.snapshot().users[u].available, 1109);
+  }
+});
+
+test('Basic spent before the App Store upgrade: the cut takes the rest of Basic, then from Pro', () => {
+  const w = new World(t0);
+  const u = w.addUser();
+  const basic = w.addSubPayment({ provider: 'app_store', user: u, sub: 0, period: 0, plan: 'basic-monthly' }, t0);
+  const pro = w.addSubPayment({ provider: 'app_store', user: u, sub: 0, period: 0, plan: 'pro-monthly', replaces: true }, t0);
+  w.deliver(basic, { id: 'transaction:b', type: 'transaction' });
+  const g = w.users[u].grants.find((x) => x.key === `pay:${basic}`);
+  g.remaining = 50; // 150 of Basic's 200 used
+  w.deliver(pro, { id: 'transaction:p', type: 'transaction' });
+  // 101 taken back: Basic's 50 left, then 51 from the next grant in draw-down order (the welcome 10
+  // expires first, then Pro's).
+  assert.deepEqual([w.snapshot().users[u].available, w.snapshot().users[u].debt], [10 + 50 + 1000 - 101, 0]);
+});
