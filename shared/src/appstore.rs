@@ -478,6 +478,8 @@ pub fn minor_units(milliunits: i64, currency: &str) -> Option<i64> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Notification<'a> {
     pub notification_type: &'a str,
+    /// `subtype` (`UPGRADE`, `DOWNGRADE`, `INITIAL_BUY`, ...); `None` when absent.
+    pub subtype: Option<&'a str>,
     pub notification_uuid: &'a str,
     /// The embedded signed transaction (verified separately, like a submitted one).
     pub signed_transaction: Option<&'a str>,
@@ -499,9 +501,11 @@ pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notif
     let notification_uuid = str_at(payload, "notificationUUID").filter(|s| crate::jwt::is_uuid(s)).ok_or_else(bad)?;
     // TEST and a few summary notifications carry no app data to check.
     let signed_ms = payload.get("signedDate").and_then(Value::as_i64).ok_or_else(bad)?;
+    let subtype = str_at(payload, "subtype").filter(|s| s.len() <= 64);
     let Some(data) = payload.get("data").filter(|d| d.is_object()) else {
         return Ok(Notification {
             notification_type,
+            subtype,
             notification_uuid,
             signed_transaction: None,
             signed_renewal_info: None,
@@ -518,6 +522,7 @@ pub fn notification<'a>(payload: &'a Value, expect: &Expect<'_>) -> Result<Notif
     }
     Ok(Notification {
         notification_type,
+        subtype,
         notification_uuid,
         signed_transaction: str_at(data, "signedTransactionInfo"),
         signed_renewal_info: str_at(data, "signedRenewalInfo"),
@@ -927,5 +932,13 @@ mod tests {
         let mut no_uuid = n.clone();
         no_uuid["notificationUUID"] = "nope".into();
         assert_eq!(notif(&no_uuid, &expect).unwrap_err().code, "invalid_notification");
+        // The subtype (an UPGRADE pays the new period it starts): read when present and bounded.
+        assert_eq!(notification(&n, &expect).unwrap().subtype, None);
+        let mut upgrade = n.clone();
+        upgrade["notificationType"] = "DID_CHANGE_RENEWAL_PREF".into();
+        upgrade["subtype"] = "UPGRADE".into();
+        assert_eq!(notification(&upgrade, &expect).unwrap().subtype, Some("UPGRADE"));
+        upgrade["subtype"] = "U".repeat(65).into();
+        assert_eq!(notification(&upgrade, &expect).unwrap().subtype, None);
     }
 }

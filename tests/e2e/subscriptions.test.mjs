@@ -539,9 +539,9 @@ test('basil: a renewal refunded and another disputed claw back like a pack\'s; a
 const submit = (user, signed) => w.fetch('/v1/purchase/app-store', { method: 'POST', headers: json(bearer(user.token)), body: JSON.stringify({ signed_transaction: signed }) });
 const notify = (payload) => w.fetch('/v1/purchase/app-store/notifications', { method: 'POST', headers: json(), body: JSON.stringify({ signedPayload: signJws(chain, payload) }) });
 /** A StoreKit 2 auto-renewable subscription transaction of `original` for the period [start, end) (seconds). */
-const subTx = (user, original, start, end, productId = 'com.example.plan.pro.monthly') => transactionPayload(user.id, {
+const subTx = (user, original, start, end, productId = 'com.example.plan.pro.monthly', extra = {}) => transactionPayload(user.id, {
   type: 'Auto-Renewable Subscription', productId, originalTransactionId: original, purchaseDate: start * 1000, expiresDate: end * 1000,
-  price: 29990, currency: 'USD', transactionReason: 'RENEWAL', signedDate: Date.now() - 1000,
+  price: 29990, currency: 'USD', transactionReason: 'RENEWAL', signedDate: Date.now() - 1000, ...extra,
 });
 
 test('App Store: the app submits the first transaction, DID_RENEW pays the next period once, rollover, duplicates and reordering', async () => {
@@ -610,4 +610,34 @@ test('App Store: DID_CHANGE_RENEWAL_PREF, DID_FAIL_TO_RENEW and EXPIRED change t
   const thief = createUser();
   const stolen = await submit(thief, signJws(chain, subTx(u, original, t + 29 * DAY, t + 59 * DAY)));
   assert.equal(stolen.status, 403);
+});
+
+// Apple: an upgrade "goes into effect immediately, starting a new billing period, and the user
+// receives a prorated refund for the unused portion of the previous period"; the notification is
+// DID_CHANGE_RENEWAL_PREF with subtype UPGRADE and carries the new transaction (no SUBSCRIBED or
+// DID_RENEW for it, no REFUND for the proration). migrations/README.md, "replaced".
+test('App Store: an upgrade (DID_CHANGE_RENEWAL_PREF, UPGRADE) pays its new period once and cuts the replaced period to its used share', async () => {
+  const u = createUser();
+  const original = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  const t = now();
+  const basic = subTx(u, original, t - 10 * DAY, t + 20 * DAY, 'com.example.plan.basic.monthly', { price: 9990, transactionReason: 'PURCHASE' });
+  assert.equal((await submit(u, signJws(chain, basic))).status, 200);
+  assert.equal(await balance(u), '210/0');
+  const pro = subTx(u, original, t, t + 30 * DAY, 'com.example.plan.pro.monthly', { transactionReason: 'PURCHASE' });
+  const renewalInfo = signJws(chain, { originalTransactionId: original, autoRenewProductId: pro.productId, productId: pro.productId, autoRenewStatus: 1, signedDate: Date.now() - 500, environment: ENVIRONMENT });
+  const upgrade = notificationPayload('DID_CHANGE_RENEWAL_PREF', signJws(chain, pro), { signedDate: Date.now() - 400 });
+  upgrade.data.signedRenewalInfo = renewalInfo;
+  upgrade.subtype = 'UPGRADE';
+  const r = await Promise.all([notify(upgrade), notify(upgrade)]);
+  assert.deepEqual(r.map((x) => x.status), [200, 200]);
+  // Basic paid 9.99 for 30 days, 20 unused: refunded ceil(999 x 20 / 30) = 666 cents, so it keeps
+  // 200 - ceil(200 x 666 / 999) = 66 credits; Pro's new period grants 1000.
+  assert.equal(await balance(u), '1076/0');
+  // The app submits the same new transaction afterwards: nothing more.
+  assert.equal((await submit(u, signJws(chain, pro))).status, 200);
+  assert.equal(await balance(u), '1076/0');
+  assert.equal(sql(`select credits_granted || '/' || status from public.purchases where provider_payment_id = '${basic.transactionId}'`), '66/succeeded');
+  const s = await subscription(u);
+  assert.equal(s.plan.id, 'pro-monthly');
+  assert.deepEqual(reconcile(), []);
 });

@@ -14,8 +14,8 @@
 //!   the credits back (`refund_purchase`), `REFUND_REVERSED` gives them back
 //!   (`reverse_refund_purchase`), `REVOKE` claws them back (`clawback_purchase`); the
 //!   `notificationUUID` is the event id, so a repeated notification changes nothing. Subscriptions:
-//!   `SUBSCRIBED`, `DID_RENEW`, `DID_FAIL_TO_RENEW`, `EXPIRED`, `DID_CHANGE_RENEWAL_PREF` (see
-//!   [`subscription_notification`]); `REFUND`, `REFUND_REVERSED` and `REVOKE` of a subscription's
+//!   `SUBSCRIBED`, `DID_RENEW`, `DID_FAIL_TO_RENEW`, `EXPIRED`, `DID_CHANGE_RENEWAL_PREF` (an
+//!   `UPGRADE` pays the new period it starts; see [`subscription_notification`]); `REFUND`, `REFUND_REVERSED` and `REVOKE` of a subscription's
 //!   transaction act on that period's payment as on a pack's. Other types are acknowledged (200)
 //!   and ignored. A signature failure is 400; Apple retries non-2xx answers.
 //! - A signed auto-renewable subscription transaction submitted to `POST /v1/purchase/app-store`
@@ -196,7 +196,8 @@ fn subscription_args(
 
 /// Subscription notifications (migrations/README.md, "The subscription rules"): `SUBSCRIBED` and
 /// `DID_RENEW` pay the transaction's period (one grant per `transactionId`, whichever of the
-/// notification and the app's own submission comes first); `DID_FAIL_TO_RENEW` makes the
+/// notification and the app's own submission comes first), as does `DID_CHANGE_RENEWAL_PREF` with
+/// subtype `UPGRADE` (the upgrade's new period) before its state; `DID_FAIL_TO_RENEW` makes the
 /// subscription `past_due`, `EXPIRED` ends it, `DID_CHANGE_RENEWAL_PREF` records the plan it renews
 /// at (from the verified renewal info's `autoRenewProductId`). The user is the transaction's
 /// `appAccountToken`; a transaction without one is acknowledged and logged (it cannot be ours).
@@ -215,6 +216,14 @@ async fn subscription_notification(
         let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
         db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
         return Ok(respond::json(200, r#"{"received":true}"#.into()));
+    }
+    // An upgrade starts a new billing period at once, paid by the transaction this notification
+    // carries (Apple sends no SUBSCRIBED or DID_RENEW for it): that period is paid here (once per
+    // transactionId, as when the app submits it), and the database counts the period it replaces
+    // as refunded by its unused fraction (migrations/README.md, "replaced"). Then the state below.
+    if n.notification_type == "DID_CHANGE_RENEWAL_PREF" && n.subtype == Some("UPGRADE") {
+        let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
+        db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
     }
     let mut pending: Option<String> = None;
     let status = match n.notification_type {
