@@ -25,6 +25,8 @@ import { createHmac } from 'node:crypto';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = process.env.BENCH_BUILD_DIR; // a snapshot of functions/build taken by run.sh
 const jsWorker = process.env.BENCH_JS_WORKER; // tests/bench/js-worker.ts bundled by run.sh
+// The same source with SAME_RULES: the Rust Worker's claim rules (jose), deadline and body checks.
+const jsWorkerSame = process.env.BENCH_JS_WORKER_SAME;
 const sizeJson = process.env.BENCH_SIZE_JSON; // what run.sh measured about the bundle
 const beforeDir = process.env.BENCH_BEFORE_BUILD; // optional: an earlier build, measured side by side
 const beforeLabel = process.env.BENCH_BEFORE_LABEL || 'before';
@@ -61,6 +63,7 @@ const rustModules = () => [
 ];
 const startRust = (extraBindings) => startMf(rustModules(), buildDir, extraBindings);
 const startJs = () => startMf([{ type: 'ESModule', path: jsWorker }], path.dirname(jsWorker));
+const startJsSame = () => startMf([{ type: 'ESModule', path: jsWorkerSame }], path.dirname(jsWorkerSame));
 
 function pct(sorted, p) {
   if (!sorted.length) return NaN;
@@ -314,7 +317,8 @@ async function throughput(user) {
   // CPU per request, paired: the Workers under load at the same time (8 clients each), so the
   // other helpers' load on the shared machine hits them alike; each has its own workerd process.
   const paired = {};
-  const contenders = [['Rust', rust], ['TS', js], ...(before ? [[`Rust, ${beforeLabel}`, before]] : [])];
+  const sameRules = await startJsSame();
+  const contenders = [['Rust', rust], ['TS', js], ['TS, same rules', sameRules], ...(before ? [[`Rust, ${beforeLabel}`, before]] : [])];
   for (const [route, opts] of [['GET /v1/balance', { headers: auth }], ['POST /v1/generate', gen], ['GET /nope (404)', { expect: 404 }]]) {
     const path_ = route.split(' ')[1];
     const acc = {};
@@ -332,6 +336,7 @@ async function throughput(user) {
   }
   await rust.mf.dispose();
   await js.mf.dispose();
+  await sameRules.mf.dispose();
   if (before) await before.mf.dispose();
   const rows = targets.map(([name]) => {
     const rs = runs[name];
@@ -347,7 +352,7 @@ async function throughput(user) {
 // TS twin. BENCH_PAIRED_ROUTES (default "404,balance,generate") picks the routes.
 async function pairedOnly(user) {
   const variants = (process.env.BENCH_VARIANTS || '').split(',').filter(Boolean).map((v) => v.split('='));
-  const contenders = [['Rust', await startRust()], ['TS', await startJs()]];
+  const contenders = [['Rust', await startRust()], ['TS', await startJs()], ['TS, same rules', await startJsSame()]];
   for (const [label, dir] of variants) {
     // A directory with index.mjs alone is a JS Worker (e.g. a variant of the TS twin).
     const js = existsSync(path.join(dir, 'index.mjs'));
@@ -1265,7 +1270,7 @@ const table = [
   ...hs.targets,
   ['4. Rust Worker / PostgREST direct, req/s', `${(100 * tp.ratioDirect).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[0].rps)})`, '>= 95%', ok(tp.ratioDirect >= 0.95)],
   ['4. Rust Worker / TS postgrest-js Worker, req/s', `${(100 * tp.ratioJs).toFixed(1)}% (${f1(t[1].rps)} / ${f1(t[2].rps)})`, '>= 100%', ok(tp.ratioJs >= 1)],
-  ...Object.keys(tp.paired).map((route) => [`4. Rust / TS Worker CPU per request, ${route} (workerd, paired runs)`, `${f2(cpuRatio(route))} (${f3(tp.paired[route].Rust.ms)} / ${f3(tp.paired[route].TS.ms)} ms)${tp.paired[route][`Rust, ${beforeLabel}`] ? `; ${beforeLabel}: ${f3(tp.paired[route][`Rust, ${beforeLabel}`].ms)} ms` : ''}`, '<= 1.0', ok(cpuRatio(route) <= 1)]),
+  ...Object.keys(tp.paired).map((route) => [`4. Rust / TS Worker CPU per request, ${route} (workerd, paired runs)`, `${f2(cpuRatio(route))} (${f3(tp.paired[route].Rust.ms)} / ${f3(tp.paired[route].TS.ms)} ms)${tp.paired[route][`Rust, ${beforeLabel}`] ? `; ${beforeLabel}: ${f3(tp.paired[route][`Rust, ${beforeLabel}`].ms)} ms` : ''}; against the twin with the same rules: ${f2(tp.paired[route].Rust.ms / tp.paired[route]['TS, same rules'].ms)}`, '<= 1.0', ok(cpuRatio(route) <= 1)]),
   ...wrTargets,
   ...fu.targets,
   ...sw.results.map((r) => [`8. sweep ${r.name.split('(')[0]}: all due rows swept`, `${r.due - r.left} of ${r.due} in ${f1(r.durationS)} s, longest call ${f1(r.longestCallMs)} ms`, 'left 0', ok(r.left === 0)]),
@@ -1338,11 +1343,11 @@ ${t.map((r) => `| ${r.name} | ${f1(r.rps)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r.e
 
 All three answered the same body: ${tp.same ? 'yes' : 'NO'}.
 
-CPU per request of each Worker's workerd process, **paired**: the Workers loaded at the same time (8 clients each, ${PAIRED_ROUNDS} runs of ${LOAD_MS / 2000} s), so the shared machine's changing load hits them alike; this is the figure the Rust/TS targets use.
+CPU per request of each Worker's workerd process, **paired**: the Workers loaded at the same time (8 clients each, ${PAIRED_ROUNDS} runs of ${LOAD_MS / 2000} s), so the shared machine's changing load hits them alike; this is the figure the Rust/TS targets use. \`TS, same rules\` is the same TypeScript source built with \`SAME_RULES\`: it also does what the Rust Worker does on these routes and the minimal twin skips (the token checked by \`jose\` with the Rust Worker's claim rules, unknown methods refused, the PostgREST call under the \`POSTGREST_TIMEOUT_MS\` deadline, the body's type and size checked first); the target is judged against the minimal twin, \`TS\`.
 
-| route | ${Object.keys(Object.values(tp.paired)[0]).join(' | ')} | Rust / TS |
-|---|${Object.keys(Object.values(tp.paired)[0]).map(() => '---').join('|')}|---|
-${Object.entries(tp.paired).map(([route, v]) => `| ${route} | ${Object.values(v).map((x) => `${f3(x.ms)} ms (${x.n} req${x.errors ? `, ${x.errors} errors` : ''})`).join(' | ')} | ${f2(v.Rust.ms / v.TS.ms)} |`).join('\n')}
+| route | ${Object.keys(Object.values(tp.paired)[0]).join(' | ')} | Rust / TS | Rust / TS, same rules |
+|---|${Object.keys(Object.values(tp.paired)[0]).map(() => '---').join('|')}|---|---|
+${Object.entries(tp.paired).map(([route, v]) => `| ${route} | ${Object.values(v).map((x) => `${f3(x.ms)} ms (${x.n} req${x.errors ? `, ${x.errors} errors` : ''})`).join(' | ')} | ${f2(v.Rust.ms / v.TS.ms)} | ${f2(v.Rust.ms / v['TS, same rules'].ms)} |`).join('\n')}
 
 ## 5. get_balance against ledger size
 

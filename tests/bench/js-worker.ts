@@ -4,13 +4,25 @@
 // WebCrypto (crypto.subtle, the key imported once per isolate), then `.rpc('get_balance')` through
 // @supabase/postgrest-js with the caller's token. Only for measuring; never deployed. Bundled by
 // tests/bench/run.sh with esbuild and run in the same workerd (Miniflare) as the Rust Worker.
+//
+// Built twice by tests/bench/run.sh: as is (`TS`), and with `SAME_RULES` defined true (`TS, same
+// rules`), which does what the Rust Worker does on these routes and the minimal twin skips: the
+// token checked by `jose` (the package TypeScript code on Supabase uses) with the Rust Worker's claim
+// rules (issuer, audience, algorithm, `exp`/`iat`/`sub`/`session_id` required, `nbf`, `crit`, 30 s
+// skew, at most 7 days between `iat` and `exp`, role, UUID `sub`), unknown methods refused, the
+// PostgREST call bounded by `POSTGREST_TIMEOUT_MS` (an `AbortSignal`, answered 504), and the
+// body's content type and size checked before it is read.
 import { PostgrestClient } from '@supabase/postgrest-js';
+import { jwtVerify } from 'jose';
+
+declare const SAME_RULES: boolean;
 
 interface Env {
   POSTGREST_URL: string;
   SUPABASE_URL: string;
   SUPABASE_JWT_SECRET: string;
   SUPABASE_ANON_KEY?: string;
+  POSTGREST_TIMEOUT_MS?: string;
   JOBS_QUEUE?: { send(message: unknown, options?: unknown): Promise<void> };
 }
 
@@ -32,8 +44,30 @@ function error(status: number, code: string, message: string): Response {
   });
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+let secretBytes: Uint8Array | undefined;
+
+/** SAME_RULES: the claim rules of shared::jwt, through jose. */
+async function verifySame(token: string, env: Env): Promise<Record<string, unknown> | null> {
+  try {
+    secretBytes ??= enc.encode(env.SUPABASE_JWT_SECRET);
+    const { payload } = await jwtVerify(token, secretBytes, {
+      algorithms: ['HS256'], issuer: `${env.SUPABASE_URL}/auth/v1`, audience: 'authenticated',
+      clockTolerance: 30, maxTokenAge: '7d', requiredClaims: ['exp', 'iat', 'sub', 'session_id'],
+    });
+    const { exp, iat, sub, role, session_id: session } = payload as Record<string, unknown>;
+    if (typeof exp !== 'number' || typeof iat !== 'number' || exp - iat <= 0 || exp - iat > 7 * 86400) return null;
+    if (role !== 'authenticated' || typeof sub !== 'string' || !UUID.test(sub)) return null;
+    if (typeof session !== 'string' || session.length === 0 || session.length > 64) return null;
+    return payload as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
 /** The same claim rules as shared::jwt for the fields that matter here: alg, signature, exp, aud, iss, sub. */
 async function verify(token: string, env: Env): Promise<Record<string, unknown> | null> {
+  if (SAME_RULES) return verifySame(token, env);
   const parts = token.split('.');
   if (parts.length !== 3) return null;
   let header: { alg?: string };
@@ -59,6 +93,19 @@ async function verify(token: string, env: Env): Promise<Record<string, unknown> 
   return claims;
 }
 
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** SAME_RULES: the PostgREST call bounded by POSTGREST_TIMEOUT_MS, as the Rust Worker's `db::exchange`. */
+function bounded<T extends { abortSignal(signal: AbortSignal): T }>(query: T, env: Env): T {
+  return SAME_RULES ? query.abortSignal(AbortSignal.timeout(Number(env.POSTGREST_TIMEOUT_MS ?? 10000))) : query;
+}
+
+/** A failed PostgREST call: 504 when the deadline ended it (SAME_RULES), else 503 or PostgREST's status. */
+function failed(status: number, message: string): Response {
+  if (SAME_RULES && status === 0) return error(504, 'upstream_timeout', 'The database did not answer in time.');
+  return error(status >= 500 || status === 0 ? 503 : status, 'service_unavailable', message);
+}
+
 export default {
   // One structured log line per request, as the Rust Worker writes (same work, fair comparison).
   async fetch(req: Request, env: Env): Promise<Response> {
@@ -66,7 +113,7 @@ export default {
     const requestId = req.headers.get('cf-ray') ?? crypto.randomUUID().replace(/-/g, '').slice(0, 16);
     const path = new URL(req.url).pathname;
     const known = path === '/v1/balance' || path === '/v1/generate';
-    const res = path === '/v1/balance' ? await balance(req, env) : path === '/v1/generate' ? await generate(req, env) : error(404, 'not_found', 'No such route.');
+    const res = SAME_RULES && !METHODS.has(req.method) ? error(405, 'method_not_allowed', 'This method is not supported.') : path === '/v1/balance' ? await balance(req, env) : path === '/v1/generate' ? await generate(req, env) : error(404, 'not_found', 'No such route.');
     res.headers.set('x-request-id', requestId);
     console.log(JSON.stringify({ request_id: requestId, method: req.method, route: known ? path : '-', status: res.status, duration_ms: Date.now() - started }));
     return res;
@@ -82,6 +129,11 @@ async function generate(req: Request, env: Env): Promise<Response> {
   if (!(await verify(token, env))) return error(401, 'invalid_token', 'The access token is not valid for this project.');
   const key = req.headers.get('idempotency-key');
   if (!key) return error(400, 'idempotency_key_required', 'An Idempotency-Key header is required for this operation.');
+  if (SAME_RULES) {
+    if (!(req.headers.get('content-type') ?? '').toLowerCase().startsWith('application/json')) return error(415, 'unsupported_media_type', 'The body must be application/json.');
+    const declared = Number(req.headers.get('content-length') ?? 'NaN');
+    if (declared > 16384) return error(413, 'payload_too_large', 'The body is too large.');
+  }
   let request: unknown;
   try {
     request = JSON.parse(await req.text());
@@ -92,8 +144,8 @@ async function generate(req: Request, env: Env): Promise<Response> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (env.SUPABASE_ANON_KEY) headers.apikey = env.SUPABASE_ANON_KEY;
   const db = new PostgrestClient(env.POSTGREST_URL, { headers });
-  const { data, error: err, status } = await db.rpc('generate', { p_idempotency_key: key, p_request: request });
-  if (err) return error(status >= 500 || status === 0 ? 503 : status, 'service_unavailable', 'The request failed.');
+  const { data, error: err, status } = await bounded(db.rpc('generate', { p_idempotency_key: key, p_request: request }), env);
+  if (err) return failed(status, 'The request failed.');
   const { replayed, response } = data as { replayed: boolean; response: { job: { id: string } } };
   // As the Rust Worker: a failed (or, in the bench, absent) queue is logged and the client still gets 202.
   if (!replayed) {
@@ -121,8 +173,8 @@ async function balance(req: Request, env: Env): Promise<Response> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (env.SUPABASE_ANON_KEY) headers.apikey = env.SUPABASE_ANON_KEY;
   const db = new PostgrestClient(env.POSTGREST_URL, { headers });
-  const { data, error: err, status } = await db.rpc('get_balance');
-  if (err) return error(status >= 500 || status === 0 ? 503 : status, 'service_unavailable', 'The service is temporarily unavailable.');
+  const { data, error: err, status } = await bounded(db.rpc('get_balance'), env);
+  if (err) return failed(status, 'The service is temporarily unavailable.');
   return new Response(JSON.stringify(data), {
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
   });

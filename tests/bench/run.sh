@@ -71,8 +71,12 @@ fs.writeFileSync(out, JSON.stringify({
 done_step
 
 # --- the TypeScript comparison Worker --------------------------------------------------------------
-node_modules/.bin/esbuild tests/bench/js-worker.ts --bundle --format=esm --platform=browser --target=es2022 \
-  --minify --log-level=warning --outfile="$tmp/js-worker/index.mjs"
+# Built twice: the minimal twin (`TS`), and the twin with the Rust Worker's rules (`TS, same rules`).
+for same in false true; do
+  node_modules/.bin/esbuild tests/bench/js-worker.ts --bundle --format=esm --platform=browser --target=es2022 \
+    --minify --log-level=warning --define:SAME_RULES=$same \
+    --outfile="$tmp/js-worker$([ $same = true ] && echo -same)/index.mjs"
+done
 
 # --- the stack ------------------------------------------------------------------------------------
 step "Throwaway Postgres 15 + PostgREST 12 on loopback"
@@ -85,7 +89,7 @@ done_step
 export E2E_POSTGREST_URL="http://127.0.0.1:$pgrstport" E2E_PG_PORT="$pgport" E2E_JWT_SECRET="$LOCAL_JWT_SECRET"
 export E2E_SUPABASE_URL="http://127.0.0.1:54321"
 export BENCH_POSTGREST_PID="$POSTGREST_PID" PGRST_JWT_SECRET="${PGRST_JWT_SECRET:-$LOCAL_JWT_SECRET}"
-export BENCH_BUILD_DIR="$tmp/build" BENCH_JS_WORKER="$tmp/js-worker/index.mjs" BENCH_SIZE_JSON="$tmp/size.json" BENCH_TMP="$tmp"
+export BENCH_BUILD_DIR="$tmp/build" BENCH_JS_WORKER="$tmp/js-worker/index.mjs" BENCH_JS_WORKER_SAME="$tmp/js-worker-same/index.mjs" BENCH_SIZE_JSON="$tmp/size.json" BENCH_TMP="$tmp"
 # Hard bound on the measurements themselves.
 timeout "${BENCH_TIMEOUT:-2400}" node "tests/bench/$([ "${BENCH_PROFILE:-}" = 1 ] && echo profile || echo bench).mjs" &
 BENCH_PID=$!
