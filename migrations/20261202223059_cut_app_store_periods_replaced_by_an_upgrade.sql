@@ -70,8 +70,9 @@ $$;
 comment on function app.cut_replaced_app_store_periods(text, text) is 'An App Store period payment and the periods it replaces or that replace it (one starting inside another, more than a day before its end): the replaced one counts as refunded by its unused fraction of time (Apple refunds it prorated, silently, on an upgrade). Returns how many pairs were applied.';
 revoke all on function app.cut_replaced_app_store_periods(text, text) from public, anon, authenticated, service_role;
 
--- The body of 20261202203947_cap_every_payment_of_a_period_at_its_highest_plan.sql, with the call
--- to app.cut_replaced_app_store_periods before the payment rule is applied.
+-- The body of 20261202203947_cap_every_payment_of_a_period_at_its_highest_plan.sql, with the
+-- replaced periods' payment locks taken first and the call to app.cut_replaced_app_store_periods
+-- before the payment rule is applied.
 create or replace function public.fulfill_subscription_payment(
   p_provider text,
   p_provider_payment_id text,
@@ -106,6 +107,7 @@ declare
   v_adjacent record;
   v_rolled integer := 0;
   v_rows integer;
+  v_replaced text;
 begin
   perform app.require_service_role();
   v_event_id := app.record_payment_event(p_provider, p_event_id, 'payment', p_event_type, p_provider_payment_id);
@@ -113,6 +115,23 @@ begin
   select * into v_purchase from public.purchases where provider = p_provider and provider_payment_id = p_provider_payment_id;
   if v_event_id is null then
     return jsonb_build_object('purchase', app.purchase_json(v_purchase), 'granted', false, 'replayed', true, 'rolled_over', 0);
+  end if;
+  -- The App Store periods this one replaces are written by app.cut_replaced_app_store_periods
+  -- after the balance lock: their payment locks are taken now, before the subscription and the
+  -- balance, in payment id order (README "Concurrency": payment, then balance), so a refund of
+  -- one of them running meanwhile is waited for instead of deadlocking with it.
+  if p_provider = 'app_store' and p_from_plan_id is null then
+    for v_replaced in
+      select sp.provider_payment_id
+        from public.subscription_payments sp
+        join public.subscriptions s on s.id = sp.subscription_id
+       where s.provider = p_provider and s.provider_subscription_id = p_provider_subscription_id
+         and sp.kind = 'period' and sp.provider_payment_id <> p_provider_payment_id
+         and sp.period_start < p_period_start and p_period_start < sp.period_end - interval '1 day'
+       order by sp.provider_payment_id
+    loop
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_provider || ':payment:' || v_replaced, 0));
+    end loop;
   end if;
   select * into v_plan from public.plans where id = app.plan_id(p_provider, p_plan_id);
   if not found then

@@ -4,7 +4,7 @@
 -- of the two transactions (migration 20261202223059, migrations/README.md "replaced" row).
 begin;
 \ir _setup.psql
-select plan(12);
+select plan(15);
 
 select tests.set_now('2030-01-01 10:00:00+00');
 
@@ -85,6 +85,31 @@ select public.reverse_refund_purchase('app_store', 'basic_asu-a', 'reversal-1', 
 select tests.clear_authentication();
 select is((select available from public.credit_balances where user_id = :'a'), 1076,
   'its reversal gives back the 66 the prorated refund left, not the 200');
+-- A REFUND of Basic before the upgrade arrives: nothing left to cut; its reversal gives back 66.
+select pg_temp.upgrade('asu-f@example.test', array[1]) as f \gset
+select tests.authenticate_as_service_role();
+select public.refund_purchase('app_store', 'basic_asu-f', 'refund-f', 'REFUND') is not null as r \gset
+select tests.clear_authentication();
+select tests.authenticate_as_service_role();
+select public.fulfill_subscription_payment('app_store', 'pro_asu-f', 'transaction:pro_asu-f', :'f', 'otx_asu-f', 'pro-monthly',
+  :'now', :'now'::timestamptz + interval '30 days', 2999, 'usd', null, 'DID_CHANGE_RENEWAL_PREF') is not null as r \gset
+select tests.clear_authentication();
+select is((select available from public.credit_balances where user_id = :'f'), 1010, 'refunded Basic, then the upgrade: Pro''s 1000 only');
+select tests.authenticate_as_service_role();
+select public.reverse_refund_purchase('app_store', 'basic_asu-f', 'reversal-f', 'REFUND_REVERSED') is not null as r \gset
+select tests.clear_authentication();
+select is((select available from public.credit_balances where user_id = :'f'), 1076, 'the reversal gives back what the cut leaves, 66');
+
+-- Two upgrades: a second Pro transaction starting 5 days into the first. Basic keeps the larger
+-- refund fact (666 from the first); the first Pro period paid 2999 with 25 of 30 days unused:
+-- refunded ceil(2999 x 25 / 30) = 2500, keeps 1000 - ceil(1000 x 2500 / 2999) = 166.
+select pg_temp.upgrade('asu-g@example.test', array[1, 2]) as g \gset
+select tests.authenticate_as_service_role();
+select public.fulfill_subscription_payment('app_store', 'pro2_asu-g', 'transaction:pro2_asu-g', :'g', 'otx_asu-g', 'pro-monthly',
+  :'now'::timestamptz + interval '5 days', :'now'::timestamptz + interval '35 days', 2999, 'usd', null, 'DID_CHANGE_RENEWAL_PREF') is not null as r \gset
+select tests.clear_authentication();
+select is((select available from public.credit_balances where user_id = :'g'), 10 + 66 + 166 + 1000,
+  'two upgrades: each replaced period keeps its used share');
 select is(tests.violations(), '[]'::jsonb, 'reconcile is empty');
 
 select * from finish();

@@ -115,7 +115,9 @@ World.prototype.subReplacements = function subReplacements(pi) {
 };
 
 // After a period payment is granted: the rollovers with the period before and the one after. An
-// App Store upgrade's period (`replaces`) starts mid-period: adjacent to none of the grid's.
+// App Store upgrade's period (`replaces`) starts halfway through a grid period here, so it is
+// adjacent to none of the grid's (one starting within a day after a renewal would be: the README's
+// known limitation, not generated).
 World.prototype.subRollovers = function subRollovers(pi) {
   const p = this.payments[pi];
   if (p.upgrade || p.replaces) return;

@@ -15,9 +15,10 @@
 //!   (`reverse_refund_purchase`), `REVOKE` claws them back (`clawback_purchase`); the
 //!   `notificationUUID` is the event id, so a repeated notification changes nothing. Subscriptions:
 //!   `SUBSCRIBED`, `DID_RENEW`, `DID_FAIL_TO_RENEW`, `EXPIRED`, `DID_CHANGE_RENEWAL_PREF` (an
-//!   `UPGRADE` pays the new period it starts; see [`subscription_notification`]); `REFUND`, `REFUND_REVERSED` and `REVOKE` of a subscription's
-//!   transaction act on that period's payment as on a pack's. Other types are acknowledged (200)
-//!   and ignored. A signature failure is 400; Apple retries non-2xx answers.
+//!   `UPGRADE` pays the new period it starts; see [`subscription_notification`]); `REFUND`,
+//!   `REFUND_REVERSED` and `REVOKE` of a subscription's transaction act on that period's payment as
+//!   on a pack's. Other types are acknowledged (200) and ignored. A signature failure is 400; Apple
+//!   retries non-2xx answers.
 //! - A signed auto-renewable subscription transaction submitted to `POST /v1/purchase/app-store`
 //!   pays its period (`fulfill_subscription_payment`), once per `transactionId`.
 //! - `CONSUMPTION_REQUEST` is recorded and answered through the App Store Server API
