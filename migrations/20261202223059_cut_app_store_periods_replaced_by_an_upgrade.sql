@@ -117,10 +117,13 @@ begin
     return jsonb_build_object('purchase', app.purchase_json(v_purchase), 'granted', false, 'replayed', true, 'rolled_over', 0);
   end if;
   -- The App Store periods this one replaces are written by app.cut_replaced_app_store_periods
-  -- after the balance lock: their payment locks are taken now, before the subscription and the
-  -- balance, in payment id order (README "Concurrency": payment, then balance), so a refund of
-  -- one of them running meanwhile is waited for instead of deadlocking with it.
-  if p_provider = 'app_store' and p_from_plan_id is null then
+  -- after the balance lock: on this payment's first grant, their payment locks are taken now,
+  -- before the subscription and the balance, in payment id order (README "Concurrency": payment,
+  -- then balance), so a refund of one of them running meanwhile is waited for instead of
+  -- deadlocking with it. (Left: two upgrades of one period granted at the same moment, or a
+  -- replaced period committed while this waits for the subscription lock, can still deadlock;
+  -- Postgres ends one and the Worker retries it.)
+  if p_provider = 'app_store' and p_from_plan_id is null and v_purchase.grant_id is null then
     for v_replaced in
       select sp.provider_payment_id
         from public.subscription_payments sp

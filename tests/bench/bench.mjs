@@ -261,6 +261,7 @@ async function throughput(user) {
   console.error(`\n==> Throughput: ${C} keep-alive connections, ${LOAD_MS / 1000} s per run, ${ROUNDS} round(s)`);
   const rust = await startRust();
   const js = await startJs();
+  const sameRules = await startJsSame();
   // BENCH_BEFORE_BUILD: another build of the Worker (e.g. the reqwest transport it replaced), measured
   // in the same run for a side-by-side before/after.
   const before = beforeDir ? await startMf([
@@ -269,14 +270,15 @@ async function throughput(user) {
   const auth = { authorization: `Bearer ${user.token}` };
   const badSig = mintToken(claimsFor(user.id), { secret: 'x'.repeat(40) });
   const direct = rpcDirect('get_balance', user.token);
-  // Same answer from all three, checked once.
+  // Same answer from PostgREST and the three Workers, checked once.
   const bodies = await Promise.all([
     fetch(direct.url, { method: 'POST', headers: direct.opts.headers, body: '{}' }).then((r) => r.json()),
     fetch(`${rust.url}/v1/balance`, { headers: auth }).then((r) => r.json()),
     fetch(`${js.url}/v1/balance`, { headers: auth }).then((r) => r.json()),
+    fetch(`${sameRules.url}/v1/balance`, { headers: auth }).then((r) => r.json()),
   ]);
   const same = bodies.every((b) => JSON.stringify(b) === JSON.stringify(bodies[0]));
-  if (!same) log('WARNING: the three paths answered differently:', JSON.stringify(bodies));
+  if (!same) log('WARNING: the four paths answered differently:', JSON.stringify(bodies));
   // POST /v1/generate on both Workers: a fresh Idempotency-Key per request (a new job and hold each
   // time), for a user given enough credits for every run.
   sql(`select app.add_grant('${user.id}', 'adjustment', 'promotional', 100000000, null, 'grant')`);
@@ -317,10 +319,11 @@ async function throughput(user) {
   // CPU per request, paired: the Workers under load at the same time (8 clients each), so the
   // other helpers' load on the shared machine hits them alike; each has its own workerd process.
   const paired = {};
-  const sameRules = await startJsSame();
   const contenders = [['Rust', rust], ['TS', js], ['TS, same rules', sameRules], ...(before ? [[`Rust, ${beforeLabel}`, before]] : [])];
   for (const [route, opts] of [['GET /v1/balance', { headers: auth }], ['POST /v1/generate', gen], ['GET /nope (404)', { expect: 404 }]]) {
     const path_ = route.split(' ')[1];
+    // Warmed together first: the same-rules twin has not served the rounds above.
+    await Promise.all(contenders.map(([, w]) => load(`${w.url}${path_}`, { ...opts, concurrency: 8, durationMs: Number(process.env.BENCH_WARMUP_MS || 3000) })));
     const acc = {};
     for (let r = 0; r < PAIRED_ROUNDS; r++) {
       const c0 = contenders.map(([, w]) => cpuTimes(w.pids));
@@ -1341,7 +1344,7 @@ ${hs.text}
 |---|---|---|---|---|---|
 ${t.map((r) => `| ${r.name} | ${f1(r.rps)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r.errors} | ${r.cpu} |`).join('\n')}
 
-All three answered the same body: ${tp.same ? 'yes' : 'NO'}.
+PostgREST and the three Workers answered the same body: ${tp.same ? 'yes' : 'NO'}.
 
 CPU per request of each Worker's workerd process, **paired**: the Workers loaded at the same time (8 clients each, ${PAIRED_ROUNDS} runs of ${LOAD_MS / 2000} s), so the shared machine's changing load hits them alike; this is the figure the Rust/TS targets use. \`TS, same rules\` is the same TypeScript source built with \`SAME_RULES\`: it also does what the Rust Worker does on these routes and the minimal twin skips (the token checked by \`jose\` with the Rust Worker's claim rules, unknown methods refused, the PostgREST call under the \`POSTGREST_TIMEOUT_MS\` deadline, the body's type and size checked first); the target is judged against the minimal twin, \`TS\`.
 

@@ -6,12 +6,18 @@
 // tests/bench/run.sh with esbuild and run in the same workerd (Miniflare) as the Rust Worker.
 //
 // Built twice by tests/bench/run.sh: as is (`TS`), and with `SAME_RULES` defined true (`TS, same
-// rules`), which does what the Rust Worker does on these routes and the minimal twin skips: the
-// token checked by `jose` (the package TypeScript code on Supabase uses) with the Rust Worker's claim
-// rules (issuer, audience, algorithm, `exp`/`iat`/`sub`/`session_id` required, `nbf`, `crit`, 30 s
-// skew, at most 7 days between `iat` and `exp`, role, UUID `sub`), unknown methods refused, the
-// PostgREST call bounded by `POSTGREST_TIMEOUT_MS` (an `AbortSignal`, answered 504), and the
-// body's content type and size checked before it is read.
+// rules`), which adds most of what the Rust Worker does on these routes and the minimal twin skips:
+// - the token (at most 4096 bytes, `typ` JWT when present) checked by `jose` (the package
+//   TypeScript code on Supabase uses) with the Rust Worker's claim rules (issuer, audience,
+//   algorithm, `exp`/`iat`/`sub`/`session_id` required, `nbf`, `crit`, 30 s skew, at most 7 days
+//   between `iat` and `exp`, role, UUID `sub`), the HMAC key imported once per isolate;
+// - unknown methods refused (405);
+// - the PostgREST call bounded by `POSTGREST_TIMEOUT_MS` (an `AbortSignal`; 504 when it fired);
+// - the body's media type and declared size checked before it is read, its size after; the
+//   Idempotency-Key's shape (1 to 255 visible ASCII characters);
+// - `Vary: Origin` when CORS origins are configured.
+// Not added: the refusal of a repeated JSON key (in the token and the body) and of NUL escapes,
+// which JSON.parse cannot see without a second parser.
 import { PostgrestClient } from '@supabase/postgrest-js';
 import { jwtVerify } from 'jose';
 
@@ -23,6 +29,7 @@ interface Env {
   SUPABASE_JWT_SECRET: string;
   SUPABASE_ANON_KEY?: string;
   POSTGREST_TIMEOUT_MS?: string;
+  CORS_ALLOWED_ORIGINS?: string;
   JOBS_QUEUE?: { send(message: unknown, options?: unknown): Promise<void> };
 }
 
@@ -45,16 +52,17 @@ function error(status: number, code: string, message: string): Response {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-let secretBytes: Uint8Array | undefined;
 
-/** SAME_RULES: the claim rules of shared::jwt, through jose. */
+/** SAME_RULES: the claim rules of shared::jwt, through jose (given the imported key, as the minimal twin). */
 async function verifySame(token: string, env: Env): Promise<Record<string, unknown> | null> {
+  if (token.length > 4096) return null;
+  keyPromise ??= crypto.subtle.importKey('raw', enc.encode(env.SUPABASE_JWT_SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   try {
-    secretBytes ??= enc.encode(env.SUPABASE_JWT_SECRET);
-    const { payload } = await jwtVerify(token, secretBytes, {
+    const { payload, protectedHeader } = await jwtVerify(token, await keyPromise, {
       algorithms: ['HS256'], issuer: `${env.SUPABASE_URL}/auth/v1`, audience: 'authenticated',
       clockTolerance: 30, maxTokenAge: '7d', requiredClaims: ['exp', 'iat', 'sub', 'session_id'],
     });
+    if (protectedHeader.typ !== undefined && protectedHeader.typ.toUpperCase() !== 'JWT') return null;
     const { exp, iat, sub, role, session_id: session } = payload as Record<string, unknown>;
     if (typeof exp !== 'number' || typeof iat !== 'number' || exp - iat <= 0 || exp - iat > 7 * 86400) return null;
     if (role !== 'authenticated' || typeof sub !== 'string' || !UUID.test(sub)) return null;
@@ -93,16 +101,18 @@ async function verify(token: string, env: Env): Promise<Record<string, unknown> 
   return claims;
 }
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** SAME_RULES: the PostgREST call bounded by POSTGREST_TIMEOUT_MS, as the Rust Worker's `db::exchange`. */
-function bounded<T extends { abortSignal(signal: AbortSignal): T }>(query: T, env: Env): T {
-  return SAME_RULES ? query.abortSignal(AbortSignal.timeout(Number(env.POSTGREST_TIMEOUT_MS ?? 10000))) : query;
+function bounded<T extends { abortSignal(signal: AbortSignal): T }>(query: T, env: Env): { query: T; signal?: AbortSignal } {
+  if (!SAME_RULES) return { query };
+  const signal = AbortSignal.timeout(Number(env.POSTGREST_TIMEOUT_MS ?? 10000));
+  return { query: query.abortSignal(signal), signal };
 }
 
 /** A failed PostgREST call: 504 when the deadline ended it (SAME_RULES), else 503 or PostgREST's status. */
-function failed(status: number, message: string): Response {
-  if (SAME_RULES && status === 0) return error(504, 'upstream_timeout', 'The database did not answer in time.');
+function failed(status: number, message: string, signal?: AbortSignal): Response {
+  if (signal?.aborted) return error(504, 'upstream_timeout', 'The database did not answer in time.');
   return error(status >= 500 || status === 0 ? 503 : status, 'service_unavailable', message);
 }
 
@@ -115,6 +125,7 @@ export default {
     const known = path === '/v1/balance' || path === '/v1/generate';
     const res = SAME_RULES && !METHODS.has(req.method) ? error(405, 'method_not_allowed', 'This method is not supported.') : path === '/v1/balance' ? await balance(req, env) : path === '/v1/generate' ? await generate(req, env) : error(404, 'not_found', 'No such route.');
     res.headers.set('x-request-id', requestId);
+    if (SAME_RULES && env.CORS_ALLOWED_ORIGINS) res.headers.append('vary', 'Origin');
     console.log(JSON.stringify({ request_id: requestId, method: req.method, route: known ? path : '-', status: res.status, duration_ms: Date.now() - started }));
     return res;
   },
@@ -129,14 +140,17 @@ async function generate(req: Request, env: Env): Promise<Response> {
   if (!(await verify(token, env))) return error(401, 'invalid_token', 'The access token is not valid for this project.');
   const key = req.headers.get('idempotency-key');
   if (!key) return error(400, 'idempotency_key_required', 'An Idempotency-Key header is required for this operation.');
+  if (SAME_RULES && (key.length > 255 || !/^[\x21-\x7e]+$/.test(key))) return error(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters.');
   if (SAME_RULES) {
-    if (!(req.headers.get('content-type') ?? '').toLowerCase().startsWith('application/json')) return error(415, 'unsupported_media_type', 'The body must be application/json.');
+    if ((req.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase() !== 'application/json') return error(415, 'unsupported_media_type', 'The body must be application/json.');
     const declared = Number(req.headers.get('content-length') ?? 'NaN');
     if (declared > 16384) return error(413, 'payload_too_large', 'The body is too large.');
   }
   let request: unknown;
   try {
-    request = JSON.parse(await req.text());
+    const text = await req.text();
+    if (SAME_RULES && (text.length > 16384 || text.length === 0)) return error(400, 'invalid_json', 'The body is empty or too large.');
+    request = JSON.parse(text);
   } catch {
     return error(400, 'invalid_json', 'The body is not valid JSON.');
   }
@@ -144,8 +158,9 @@ async function generate(req: Request, env: Env): Promise<Response> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (env.SUPABASE_ANON_KEY) headers.apikey = env.SUPABASE_ANON_KEY;
   const db = new PostgrestClient(env.POSTGREST_URL, { headers });
-  const { data, error: err, status } = await bounded(db.rpc('generate', { p_idempotency_key: key, p_request: request }), env);
-  if (err) return failed(status, 'The request failed.');
+  const call = bounded(db.rpc('generate', { p_idempotency_key: key, p_request: request }), env);
+  const { data, error: err, status } = await call.query;
+  if (err) return failed(status, 'The request failed.', call.signal);
   const { replayed, response } = data as { replayed: boolean; response: { job: { id: string } } };
   // As the Rust Worker: a failed (or, in the bench, absent) queue is logged and the client still gets 202.
   if (!replayed) {
@@ -173,8 +188,9 @@ async function balance(req: Request, env: Env): Promise<Response> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (env.SUPABASE_ANON_KEY) headers.apikey = env.SUPABASE_ANON_KEY;
   const db = new PostgrestClient(env.POSTGREST_URL, { headers });
-  const { data, error: err, status } = await bounded(db.rpc('get_balance'), env);
-  if (err) return failed(status, 'The service is temporarily unavailable.');
+  const call = bounded(db.rpc('get_balance'), env);
+  const { data, error: err, status } = await call.query;
+  if (err) return failed(status, 'The service is temporarily unavailable.', call.signal);
   return new Response(JSON.stringify(data), {
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
   });

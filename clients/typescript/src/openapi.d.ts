@@ -1356,7 +1356,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** App Store Server Notifications V2 (signedPayload verified like a transaction). REFUND and REVOKE take the credits back and REFUND_REVERSED gives them back, once per notificationUUID; CONSUMPTION_REQUEST is recorded once and, when the user consented, answered with the consumption facts through the App Store Server API (Send Consumption Information); other types are acknowledged and ignored. */
+        /** App Store Server Notifications V2 (signedPayload verified like a transaction). REFUND and REVOKE take the credits back and REFUND_REVERSED gives them back, once per notificationUUID; CONSUMPTION_REQUEST is recorded once and, when the user consented, answered with the consumption facts through the App Store Server API (Send Consumption Information); subscriptions: SUBSCRIBED and DID_RENEW pay the transaction's period (one grant per transactionId), DID_CHANGE_RENEWAL_PREF records what renews and, with subtype UPGRADE, also pays the new period the upgrade starts (the period it replaces keeps only its used share), DID_FAIL_TO_RENEW and EXPIRED change the subscription's state; other types are acknowledged and ignored. */
         post: {
             parameters: {
                 query?: never;

@@ -198,7 +198,7 @@ fn subscription_args(
 /// Subscription notifications (migrations/README.md, "The subscription rules"): `SUBSCRIBED` and
 /// `DID_RENEW` pay the transaction's period (one grant per `transactionId`, whichever of the
 /// notification and the app's own submission comes first), as does `DID_CHANGE_RENEWAL_PREF` with
-/// subtype `UPGRADE` (the upgrade's new period) before its state; `DID_FAIL_TO_RENEW` makes the
+/// subtype `UPGRADE` (the upgrade's new period) after its state; `DID_FAIL_TO_RENEW` makes the
 /// subscription `past_due`, `EXPIRED` ends it, `DID_CHANGE_RENEWAL_PREF` records the plan it renews
 /// at (from the verified renewal info's `autoRenewProductId`). The user is the transaction's
 /// `appAccountToken`; a transaction without one is acknowledged and logged (it cannot be ours).
@@ -217,14 +217,6 @@ async fn subscription_notification(
         let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
         db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
         return Ok(respond::json(200, r#"{"received":true}"#.into()));
-    }
-    // An upgrade starts a new billing period at once, paid by the transaction this notification
-    // carries (Apple sends no SUBSCRIBED or DID_RENEW for it): that period is paid here (once per
-    // transactionId, as when the app submits it), and the database counts the period it replaces
-    // as refunded by its unused fraction (migrations/README.md, "replaced"). Then the state below.
-    if n.notification_type == "DID_CHANGE_RENEWAL_PREF" && n.subtype == Some("UPGRADE") {
-        let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
-        db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
     }
     let mut pending: Option<String> = None;
     let status = match n.notification_type {
@@ -257,6 +249,15 @@ async fn subscription_notification(
     })
     .to_string();
     db::rpc(&cx.cfg, Caller::Service, "record_subscription_state", &args).await?;
+    // An upgrade starts a new billing period at once, paid by the transaction this notification
+    // carries (Apple sends no SUBSCRIBED or DID_RENEW for it): after the state (recorded whatever
+    // the payment's answer), that period is paid here, once per transactionId as when the app
+    // submits it, and the database counts the period it replaces as refunded by its unused
+    // fraction (migrations/README.md, "replaced"). A retry replays the state and pays.
+    if n.notification_type == "DID_CHANGE_RENEWAL_PREF" && n.subtype == Some("UPGRADE") {
+        let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
+        db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
+    }
     Ok(respond::json(200, r#"{"received":true}"#.into()))
 }
 
