@@ -35,6 +35,13 @@ const payment = fc.oneof(
     provider: fc.constant('app_store'), user: fc.nat(2), pkg: fc.constantFrom('starter', 'creator'),
     events: fc.array(appleEvent, { minLength: 1, maxLength: 5 }),
   }) },
+  // A checkout paid in full by a 100% coupon (Stripe's `no_payment_required`, P = 0): completed,
+  // maybe twice; no charge, so nothing to refund or dispute.
+  { weight: 1, arbitrary: fc.record({
+    provider: fc.constant('stripe'), user: fc.nat(2), pkg: fc.constantFrom('starter', 'creator'), free: fc.constant(true),
+    disputes: fc.constant([{ inquiry: false, pct: 100 }, { inquiry: false, pct: 100 }]),
+    events: fc.array(fc.constant({ k: 'paid', async: false }), { minLength: 1, maxLength: 2 }),
+  }) },
 );
 
 const gen1 = fc.record({ u: fc.nat(2), model: fc.constantFrom(...Object.keys(MODELS)), minutes: fc.integer({ min: 1, max: 12 }) })

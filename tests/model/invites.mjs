@@ -35,11 +35,13 @@ export function redeem(w, ui, by) {
 }
 
 // After every event of payment `pi` that found its purchase paid: the reward of that payment's
-// user, if it has an inviter and this is (or becomes) its first paid purchase.
+// user, if it has an inviter and this is (or becomes) its first purchase with money paid (P > 0).
 export function afterPayment(w, pi) {
   const p = w.payments[pi];
   const inv = invitesOf(w)[p.user];
   if (!inv || (inv.reward && inv.reward.pay !== pi)) return;
+  // Only a purchase with money paid earns the reward (a coupon's or a free trial's 0 neither earns nor uses it).
+  if (!inv.reward && !(p.P > 0)) return;
   const inviter = w.users[inv.inviter];
   if (!inv.reward) {
     const mineToo = Object.values(invitesOf(w)).filter((x) => x.inviter === inv.inviter && x.reward);

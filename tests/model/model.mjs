@@ -46,7 +46,7 @@ const rank = (s) => {
 export const disputeStatus = (type, status) => (type === 'charge.dispute.funds_reinstated' ? 'won' : status);
 
 export function newFacts(provider) {
-  return { provider, paid: false, failed: false, R: 0, disputes: {}, refunds: [], reversals: [], revoked: false };
+  return { provider, paid: false, failed: false, R: 0, refundedAny: false, disputes: {}, refunds: [], reversals: [], revoked: false };
 }
 
 // Adds one event's facts (order- and repetition-independent merges). `ev` is the event as the
@@ -60,7 +60,9 @@ export function addFacts(f, ev, P) {
     case 'checkout.session.async_payment_failed':
       f.failed = true; break;
     case 'charge.refunded':
-      f.R = Math.min(P, Math.max(f.R, ev.amountRefunded)); break;
+      f.R = Math.min(P, Math.max(f.R, ev.amountRefunded));
+      if (ev.amountRefunded > 0) f.refundedAny = true;
+      break;
     case 'REFUND': if (!f.refunds.includes(ev.id)) f.refunds.push(ev.id); break;
     case 'REFUND_REVERSED': if (!f.reversals.includes(ev.id)) f.reversals.push(ev.id); break;
     case 'REVOKE': f.revoked = true; break;
@@ -91,6 +93,13 @@ export function outcome(f, C, P) {
     return { kept: C - takenFor(C, P, f.R), status: 'succeeded' };
   }
   const stand = Object.values(f.disputes).filter(standing);
+  // Nothing charged (a 100% coupon: Stripe's `no_payment_required`): README "With P = 0", anything
+  // reversed (a standing dispute, a positive refunded amount) takes all of C, else C is kept. R is
+  // capped at P, so a positive refunded amount is read from the event's own amount.
+  if (P === 0) {
+    const reversed = stand.length > 0 || f.refundedAny;
+    return { kept: reversed ? 0 : C, status: stand.length > 0 ? 'disputed' : 'succeeded' };
+  }
   if (stand.length > 0) {
     const reversed = Math.min(P, f.R + stand.reduce((s, d) => s + d.amount, 0));
     return { kept: C - takenFor(C, P, reversed), status: 'disputed' };

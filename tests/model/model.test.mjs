@@ -15,11 +15,11 @@ const ev = {
   tx: { id: 'tx', type: 'transaction' },
   apple: (type, n = 0) => ({ id: `${type}-${n}`, type }),
 };
-function buy(provider, events, setup = () => {}) {
+function buy(provider, events, setup = () => {}, amount = P) {
   const w = new World(t0);
   const u = w.addUser();
   setup(w, u);
-  const p = w.addPayment(u, provider, 'starter', P);
+  const p = w.addPayment(u, provider, 'starter', amount);
   for (const e of events) w.deliver(p, e);
   const user = w.users[u];
   return { w, available: w.available(user), debt: user.debt, status: w.status(p), kept: C - w.payments[p].pieces.reduce((s, x) => s + x.amount, 0) };
@@ -83,6 +83,13 @@ test('a partial refund of 100 delivered before the payment: 100 - ceil(100 x 100
 test('a dispute opened and won before the payment: the payment is granted in full', () => {
   const r = buy('stripe', [ev.dispute('dp1', 'created', 'needs_response'), ev.dispute('dp1', 'closed', 'won'), ev.paid]);
   assert.deepEqual([r.kept, r.status], [C, 'succeeded']);
+});
+
+test('a checkout paid in full by a coupon (P = 0): all of C kept, succeeded; a standing dispute takes all of it (README: with P = 0)', () => {
+  const free = buy('stripe', [ev.paid, ev.paid], () => {}, 0);
+  assert.deepEqual([free.available, free.kept, free.status], [10 + C, C, 'succeeded']);
+  const disputed = buy('stripe', [ev.paid, ev.dispute('dp1', 'created', 'needs_response', 0)], () => {}, 0);
+  assert.deepEqual([disputed.kept, disputed.status], [0, 'disputed']);
 });
 
 test('not paid: the facts wait, nothing kept; async_payment_failed makes it failed', () => {

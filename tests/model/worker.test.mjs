@@ -61,7 +61,10 @@ const edge = {
       metadata: { purchase_id: p.purchaseId, user_id: uid, package_id: p.pkg },
     });
     switch (ev.type) {
-      case 'checkout.session.completed': case 'checkout.session.async_payment_succeeded': return webhook(ev.type, session('paid'), ev.id);
+      case 'checkout.session.completed': case 'checkout.session.async_payment_succeeded':
+        // A coupon that covers everything: nothing to pay, no PaymentIntent (the session is the payment).
+        if (p.P === 0) return webhook(ev.type, { ...session('no_payment_required'), payment_intent: null }, ev.id);
+        return webhook(ev.type, session('paid'), ev.id);
       case 'checkout.session.async_payment_failed': return webhook(ev.type, session('unpaid'), ev.id);
       case 'charge.refunded':
         return webhook(ev.type, { id: `ch_${p.payId}`, object: 'charge', payment_intent: p.payId, amount: p.P, amount_refunded: ev.amountRefunded, refunded: ev.amountRefunded === p.P }, ev.id);

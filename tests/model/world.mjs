@@ -23,6 +23,9 @@ import { redeem } from './invites.mjs';
 
 const lit = (v) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
 const iso = (ms) => new Date(ms).toISOString();
+// A payment's amount P: a subscription payment's terms, a pack's price, or 0 for a pack checkout
+// paid in full by a coupon (`free`: Stripe's `no_payment_required`).
+const amountOf = (p) => (p.sub !== undefined ? subTerms(p).P : p.free ? 0 : PACKAGES[p.pkg].price);
 
 export class Db {
   constructor(pool) { this.pool = pool; this.rpcs = null; }
@@ -48,7 +51,7 @@ export class Db {
 
 // Provider events as the provider sends them, from a resolved event spec (gen.mjs).
 export function concreteEvent(tag, p, spec) {
-  const P = p.sub !== undefined ? subTerms(p).P : PACKAGES[p.pkg].price;
+  const P = amountOf(p);
   const base = `evt_${tag}_${p.index}`;
   if (p.provider === 'app_store') {
     const tx = `${tag}-${p.index}`;
@@ -97,7 +100,7 @@ export class Runner {
     let now = start;
     const tick = () => { if (real) now = Math.max(now, Date.now()); return now; };
     const uids = Array.from({ length: h.users }, () => crypto.randomUUID());
-    const pays = h.payments.map((p) => ({ ...p, P: p.sub !== undefined ? subTerms(p).P : PACKAGES[p.pkg].price, payId: p.provider === 'stripe' ? `pi_${tag}_${p.index}` : `${tag}-${p.index}`, purchaseId: null }));
+    const pays = h.payments.map((p) => ({ ...p, P: amountOf(p), payId: p.provider === 'stripe' ? `pi_${tag}_${p.index}` : `${tag}-${p.index}`, purchaseId: null }));
     // Set-up: users (the welcome grant comes from the auth.users trigger at the world's clock) and
     // the pending Stripe purchases their checkouts begin.
     let setup = `select set_config('app.now', ${lit(iso(now))}, true);
@@ -364,7 +367,7 @@ export function check(h, run) {
   for (let u = 0; u < h.users; u++) m0.addUser();
   for (const p of h.payments) {
     if (p.sub !== undefined) m0.addSubPayment(p, run.start);
-    else m0.addPayment(p.user, p.provider, p.pkg, PACKAGES[p.pkg].price, p.disputes);
+    else m0.addPayment(p.user, p.provider, p.pkg, amountOf(p), p.disputes);
   }
   let cands = [m0];
   const ev = (p, spec) => concreteEvent(run.tag, p, spec);
