@@ -20,7 +20,11 @@
 //!   whichever arrives first, both name the same payment.
 //! - `invoice.paid` with `subscription_update`: a mid-period upgrade, the proration lines naming
 //!   the new price (positive) and the old one (negative); the database grants the difference of
-//!   the two plans' credits (nothing if not an upgrade).
+//!   the two plans' credits (nothing if not an upgrade). Or a change that resets the billing period
+//!   (another interval, free to paid: Stripe credits the unused time and invoices the new price's
+//!   whole period at once): that line, not a proration, is a period of the new plan, and with the
+//!   credit (a negative proration line) it is sent with `p_replaces_unused`, which cuts the
+//!   payments of the period it ends by their unused fraction.
 //! - `invoice.payment_failed`: the subscription is `past_due` (`record_subscription_state`).
 //! - `customer.subscription.updated` / `.deleted`: the state (status, plan, period, cancel at
 //!   period end) at the event's time.
@@ -288,13 +292,19 @@ fn invoice_event(kind: &str, id: &str, created: i64, object: &Value) -> Result<A
             }),
         );
     }
-    let (plan_line, from_plan) = match invoice.billing_reason.as_deref() {
-        Some("subscription_create" | "subscription_cycle") => (period_line, None),
+    let credit = lines.iter().find(|l| l.is_proration() && l.amount < 0);
+    let (plan_line, from_plan, replaces_unused) = match invoice.billing_reason.as_deref() {
+        Some("subscription_create" | "subscription_cycle") => (period_line, None, false),
         Some("subscription_update") => {
             let new = lines.iter().find(|l| l.is_proration() && l.amount > 0 && l.price().is_some());
-            let old = lines.iter().find(|l| l.is_proration() && l.amount < 0).and_then(Line::price);
-            match (new, old) {
-                (Some(new), Some(old)) => (Some(new), Some(old)),
+            match (new, credit.and_then(Line::price), period_line) {
+                // A plan change within the period: the new price's and the old one's proration lines.
+                (Some(new), Some(old), _) => (Some(new), Some(old), false),
+                // A change that resets the billing period (another interval, free to paid): the new
+                // price's whole period is invoiced, not prorated: a period of that plan. A credit
+                // for the unused time of the period it ends (a negative proration line) cuts that
+                // period's payments (`p_replaces_unused`).
+                (None, _, Some(line)) => (Some(line), None, credit.is_some()),
                 _ => return Ok(Action::Ignore("no_plan_change")),
             }
         }
@@ -312,13 +322,17 @@ fn invoice_event(kind: &str, id: &str, created: i64, object: &Value) -> Result<A
         .map(Expandable::id);
     let charged = invoice.amount_paid.as_ref().and_then(Value::as_i64).is_some_and(|a| a > 0);
     let payment = intent.unwrap_or(invoice.id.as_str());
-    let args = json!({
+    let mut args = json!({
             "p_provider": "stripe", "p_provider_payment_id": payment, "p_event_id": id, "p_event_type": kind,
             "p_user_id": user, "p_provider_subscription_id": subscription, "p_plan_id": line.price(),
             "p_period_start": iso(period.start).ok_or_else(|| bad("period.start"))?,
             "p_period_end": iso(period.end).ok_or_else(|| bad("period.end"))?,
             "p_amount_cents": invoice.amount_paid, "p_currency": invoice.currency, "p_from_plan_id": from_plan,
     });
+    // Sent only when true, so every other invoice's call is the same as before the argument existed.
+    if replaces_unused {
+        args["p_replaces_unused"] = Value::Bool(true);
+    }
     if intent.is_none() && charged {
         if !valid_invoice_id(&invoice.id) {
             return Err(bad("id"));
@@ -525,6 +539,39 @@ mod tests {
         assert_eq!(
             parse_billing_event("invoice.paid", "e", Some(1), &json!({"id": 5})).unwrap().unwrap_err().code,
             "invalid_event"
+        );
+    }
+
+    #[test]
+    fn a_billing_period_reset_is_a_period_of_the_new_plan() {
+        // Monthly to yearly: the unused month credited, the year invoiced whole (not a proration).
+        let reset = invoice(
+            "subscription_update",
+            vec![line("price_basic", -666, true, 10, 20), line("price_year", 29999, false, 10, 400)],
+        );
+        let (name, a) = args(parse_billing_event("invoice.paid", "evt_5", Some(1), &reset).unwrap());
+        assert_eq!(name, "fulfill_subscription_payment");
+        assert_eq!(
+            (&a["p_plan_id"], &a["p_from_plan_id"], &a["p_replaces_unused"]),
+            (&json!("price_year"), &Value::Null, &json!(true))
+        );
+        assert_eq!((&a["p_period_start"], &a["p_period_end"]), (&json!(iso(10).unwrap()), &json!(iso(400).unwrap())));
+        // Free to paid (or proration_behavior none): no credit, so nothing is cut.
+        let free = invoice("subscription_update", vec![line("price_year", 29999, false, 10, 400)]);
+        let (_, a) = args(parse_billing_event("invoice.paid", "evt_6", Some(1), &free).unwrap());
+        assert_eq!((&a["p_plan_id"], a.get("p_replaces_unused")), (&json!("price_year"), None));
+        // A plan change within the period still names both plans and replaces nothing.
+        let up = invoice(
+            "subscription_update",
+            vec![line("price_basic", -500, true, 1, 2), line("price_pro", 1500, true, 1, 2)],
+        );
+        let (_, a) = args(parse_billing_event("invoice.paid", "evt_7", Some(1), &up).unwrap());
+        assert_eq!((&a["p_from_plan_id"], a.get("p_replaces_unused")), (&json!("price_basic"), None));
+        // Only a credit: nothing to record.
+        let credit = invoice("subscription_update", vec![line("price_pro", -1333, true, 1, 2)]);
+        assert_eq!(
+            args(parse_billing_event("invoice.paid", "evt_8", Some(1), &credit).unwrap()).0,
+            "ignore:no_plan_change"
         );
     }
 

@@ -186,7 +186,7 @@ insert into expected_execute values
   ('app.grant_json(credit_grants)', false, false, false),
   ('app.controls_json(uuid)', false, false, false),
   ('app.admin_add_grant(uuid,text,text,integer,timestamp with time zone,text,uuid,text,text)', false, false, false),
-  ('public.fulfill_subscription_payment(text,text,text,uuid,text,text,timestamp with time zone,timestamp with time zone,integer,text,text,text)', false, false, true),
+  ('public.fulfill_subscription_payment(text,text,text,uuid,text,text,timestamp with time zone,timestamp with time zone,integer,text,text,text,boolean)', false, false, true),
   ('public.record_subscription_state(text,text,text,timestamp with time zone,uuid,text,text,timestamp with time zone,timestamp with time zone,boolean,text,text)', false, false, true),
   ('public.get_subscription()', false, true, false),
   ('public.begin_subscription_checkout(text)', false, true, false),

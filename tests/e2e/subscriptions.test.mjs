@@ -233,6 +233,30 @@ test('an upgrade mid-period grants the difference until the period end; a failed
   assert.deepEqual(reconcile(), []);
 });
 
+test('monthly to yearly (the billing period reset): the year is granted once, the month it ends keeps its used share', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const cur = [t - 10 * DAY, t + 20 * DAY];
+  await deliver(evt('invoice.paid', { ...period(u, sub, ...cur, { price: 'price_plan_basic_monthly', amount: 999 }), billing_reason: 'subscription_create' }));
+  assert.equal(await balance(u), '210/0');
+  // Stripe credits the unused 20 days of Basic and invoices the whole year at once (not prorated).
+  const year = [t, t + 365 * DAY];
+  const reset = invoice({ user: u, sub, reason: 'subscription_update', amount: 29999 - 666,
+    lines: [line('price_plan_basic_monthly', -666, t, cur[1], true), line('price_plan_pro_yearly', 29999, ...year)] });
+  const mark = lastLedger(u.id);
+  assert.equal((await deliver(evt('invoice.paid', reset))).status, 200);
+  assert.equal((await deliver(evt('invoice.paid', reset))).status, 200);
+  // Basic paid 999 for 30 days, 20 unused: refunded ceil(999 x 20 / 30) = 666 of it, so it keeps
+  // 200 - ceil(200 x 666 / 999) = 66: 134 taken back; the year grants its 12000 once.
+  assert.equal(types(ledger(u.id, mark)), 'purchase:12000 refund:-134');
+  assert.equal(await balance(u), `${10 + 66 + 12000}/0`);
+  const s = await subscription(u);
+  assert.equal(s.plan.id, 'pro-yearly');
+  assert.equal(s.current_period_end, iso(year[1]));
+  assert.deepEqual(reconcile(), []);
+});
+
 test('cancel: at the period end through Stripe\'s API; deleted ends it; errors for no or foreign subscriptions', async () => {
   const u = createUser();
   const sub = `sub_${uid()}`;

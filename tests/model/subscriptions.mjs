@@ -11,19 +11,21 @@ import { World, DAY, HOUR, newFacts } from './model.mjs';
 export const PLANS = {
   'basic-monthly': { credits: 200, rollover: 0, price: 999 },
   'pro-monthly': { credits: 1000, rollover: 500, price: 2999 },
+  // Only as the plan a Stripe billing period reset moves to (subPayments): its period is a year.
+  'pro-yearly': { credits: 12000, rollover: 6000, price: 29999, length: 365 * DAY },
 };
 export const PERIOD = 30 * DAY;
 const iso = (ms) => new Date(ms).toISOString();
 
 // Period k of a world's subscriptions: [start + k x 30 days, start + (k + 1) x 30 days).
 export const periodOf = (start, k) => ({ start: start + k * PERIOD, end: start + (k + 1) * PERIOD });
-// A subscription payment's period: its grid period, or for an App Store upgrade (`replaces`) a
-// new 30-day period starting `at` (default halfway) into period k (Apple starts a new billing
-// period at once).
+// A subscription payment's period: its grid period, or for an App Store upgrade or a Stripe
+// billing period reset (`replaces`) a new period of its plan's length starting `at` (default
+// halfway) into period k (both start a new billing period at once).
 export const spanOf = (start, p) => {
   const { start: s, end } = periodOf(start, p.period);
   const at = p.at ?? PERIOD / 2;
-  return p.replaces ? { start: s + at, end: s + at + PERIOD } : { start: s, end };
+  return p.replaces ? { start: s + at, end: s + at + (PLANS[p.plan].length ?? PERIOD) } : { start: s, end };
 };
 // Where in a period an App Store upgrade is generated: never within a day of either end (there it
 // would pair with a neighbour for rollover: the README's known limitation, not generated).
@@ -44,7 +46,7 @@ World.prototype.addSubPayment = function addSubPayment(p, start) {
   const { C, P } = subTerms(p);
   const { start: begins, end } = spanOf(start, p);
   this.payments.push({
-    user: p.user, provider: p.provider, sub: `${p.provider}:${p.sub}`, period: p.period, plan: p.plan, begins, replaces: Boolean(p.replaces),
+    user: p.user, provider: p.provider, sub: `${p.provider}:${p.sub}`, period: p.period, plan: p.plan, begins, replaces: Boolean(p.replaces), credited: Boolean(p.credited),
     upgrade: Boolean(p.fromPlan), fromPlan: p.fromPlan ?? null, end, C, P, facts: newFacts(p.provider), grant: null, pieces: [], seen: [], rolledFrom: false, rolledIntoDone: false, rolledInto: null,
   });
   return this.payments.length - 1;
@@ -97,18 +99,20 @@ World.prototype.rollOver = function rollOver(ai, bi) {
 
 // README, "replaced" row: an App Store period that starts after an earlier period of the same
 // subscription starts and more than a day before it ends replaces it (an upgrade: Apple refunds the
-// unused part without a REFUND notification). The replaced payment gets the refund fact
+// unused part without a REFUND notification); a Stripe period whose invoice credited the unused
+// time of the period it starts inside (`credited`: a billing period reset) replaces every payment of
+// that period, its plan changes too. The replaced payment gets the refund fact
 // R = ceil(P x (its end - the new start) / (its length)), the largest seen counting; applied when
 // the second of the two is granted (either may be), before the granted one's own rule.
 World.prototype.subReplacements = function subReplacements(pi) {
   const p = this.payments[pi];
-  if (p.provider !== 'app_store' || p.upgrade) return;
   const inside = (a, b) => a.begins < b.begins && b.begins < a.end - DAY; // b starts inside a
+  const replaces = (by, r) => !by.upgrade && (by.provider === 'app_store' ? !r.upgrade : by.credited);
   const pairs = [];
   this.payments.forEach((q, qi) => {
-    if (qi === pi || q.sub !== p.sub || q.upgrade || q.grant === null) return;
-    if (inside(q, p)) pairs.push([qi, p]);
-    if (inside(p, q)) pairs.push([pi, q]);
+    if (qi === pi || q.sub !== p.sub || q.grant === null) return;
+    if (inside(q, p) && replaces(p, q)) pairs.push([qi, p]);
+    if (inside(p, q) && replaces(q, p)) pairs.push([pi, q]);
   });
   for (const [ri, by] of pairs) {
     const r = this.payments[ri];
@@ -147,6 +151,9 @@ export const subscriptionArb = (stripeEvent, appleEvent) => fc.oneof(
       events: fc.array(stripeEvent, { minLength: 1, maxLength: 5 }),
       disputes: fc.tuple(fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 40) }), fc.record({ inquiry: fc.boolean(), pct: fc.constantFrom(100, 60) })),
       upgrade: fc.option(fc.array(stripeEvent, { minLength: 1, maxLength: 3 }), { freq: 3 }),
+      // A change to the yearly plan `at` into the period (Stripe resets the billing period),
+      // with or without the credit for the unused time (proration_behavior none).
+      reset: fc.option(fc.record({ events: fc.array(stripeEvent, { minLength: 1, maxLength: 3 }), credited: fc.boolean(), at: fc.constantFrom(...UPGRADE_AT) }), { freq: 4 }),
     }), { minLength: 1, maxLength: 3 }),
   }) },
   { weight: 1, arbitrary: fc.record({
@@ -163,13 +170,21 @@ export const subscriptionArb = (stripeEvent, appleEvent) => fc.oneof(
 // Flattens subscriptions into payments (appended to the world's packs): one per period, one per
 // upgrade. Each carries {sub, period, plan, fromPlan? | replaces?} and its events. A Stripe upgrade
 // is an invoice of the same period (fromPlan); an App Store upgrade is a new Pro period starting
-// halfway through the Basic one (replaces), after which the grid's later periods do not happen
+// within the Basic one (replaces), and a Stripe billing period reset a new yearly period starting
+// within the period (replaces, credited?); after either the grid's later periods do not happen
 // (the renewal date moved).
 export function subPayments(subs) {
   const out = [];
   subs.forEach((s, si) => {
     for (const [k, per] of s.periods.entries()) {
       out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.events, disputes: per.disputes });
+      if (per.reset) {
+        if (per.upgrade && per.plan === 'basic-monthly') {
+          out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', fromPlan: 'basic-monthly', events: per.upgrade, disputes: per.disputes });
+        }
+        out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-yearly', replaces: true, credited: per.reset.credited, at: per.reset.at, events: per.reset.events, disputes: per.disputes });
+        break;
+      }
       if (!per.upgrade || per.plan !== 'basic-monthly') continue;
       if (s.provider === 'app_store') {
         out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', replaces: true, at: per.upgradeAt, events: per.upgrade, disputes: per.disputes });
@@ -192,7 +207,7 @@ export function subCall(tag, start, p, ev, uid) {
   const { start: ps, end: pe } = spanOf(start, p);
   switch (ev.type) {
     case 'checkout.session.completed': case 'checkout.session.async_payment_succeeded': case 'transaction':
-      return `public.fulfill_subscription_payment(${lit(p.provider)}, ${lit(p.payId)}, ${lit(ev.id)}, ${lit(uid)}, ${lit(subId)}, ${lit(p.plan)}, ${lit(iso(ps))}, ${lit(iso(pe))}, ${p.P}, 'usd', ${lit(p.fromPlan ?? null)}, ${lit(p.provider === 'stripe' ? 'invoice.paid' : 'DID_RENEW')})`;
+      return `public.fulfill_subscription_payment(${lit(p.provider)}, ${lit(p.payId)}, ${lit(ev.id)}, ${lit(uid)}, ${lit(subId)}, ${lit(p.plan)}, ${lit(iso(ps))}, ${lit(iso(pe))}, ${p.P}, 'usd', ${lit(p.fromPlan ?? null)}, ${lit(p.provider === 'stripe' ? 'invoice.paid' : 'DID_RENEW')}${p.credited ? ', p_replaces_unused => true' : ''})`;
     case 'checkout.session.async_payment_failed':
       // invoice.payment_failed: the subscription is past_due; no money moves.
       return `public.record_subscription_state(${lit(p.provider)}, ${lit(subId)}, ${lit(ev.id)}, ${lit(iso(ps))}, ${lit(uid)}, ${lit(p.plan)}, 'past_due', null, null, false, null, 'invoice.payment_failed')`;

@@ -151,3 +151,25 @@ test('Basic spent before the App Store upgrade: the cut takes the rest of Basic,
   // expires first, then Pro's).
   assert.deepEqual([w.snapshot().users[u].available, w.snapshot().users[u].debt], [10 + 50 + 1000 - 101, 0]);
 });
+
+test('a Stripe billing period reset with the credit cuts every payment of the period it ends, its upgrade too; without the credit nothing', () => {
+  for (const [credited, order, want] of [
+    // Halfway in (default at): Basic refunded ceil(999 x 15 / 30) = 500, keeps 200 - ceil(200 x 500 / 999) = 99;
+    // the upgrade (its span the same period in the model) 2000 x 15 / 30 = 1000, keeps 800 - 400 = 400.
+    [true, [0, 1, 2], 10 + 99 + 400 + 12000],
+    [true, [2, 1, 0], 10 + 99 + 400 + 12000],
+    [false, [0, 1, 2], 10 + 200 + 800 + 12000],
+  ]) {
+    const w = new World(t0);
+    const u = w.addUser();
+    const pays = [
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'basic-monthly' }, t0),
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-monthly', fromPlan: 'basic-monthly' }, t0),
+      w.addSubPayment({ provider: 'stripe', user: u, sub: 0, period: 0, plan: 'pro-yearly', replaces: true, credited }, t0),
+    ];
+    for (const i of order) w.deliver(pays[i], paid(i));
+    const s = w.snapshot();
+    assert.deepEqual([s.users[u].available, s.users[u].debt], [want, 0], `credited ${credited}, order ${order}`);
+    assert.deepEqual(s.purchases, ['succeeded', 'succeeded', 'succeeded']);
+  }
+});
