@@ -665,3 +665,30 @@ test('App Store: an upgrade (DID_CHANGE_RENEWAL_PREF, UPGRADE) pays its new peri
   assert.equal(s.plan.id, 'pro-monthly');
   assert.deepEqual(reconcile(), []);
 });
+
+test('App Store: an offer code redeemed (OFFER_REDEEMED) buys a period or upgrades at once, paid once; a DOWNGRADE offer only records the state', async () => {
+  const u = createUser();
+  const original = String(3000000000000000 + Math.floor(Math.random() * 1e12));
+  const t = now();
+  // INITIAL_BUY through an offer code: Apple sends OFFER_REDEEMED, not SUBSCRIBED.
+  const basic = subTx(u, original, t - 10 * DAY, t + 20 * DAY, 'com.example.plan.basic.monthly', { price: 9990, transactionReason: 'PURCHASE' });
+  const bought = notificationPayload('OFFER_REDEEMED', signJws(chain, basic), { signedDate: Date.now() - 600 });
+  bought.subtype = 'INITIAL_BUY';
+  assert.deepEqual((await Promise.all([notify(bought), notify(bought)])).map((x) => x.status), [200, 200]);
+  assert.equal(await balance(u), '210/0');
+  // An offer to upgrade: in effect at once, a new Pro period; Basic keeps its used share (66).
+  const pro = subTx(u, original, t, t + 30 * DAY, 'com.example.plan.pro.monthly', { transactionReason: 'PURCHASE' });
+  const upgrade = notificationPayload('OFFER_REDEEMED', signJws(chain, pro), { signedDate: Date.now() - 400 });
+  upgrade.subtype = 'UPGRADE';
+  assert.deepEqual((await Promise.all([notify(upgrade), notify(upgrade)])).map((x) => x.status), [200, 200]);
+  assert.equal(await balance(u), '1076/0');
+  assert.equal((await subscription(u)).plan.id, 'pro-monthly');
+  // An offer to downgrade at the next renewal: its transaction (one never seen) is not paid now.
+  const later = subTx(u, original, t + 30 * DAY, t + 60 * DAY, 'com.example.plan.basic.monthly', { transactionReason: 'PURCHASE' });
+  const down = notificationPayload('OFFER_REDEEMED', signJws(chain, later), { signedDate: Date.now() - 200 });
+  down.subtype = 'DOWNGRADE';
+  assert.equal((await notify(down)).status, 200);
+  assert.equal(await balance(u), '1076/0');
+  assert.equal(sql(`select count(*) from public.purchases where provider_payment_id = '${later.transactionId}'`), '0');
+  assert.deepEqual(reconcile(), []);
+});

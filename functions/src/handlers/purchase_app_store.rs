@@ -254,7 +254,17 @@ async fn subscription_notification(
     // the payment's answer), that period is paid here, once per transactionId as when the app
     // submits it, and the database counts the period it replaces as refunded by its unused
     // fraction (migrations/README.md, "replaced"). A retry replays the state and pays.
-    if n.notification_type == "DID_CHANGE_RENEWAL_PREF" && n.subtype == Some("UPGRADE") {
+    // A subscription offer redeemed (an offer code) comes as OFFER_REDEEMED, not SUBSCRIBED: the
+    // state is recorded as for any other change, then its transaction is paid: subtype INITIAL_BUY
+    // or RESUBSCRIBE buys a period, UPGRADE starts the higher plan's period at once (as above), none
+    // applies the offer to the active subscription (its transaction already paid: nothing more).
+    // DOWNGRADE takes effect at the next renewal: the state only.
+    let pays = match n.notification_type {
+        "DID_CHANGE_RENEWAL_PREF" => n.subtype == Some("UPGRADE"),
+        "OFFER_REDEEMED" => n.subtype != Some("DOWNGRADE"),
+        _ => false,
+    };
+    if pays {
         let args = subscription_args(tx, period, user, n.notification_uuid, n.notification_type)?;
         db::rpc(&cx.cfg, Caller::Service, "fulfill_subscription_payment", &args).await?;
     }
@@ -330,7 +340,7 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
     }
     let subscription_event = matches!(
         n.notification_type,
-        "SUBSCRIBED" | "DID_RENEW" | "DID_FAIL_TO_RENEW" | "EXPIRED" | "DID_CHANGE_RENEWAL_PREF"
+        "SUBSCRIBED" | "DID_RENEW" | "DID_FAIL_TO_RENEW" | "EXPIRED" | "DID_CHANGE_RENEWAL_PREF" | "OFFER_REDEEMED"
     );
     let rpc = match n.notification_type {
         "REFUND" => "refund_purchase",
