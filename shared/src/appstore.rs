@@ -390,8 +390,27 @@ pub struct Transaction {
     /// ISO 4217, lower case; `xxx` ("no currency") when the transaction carries none.
     pub currency: String,
     pub revoked: bool,
+    /// `revocationPercentage` (milliunits: 40000 is 40%) when `revocationType` is
+    /// `REFUND_PRORATED`: the share of the price the App Store refunded, based on consumption (a
+    /// consumable) or the time left (a subscription period). `None` for a full refund or none.
+    pub prorated_refund_milli: Option<i64>,
     /// Set for an auto-renewable subscription (the period it paid); `None` for a consumable.
     pub subscription: Option<Period>,
+}
+
+impl Transaction {
+    /// What a prorated refund gave back, in minor units: `ceil(amount x percentage)`, as Stripe's
+    /// partial refunds are counted. `None` when the refund is to count in full: not prorated, no
+    /// price to take a share of, or a share that rounds up to the whole price.
+    pub fn prorated_refund_cents(&self) -> Option<i64> {
+        let milli = self.prorated_refund_milli?;
+        if self.amount_cents <= 0 {
+            return None;
+        }
+        let refunded =
+            (self.amount_cents * milli).div_euclid(100_000) + i64::from((self.amount_cents * milli) % 100_000 != 0);
+        (refunded < self.amount_cents).then_some(refunded)
+    }
 }
 
 fn refuse(code: &str, message: &str) -> ApiError {
@@ -453,6 +472,10 @@ pub fn transaction(payload: &Value, expect: &Expect<'_>) -> Result<Transaction, 
         amount_cents,
         currency,
         revoked: payload.get("revocationDate").is_some_and(|v| !v.is_null()),
+        prorated_refund_milli: (str_at(payload, "revocationType") == Some("REFUND_PRORATED"))
+            .then(|| payload.get("revocationPercentage").and_then(Value::as_i64))
+            .flatten()
+            .filter(|m| (0..=100_000).contains(m)),
         subscription,
     })
 }
@@ -880,6 +903,37 @@ mod tests {
                 "{currency}"
             );
         }
+    }
+
+    #[test]
+    fn a_prorated_refund_is_its_share_of_the_price_rounded_up() {
+        let expect = Expect { bundle_id: "com.example.app", environment: "Sandbox" };
+        let refunded = |kind: Option<&str>, milli: Option<i64>, price: i64| {
+            let mut p = payload();
+            p["price"] = price.into();
+            p["currency"] = "USD".into();
+            p["revocationDate"] = SIGNED_MS.into();
+            if let Some(k) = kind {
+                p["revocationType"] = k.into();
+            }
+            if let Some(m) = milli {
+                p["revocationPercentage"] = m.into();
+            }
+            tx(&p, &expect).unwrap().prorated_refund_cents()
+        };
+        // 40% of 4.99: 199.6 cents, rounded up; 67.932% of 9.99: 678.64..., 679.
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(40_000), 4990), Some(200));
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(67_932), 9990), Some(679));
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(15), 4990), Some(1));
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(0), 4990), Some(0));
+        // In full: the whole price, a share that rounds up to it, no share, or not prorated.
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(100_000), 4990), None);
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(99_999), 4990), None);
+        assert_eq!(refunded(Some("REFUND_PRORATED"), None, 4990), None);
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(100_001), 4990), None);
+        assert_eq!(refunded(Some("REFUND_FULL"), Some(40_000), 4990), None);
+        assert_eq!(refunded(None, None, 4990), None);
+        assert_eq!(refunded(Some("REFUND_PRORATED"), Some(40_000), 0), None, "no price: nothing to share");
     }
 
     #[test]

@@ -112,6 +112,24 @@ test('every broken signature, chain or payload rule is a 400 and grants nothing'
   assert.equal((await w.fetch('/v1/purchase/app-store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"signed_transaction":"x"}' })).status, 401);
 });
 
+test('a prorated REFUND (revocationType REFUND_PRORATED) takes back its share once; a later full REFUND the rest', async () => {
+  const user = createUser();
+  const payload = transactionPayload(user.id); // 4.99 USD, 100 credits
+  assert.equal((await submit(user, signJws(chain, payload))).status, 200);
+  assert.equal(available(user.id), 110);
+  // 40% refunded: ceil(499 x 0.4) = 200 cents, so the user keeps 100 - ceil(100 x 200 / 499) = 59.
+  const share = signJws(chain, notificationPayload('REFUND', signJws(chain, { ...payload, revocationDate: Date.now(), revocationReason: 0,
+    revocationType: 'REFUND_PRORATED', revocationPercentage: 40000 })));
+  assert.deepEqual((await Promise.all([notify(share), notify(share)])).map((r) => r.status), [200, 200]);
+  assert.equal(available(user.id), 69);
+  assert.equal(sql(`select credits_granted || '/' || status from public.purchases where provider_payment_id = '${payload.transactionId}'`), '59/succeeded');
+  const full = signJws(chain, notificationPayload('REFUND', signJws(chain, { ...payload, revocationDate: Date.now(), revocationReason: 0, revocationType: 'REFUND_FULL' })));
+  assert.equal((await notify(full)).status, 200);
+  assert.equal(available(user.id), 10);
+  assert.equal(sql(`select status from public.purchases where provider_payment_id = '${payload.transactionId}'`), 'refunded');
+  assert.deepEqual(reconcile(), []);
+});
+
 test('REFUND and REVOKE notifications take the credits back once; other types are ignored', async () => {
   const user = createUser();
   const payload = transactionPayload(user.id);

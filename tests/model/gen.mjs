@@ -21,6 +21,8 @@ const appleEvent = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ k: 'tx' }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('REFUND'), n: fc.integer({ min: 0, max: 1 }) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('REFUND_REVERSED'), n: fc.integer({ min: 0, max: 1 }) }) },
+  // A prorated REFUND (revocationType REFUND_PRORATED): a share of the price in milliunits.
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('REFUND_PRORATED'), milli: fc.constantFrom(15, 40000, 67932) }) },
   { weight: 1, arbitrary: fc.constant({ k: 'REVOKE' }) },
 );
 

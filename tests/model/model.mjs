@@ -64,6 +64,8 @@ export function addFacts(f, ev, P) {
       if (ev.amountRefunded > 0) f.refundedAny = true;
       break;
     case 'REFUND': if (!f.refunds.includes(ev.id)) f.refunds.push(ev.id); break;
+    // App Store REFUND_PRORATED: a partial refund of its share, merged like Stripe's (largest seen).
+    case 'REFUND_PRORATED': f.R = Math.min(P, Math.max(f.R, ev.amountRefunded)); break;
     case 'REFUND_REVERSED': if (!f.reversals.includes(ev.id)) f.reversals.push(ev.id); break;
     case 'REVOKE': f.revoked = true; break;
     default:

@@ -92,6 +92,14 @@ test('a checkout paid in full by a coupon (P = 0): all of C kept, succeeded; a s
   assert.deepEqual([disputed.kept, disputed.status], [0, 'disputed']);
 });
 
+test('an App Store REFUND prorated to 40% (200 of 499): 100 - ceil(100 x 200 / 499) = 59 kept, succeeded; a full REFUND after it takes the rest', () => {
+  const share = { id: 'prorated', type: 'REFUND_PRORATED', amountRefunded: 200 };
+  const r = buy('app_store', [ev.tx, share, share]);
+  assert.deepEqual([r.available, r.kept, r.status], [10 + 59, 59, 'succeeded']);
+  const both = buy('app_store', [share, ev.tx, ev.apple('REFUND')]);
+  assert.deepEqual([both.available, both.kept, both.status], [10, 0, 'refunded']);
+});
+
 test('not paid: the facts wait, nothing kept; async_payment_failed makes it failed', () => {
   assert.deepEqual([buy('stripe', [ev.refund(100)]).status, buy('stripe', [{ id: 'f', type: 'checkout.session.async_payment_failed' }]).status], ['pending', 'failed']);
   assert.equal(buy('stripe', [{ id: 'f', type: 'checkout.session.async_payment_failed' }, ev.paid]).status, 'succeeded');

@@ -57,6 +57,13 @@ export function concreteEvent(tag, p, spec) {
     const tx = `${tag}-${p.index}`;
     if (spec.k === 'tx') return { id: `transaction:${tx}`, type: 'transaction' };
     if (spec.k === 'REVOKE') return { id: `${tx}-revoke`, type: 'REVOKE' };
+    // The Worker sends a prorated REFUND as a partial refund of ceil(P x share) (shared::appstore).
+    if (spec.k === 'REFUND_PRORATED') {
+      const amountRefunded = Math.ceil((P * spec.milli) / 100000);
+      // No price to share, or a share that rounds up to all of it: the Worker counts it in full.
+      if (P === 0 || amountRefunded >= P) return { id: `${tx}-prorated-${spec.milli}`, type: 'REFUND' };
+      return { id: `${tx}-prorated-${spec.milli}`, type: 'REFUND_PRORATED', amountRefunded };
+    }
     return { id: `${tx}-${spec.k}-${spec.n}`, type: spec.k };
   }
   switch (spec.k) {
@@ -133,6 +140,7 @@ export class Runner {
         case 'charge.refunded':
           sql = `public.refund_purchase_amount(${a}, ${ev.amountRefunded}, ${p.P}, ${lit(ev.type)})`; break;
         case 'REFUND': sql = `public.refund_purchase(${a}, 'REFUND')`; break;
+        case 'REFUND_PRORATED': sql = `public.refund_purchase_amount(${a}, ${ev.amountRefunded}, ${p.P}, 'REFUND_PRORATED')`; break;
         case 'REVOKE': sql = `public.clawback_purchase(${a}, 'REVOKE')`; break;
         case 'REFUND_REVERSED':
           // Before reverse_refund_purchase existed nothing handled it (the Worker ignored it).
