@@ -1,6 +1,7 @@
 //! Stripe's API from the Worker: creating Checkout Sessions (packs, subscriptions), cancelling a
-//! subscription at its period end, and listing an invoice's payments (which PaymentIntent paid a
-//! subscription invoice delivered without one, API 2025-03-31.basil and later).
+//! subscription at its period end (or at once, when its account closes), and listing an invoice's
+//! payments (which PaymentIntent paid a subscription invoice delivered without one, API
+//! 2025-03-31.basil and later).
 //!
 //! Form-encoded body (`shared::stripe::Checkout::form`), the secret key as Bearer, an
 //! `Idempotency-Key` derived from the purchase, a 10-second deadline. Stripe unreachable, timing
@@ -64,7 +65,30 @@ pub fn session_of(body: &str) -> Result<(String, String), ApiError> {
 /// `idempotency_key_reused` (the client reused its key for another request); Stripe's 409 (another
 /// request with the key is still being processed) is 409 `idempotency_in_flight`; 429 and 5xx are 503.
 pub async fn post_form(base: &str, secret_key: &str, path: &str, form: &str, key: &str) -> Result<String, ApiError> {
-    send(base, secret_key, path, Some((form, key)), None).await
+    send(base, secret_key, path, Call::Post { form, key }, None).await.map(|(_, body)| body)
+}
+
+/// One `DELETE {base}{path}` to Stripe's API (cancelling a subscription at once): the body of a
+/// 200, or `None` when Stripe has no such object (404: already gone). No `Idempotency-Key`: Stripe
+/// ignores it on DELETE, which is idempotent by definition. Other errors as for [`post_form`].
+pub async fn delete(base: &str, secret_key: &str, path: &str) -> Result<Option<String>, ApiError> {
+    match send(base, secret_key, path, Call::Delete, None).await? {
+        (404, body) => {
+            let err: Option<Value> = serde_json::from_str(&body).ok();
+            if error_member(&err, "code") == "resource_missing" {
+                return Ok(None);
+            }
+            crate::log::error(
+                crate::log::event("stripe_error").int("status", 404).json("code", error_member(&err, "code")),
+            );
+            Err(ApiError::new(
+                502,
+                "payment_provider_error",
+                "The payment provider refused the request; it has been logged.",
+            ))
+        }
+        (_, body) => Ok(Some(body)),
+    }
 }
 
 /// The API version whose shapes [`get`] reads (the Invoice Payments API exists from it on).
@@ -73,16 +97,25 @@ pub const API_VERSION: &str = "2025-03-31.basil";
 /// One `GET {base}{path_and_query}` to Stripe's API pinned to [`API_VERSION`]; the body of a 200.
 /// Errors as for [`post_form`] (429 and 5xx: 503, so a webhook delivery waiting on it is retried).
 pub async fn get(base: &str, secret_key: &str, path_and_query: &str) -> Result<String, ApiError> {
-    send(base, secret_key, path_and_query, None, Some(API_VERSION)).await
+    send(base, secret_key, path_and_query, Call::Get, Some(API_VERSION)).await.map(|(_, body)| body)
 }
 
+/// The request [`send`] makes.
+enum Call<'a> {
+    Get,
+    Post { form: &'a str, key: &'a str },
+    Delete,
+}
+
+/// The status and body of a 200, or of a 404 for [`Call::Delete`]; every other answer is an error.
 async fn send(
     base: &str,
     secret_key: &str,
     path: &str,
-    form_and_key: Option<(&str, &str)>,
+    call: Call<'_>,
     version: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<(u16, String), ApiError> {
+    let deleting = matches!(call, Call::Delete);
     let headers = web_sys::Headers::new().map_err(|_| ApiError::internal().because("Headers could not be built"))?;
     let set = |k: &str, v: &str| {
         headers.set(k, v).map_err(|_| ApiError::internal().because(format!("header {k} could not be set")))
@@ -94,13 +127,15 @@ async fn send(
     // One deadline for the whole exchange, headers and body.
     let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
     let init = web_sys::RequestInit::new();
-    if let Some((form, key)) = form_and_key {
-        set("content-type", "application/x-www-form-urlencoded")?;
-        set("idempotency-key", key)?;
-        init.set_method("POST");
-        init.set_body(&JsValue::from_str(form));
-    } else {
-        init.set_method("GET");
+    match call {
+        Call::Post { form, key } => {
+            set("content-type", "application/x-www-form-urlencoded")?;
+            set("idempotency-key", key)?;
+            init.set_method("POST");
+            init.set_body(&JsValue::from_str(form));
+        }
+        Call::Get => init.set_method("GET"),
+        Call::Delete => init.set_method("DELETE"),
     }
     init.set_headers(&headers);
     init.set_signal(Some(&signal));
@@ -123,8 +158,8 @@ async fn send(
         Ok(p) => JsFuture::from(p).await.ok().and_then(|v| v.as_string()).ok_or_else(unavailable)?,
         Err(_) => return Err(unavailable()),
     };
-    if status == 200 {
-        return Ok(body);
+    if status == 200 || (status == 404 && deleting) {
+        return Ok((status, body));
     }
     let err: Option<Value> = serde_json::from_str(&body).ok();
     crate::log::error(

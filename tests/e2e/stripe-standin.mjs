@@ -13,6 +13,10 @@
 // - `POST /v1/subscriptions/{id}`: a subscription the test registered in `state.subscriptions`
 //   (else 404 `resource_missing`); `cancel_at_period_end` must be `true` or `false`; answers the
 //   updated `subscription` object;
+// - `DELETE /v1/subscriptions/{id}` (cancel at once): a registered subscription (else 404
+//   `resource_missing`); its optional parameters are `cancellation_details[...]`, `invoice_now`,
+//   `prorate`, `expand[]` (else 400 `parameter_unknown`); answers it with `status: canceled`,
+//   `canceled_at` and `ended_at` now. Stripe ignores an `Idempotency-Key` on DELETE;
 // - `Idempotency-Key`: the same key with the same parameters returns the saved answer (the same
 //   session); the same key with other parameters is 400 `idempotency_error`. With `state.latencyMs`
 //   set, answers take that long, and a request with the key of one still being processed is 409
@@ -77,6 +81,7 @@ export async function startStripeStandin({ checkout = null } = {}) {
       }
       if (req.method === 'GET' && req.url.split('?')[0] === '/v1/invoice_payments') return listInvoicePayments(req, raw, res, state);
       const subPath = /^\/v1\/subscriptions\/(sub_[A-Za-z0-9_]+)$/.exec(req.url);
+      if (req.method === 'DELETE' && subPath) return cancelNow(req, raw, res, state, subPath[1]);
       if (req.method !== 'POST' || (req.url !== '/v1/checkout/sessions' && !subPath)) {
         return error(res, 404, 'invalid_request_error', `Unrecognized request URL (${req.method}: ${req.url}).`);
       }
@@ -255,4 +260,20 @@ async function checkoutPage(req, raw, res, session, { webhookUrl, webhookSecret 
     return res.end(`<h1>The webhook endpoint answered ${answer.status}</h1><pre>${escape(text)}</pre>`);
   }
   res.writeHead(303, { location: session.success_url.replaceAll('{CHECKOUT_SESSION_ID}', session.id) }).end();
+}
+
+/** `DELETE /v1/subscriptions/{id}`: cancels a registered subscription at once (Stripe's "Cancel a subscription"). */
+function cancelNow(req, raw, res, state, id) {
+  const send = (status, body) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  if (req.headers.authorization !== `Bearer ${STRIPE_TEST_KEY}`) return error(res, 401, 'invalid_request_error', 'Invalid API Key provided.');
+  for (const k of new URLSearchParams(raw).keys()) {
+    if (!/^(cancellation_details\[(comment|feedback)\]|invoice_now|prorate|expand\[\d*\])$/.test(k)) {
+      return send(400, { error: { type: 'invalid_request_error', code: 'parameter_unknown', param: k, message: `Received unknown parameter: ${k}` } });
+    }
+  }
+  const sub = state.subscriptions.get(id);
+  if (!sub) return send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'id', message: `No such subscription: '${id}'` } });
+  const at = Math.floor(Date.now() / 1000);
+  Object.assign(sub, { status: 'canceled', canceled_at: sub.canceled_at ?? at, ended_at: sub.ended_at ?? at, cancel_at_period_end: false, cancel_at: null });
+  return send(200, sub);
 }

@@ -291,6 +291,44 @@ test('cancel: at the period end through Stripe\'s API; deleted ends it; errors f
   assert.equal((await cancel(createUser())).status, 404, 'another user has no subscription to cancel');
 });
 
+test('closing the account cancels its Stripe subscription at once first (no renewal charged afterwards); Stripe down: nothing closed, the retry does both', async () => {
+  const u = createUser();
+  const sub = `sub_${uid()}`;
+  const t = now();
+  const cur = [t - DAY, t + 29 * DAY];
+  await deliver(evt('invoice.paid', period(u, sub, ...cur)));
+  const object = { id: sub, object: 'subscription', status: 'active', cancel_at_period_end: false, cancel_at: null,
+    metadata: { user_id: u.id, plan_id: 'pro-monthly' },
+    items: { object: 'list', data: [{ id: 'si_1', object: 'subscription_item', price: { id: 'price_plan_pro_monthly', object: 'price' }, current_period_start: cur[0], current_period_end: cur[1] }] } };
+  stripe.state.subscriptions.set(sub, object);
+  const close = () => w.fetch('/v1/account', { method: 'DELETE', headers: bearer(u.token) });
+  stripe.state.down = true;
+  const down = await close();
+  stripe.state.down = false;
+  assert.equal(down.status, 503);
+  assert.equal(sql(`select deleted_at is null from public.profiles where user_id = '${u.id}'`), 't', 'not closed while Stripe cannot cancel');
+  const before = stripe.state.requests.length;
+  const res = await close();
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).closed, true);
+  const sent = stripe.state.requests.slice(before).map((r) => `${r.method} ${r.url}`);
+  assert.deepEqual(sent, [`DELETE /v1/subscriptions/${sub}`], 'cancelled at once, once');
+  assert.equal(object.status, 'canceled');
+  assert.equal(sql(`select status from public.subscriptions where provider_subscription_id = '${sub}'`), 'ended');
+  // Closing again (a lost answer): replayed, nothing sent to Stripe.
+  const again = await close();
+  assert.equal(again.status, 200);
+  assert.equal((await again.json()).replayed, true);
+  assert.equal(stripe.state.requests.length, before + 1);
+  // A subscription Stripe no longer has (deleted in the dashboard) does not block closing.
+  const v = createUser();
+  const gone = `sub_${uid()}`;
+  await deliver(evt('invoice.paid', period(v, gone, ...cur)));
+  const closed = await w.fetch('/v1/account', { method: 'DELETE', headers: bearer(v.token) });
+  assert.equal(closed.status, 200);
+  assert.equal(sql(`select deleted_at is not null from public.profiles where user_id = '${v.id}'`), 't');
+});
+
 test('cancel, resume in the portal, cancel again: the second cancel reaches Stripe (its own idempotency key), not a replay of the first', async () => {
   const u = createUser();
   const sub = `sub_${uid()}`;

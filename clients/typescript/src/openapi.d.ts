@@ -545,7 +545,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Closes the caller's account: unfinished jobs canceled, holds released, personal data deleted or anonymised, the sign-in deleted (the token is useless afterwards). The ledger and purchases are kept. Idempotent. */
+        /** Closes the caller's account: unfinished jobs canceled, holds released, personal data deleted or anonymised, the sign-in deleted (the token is useless afterwards). The ledger and purchases are kept. A Stripe subscription that has not ended is cancelled at once at Stripe first (503 with nothing closed when Stripe cannot be reached). Idempotent. */
         delete: {
             parameters: {
                 query?: never;

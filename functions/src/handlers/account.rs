@@ -9,10 +9,70 @@
 use crate::auth::{authenticate, Anonymous};
 use crate::context::Cx;
 use crate::db::{self, Caller};
+use crate::handlers::purchase::setting_or;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
+use shared::stripe::Action;
+use shared::stripe_billing::{parse_subscription, subscription_state};
 use shared::ApiError;
 use web_sys::Response;
+
+/// How many subscriptions one account closing cancels at most (one is the rule; two can exist when
+/// two checkouts completed at once).
+const MAX_SUBSCRIPTIONS_ENDED: usize = 4;
+
+/// Before an account closes, its Stripe subscriptions that have not ended are cancelled at once
+/// (Stripe's `DELETE /v1/subscriptions/{id}`: "the customer won't be charged again"), and the
+/// answer recorded as their state: a closed account can no longer reach `/v1/subscription/cancel`,
+/// and every renewal after closing would be charged and parked for a refund. If Stripe cannot be
+/// reached the account is not closed (503), so a retry does both. An App Store subscription cannot
+/// be cancelled by the developer: it is left to the App Store (README, "Closing an account").
+async fn end_stripe_subscriptions(cx: &Cx, token: &str) -> Result<(), ApiError> {
+    let mut tried: Vec<String> = Vec::new();
+    for _ in 0..MAX_SUBSCRIPTIONS_ENDED {
+        let current = match db::rpc(&cx.cfg, Caller::User(token), "get_subscription", "{}").await {
+            Ok(body) => body,
+            // Closed already: this is a retry, which delete_account answers as a replay.
+            Err(e) if e.code == "account_closed" => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let current: Value = serde_json::from_str(&current)
+            .map_err(|e| ApiError::internal().because(format!("get_subscription answered non-JSON: {e}")))?;
+        let Some(sub) = current.get("subscription").filter(|s| s.is_object()) else { return Ok(()) };
+        if sub.get("provider").and_then(Value::as_str) != Some("stripe")
+            || sub.get("status").and_then(Value::as_str) == Some("ended")
+        {
+            return Ok(());
+        }
+        let id = sub
+            .get("provider_subscription_id")
+            .and_then(Value::as_str)
+            .filter(|s| s.starts_with("sub_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .ok_or_else(|| ApiError::internal().because("get_subscription answered no Stripe subscription id"))?;
+        if tried.iter().any(|t| t == id) {
+            // Stripe had no such subscription, so nothing recorded it ended: nothing more to cancel.
+            return Ok(());
+        }
+        tried.push(id.to_owned());
+        let secret_key = cx.setting("STRIPE_SECRET_KEY")?;
+        let base = setting_or(cx, "STRIPE_API_BASE", "https://api.stripe.com");
+        let Some(answer) = crate::stripe::delete(&base, &secret_key, &format!("/v1/subscriptions/{id}")).await? else {
+            continue;
+        };
+        let object: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+        let stripe_sub = parse_subscription(&object).ok_or_else(|| {
+            crate::log::error(crate::log::event("stripe_bad_answer"));
+            ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
+        })?;
+        let now = (js_sys::Date::now() / 1000.0) as i64;
+        if let Action::Rpc { name, args } =
+            subscription_state(&stripe_sub, &format!("api-close-{id}"), "api.subscription.cancel", now, false)?
+        {
+            db::rpc(&cx.cfg, Caller::Service, name, &args).await?;
+        }
+    }
+    Ok(())
+}
 
 pub async fn job(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
@@ -98,6 +158,7 @@ struct ClosedAnswer {
 
 pub async fn delete_account(cx: Cx) -> Result<Response, ApiError> {
     let user = authenticate(&cx, Anonymous::Allowed).await?;
+    end_stripe_subscriptions(&cx, &user.token).await?;
     let body = db::rpc(&cx.cfg, Caller::User(&user.token), "delete_account", "{}").await?;
     let c: Closed = serde_json::from_str(&body)
         .map_err(|e| ApiError::internal().because(format!("delete_account answered unexpected JSON: {e}")))?;
