@@ -90,6 +90,8 @@ struct ItemDetails {
 
 #[derive(Deserialize, Debug)]
 struct LineParent {
+    #[serde(rename = "type")]
+    kind: Option<String>,
     subscription_item_details: Option<ItemDetails>,
 }
 
@@ -103,6 +105,9 @@ struct Line {
     parent: Option<LineParent>,
     #[serde(default)]
     proration: bool,
+    /// `subscription` or `invoiceitem` (the API before 2025-03-31; `parent.type` after).
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 impl Line {
@@ -113,6 +118,12 @@ impl Line {
             .and_then(|d| d.price.as_ref())
             .or(self.price.as_ref())
             .map(Expandable::id)
+    }
+    /// A one-off invoice item on the invoice (`add_invoice_items`, pending items), not a line of
+    /// the subscription's own items: never a plan's period.
+    fn is_invoice_item(&self) -> bool {
+        self.kind.as_deref() == Some("invoiceitem")
+            || self.parent.as_ref().and_then(|p| p.kind.as_deref()) == Some("invoice_item_details")
     }
     fn is_proration(&self) -> bool {
         self.proration
@@ -281,7 +292,7 @@ fn invoice_event(kind: &str, id: &str, created: i64, object: &Value) -> Result<A
         return Ok(Action::Ignore("not_ours"));
     };
     let lines: &[Line] = invoice.lines.as_ref().map(|l| l.data.as_slice()).unwrap_or(&[]);
-    let period_line = lines.iter().find(|l| !l.is_proration() && l.price().is_some());
+    let period_line = lines.iter().find(|l| !l.is_proration() && !l.is_invoice_item() && l.price().is_some());
     if kind == "invoice.payment_failed" {
         return rpc(
             "record_subscription_state",
@@ -567,6 +578,24 @@ mod tests {
         );
         let (_, a) = args(parse_billing_event("invoice.paid", "evt_7", Some(1), &up).unwrap());
         assert_eq!((&a["p_from_plan_id"], a.get("p_replaces_unused")), (&json!("price_basic"), None));
+        // An invoice item added to the change (before the year's line) is not the plan's period.
+        let mut item = line("price_setup_fee", 500, false, 10, 10);
+        item["parent"] = json!({"type": "invoice_item_details", "invoice_item_details": {"invoice_item": "ii_1"}});
+        let with_item = invoice(
+            "subscription_update",
+            vec![item, line("price_basic", -666, true, 10, 20), line("price_year", 29999, false, 10, 400)],
+        );
+        let (_, a) = args(parse_billing_event("invoice.paid", "evt_9", Some(1), &with_item).unwrap());
+        assert_eq!((&a["p_plan_id"], &a["p_replaces_unused"]), (&json!("price_year"), &json!(true)));
+        let fee = json!({"type": "invoiceitem", "amount": 100, "proration": false, "price": {"id": "price_fee"},
+            "period": {"start": 1, "end": 1}});
+        let plan = json!({"type": "subscription", "amount": 999, "proration": false, "price": {"id": "price_basic"},
+            "period": {"start": 1, "end": 2}});
+        let old_item = json!({"id": "in_4", "billing_reason": "subscription_cycle", "amount_paid": 999,
+            "currency": "usd", "subscription": "sub_2", "subscription_details": {"metadata": {"user_id": "u2"}},
+            "payment_intent": "pi_4", "lines": {"data": [fee, plan]}});
+        let (_, a) = args(parse_billing_event("invoice.paid", "evt_10", Some(1), &old_item).unwrap());
+        assert_eq!(a["p_plan_id"], "price_basic");
         // Only a credit: nothing to record.
         let credit = invoice("subscription_update", vec![line("price_pro", -1333, true, 1, 2)]);
         assert_eq!(

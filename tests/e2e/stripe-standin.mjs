@@ -16,7 +16,8 @@
 // - `DELETE /v1/subscriptions/{id}` (cancel at once): a registered subscription (else 404
 //   `resource_missing`); its optional parameters are `cancellation_details[...]`, `invoice_now`,
 //   `prorate`, `expand[]` (else 400 `parameter_unknown`); answers it with `status: canceled`,
-//   `canceled_at` and `ended_at` now. Stripe ignores an `Idempotency-Key` on DELETE;
+//   `canceled_at` and `ended_at` now; one already cancelled is 404 `resource_missing` as well.
+//   Stripe ignores an `Idempotency-Key` on DELETE;
 // - `Idempotency-Key`: the same key with the same parameters returns the saved answer (the same
 //   session); the same key with other parameters is 400 `idempotency_error`. With `state.latencyMs`
 //   set, answers take that long, and a request with the key of one still being processed is 409
@@ -272,7 +273,8 @@ function cancelNow(req, raw, res, state, id) {
     }
   }
   const sub = state.subscriptions.get(id);
-  if (!sub) return send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'id', message: `No such subscription: '${id}'` } });
+  // A cancelled subscription is gone for this call as for an unknown one (Stripe answers 404).
+  if (!sub || sub.status === 'canceled') return send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', param: 'id', message: `No such subscription: '${id}'` } });
   const at = Math.floor(Date.now() / 1000);
   Object.assign(sub, { status: 'canceled', canceled_at: sub.canceled_at ?? at, ended_at: sub.ended_at ?? at, cancel_at_period_end: false, cancel_at: null });
   return send(200, sub);

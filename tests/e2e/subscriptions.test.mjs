@@ -301,6 +301,11 @@ test('closing the account cancels its Stripe subscription at once first (no rene
     metadata: { user_id: u.id, plan_id: 'pro-monthly' },
     items: { object: 'list', data: [{ id: 'si_1', object: 'subscription_item', price: { id: 'price_plan_pro_monthly', object: 'price' }, current_period_start: cur[0], current_period_end: cur[1] }] } };
   stripe.state.subscriptions.set(sub, object);
+  // A second subscription (two checkouts completed at once), newer: both are cancelled.
+  const sub2 = `sub_${uid()}`;
+  await deliver(evt('invoice.paid', period(u, sub2, t, t + 30 * DAY, { price: 'price_plan_basic_monthly', amount: 999 })));
+  const object2 = { ...structuredClone(object), id: sub2 };
+  stripe.state.subscriptions.set(sub2, object2);
   const close = () => w.fetch('/v1/account', { method: 'DELETE', headers: bearer(u.token) });
   stripe.state.down = true;
   const down = await close();
@@ -311,15 +316,15 @@ test('closing the account cancels its Stripe subscription at once first (no rene
   const res = await close();
   assert.equal(res.status, 200);
   assert.equal((await res.json()).closed, true);
-  const sent = stripe.state.requests.slice(before).map((r) => `${r.method} ${r.url}`);
-  assert.deepEqual(sent, [`DELETE /v1/subscriptions/${sub}`], 'cancelled at once, once');
-  assert.equal(object.status, 'canceled');
-  assert.equal(sql(`select status from public.subscriptions where provider_subscription_id = '${sub}'`), 'ended');
+  const sent = stripe.state.requests.slice(before).map((r) => `${r.method} ${r.url}`).sort();
+  assert.deepEqual(sent, [`DELETE /v1/subscriptions/${sub}`, `DELETE /v1/subscriptions/${sub2}`].sort(), 'each cancelled at once, once');
+  assert.deepEqual([object.status, object2.status], ['canceled', 'canceled']);
+  assert.equal(sql(`select string_agg(status, ',') from public.subscriptions where provider_subscription_id in ('${sub}', '${sub2}')`), 'ended,ended');
   // Closing again (a lost answer): replayed, nothing sent to Stripe.
   const again = await close();
   assert.equal(again.status, 200);
   assert.equal((await again.json()).replayed, true);
-  assert.equal(stripe.state.requests.length, before + 1);
+  assert.equal(stripe.state.requests.length, before + 2);
   // A subscription Stripe no longer has (deleted in the dashboard) does not block closing.
   const v = createUser();
   const gone = `sub_${uid()}`;

@@ -17,45 +17,35 @@ use shared::stripe_billing::{parse_subscription, subscription_state};
 use shared::ApiError;
 use web_sys::Response;
 
-/// How many subscriptions one account closing cancels at most (one is the rule; two can exist when
-/// two checkouts completed at once).
-const MAX_SUBSCRIPTIONS_ENDED: usize = 4;
-
-/// Before an account closes, its Stripe subscriptions that have not ended are cancelled at once
-/// (Stripe's `DELETE /v1/subscriptions/{id}`: "the customer won't be charged again"), and the
-/// answer recorded as their state: a closed account can no longer reach `/v1/subscription/cancel`,
-/// and every renewal after closing would be charged and parked for a refund. If Stripe cannot be
-/// reached the account is not closed (503), so a retry does both. An App Store subscription cannot
-/// be cancelled by the developer: it is left to the App Store (README, "Closing an account").
+/// Before an account closes, each of its Stripe subscriptions that has not ended is cancelled at
+/// once (Stripe's `DELETE /v1/subscriptions/{id}`: "the customer won't be charged again"), and
+/// Stripe's answer recorded as its state: a closed account can no longer reach
+/// `/v1/subscription/cancel`, and every renewal after closing would be charged and parked for a
+/// refund. All of them, not only the one `get_subscription` shows (two checkouts completed at once
+/// make two; an App Store subscription may be the newer). Read from the `subscriptions` table with
+/// the caller's own token (RLS: own rows). If Stripe cannot be reached the account is not closed
+/// (503), so a retry does both. One Stripe no longer has (404) needs no cancelling. An App Store
+/// subscription cannot be cancelled by the developer: it is left to the App Store (README).
 async fn end_stripe_subscriptions(cx: &Cx, token: &str) -> Result<(), ApiError> {
-    let mut tried: Vec<String> = Vec::new();
-    for _ in 0..MAX_SUBSCRIPTIONS_ENDED {
-        let current = match db::rpc(&cx.cfg, Caller::User(token), "get_subscription", "{}").await {
-            Ok(body) => body,
-            // Closed already: this is a retry, which delete_account answers as a replay.
-            Err(e) if e.code == "account_closed" => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let current: Value = serde_json::from_str(&current)
-            .map_err(|e| ApiError::internal().because(format!("get_subscription answered non-JSON: {e}")))?;
-        let Some(sub) = current.get("subscription").filter(|s| s.is_object()) else { return Ok(()) };
-        if sub.get("provider").and_then(Value::as_str) != Some("stripe")
-            || sub.get("status").and_then(Value::as_str) == Some("ended")
-        {
-            return Ok(());
+    #[derive(Deserialize)]
+    struct Live {
+        provider_subscription_id: String,
+    }
+    let rows = db::select_rows(&cx.cfg, Caller::User(token), "subscriptions", |q| {
+        q.select("provider_subscription_id").eq("provider", "stripe").neq("status", "ended")
+    })
+    .await?;
+    let live: Vec<Live> = serde_json::from_str(&rows)
+        .map_err(|e| ApiError::internal().because(format!("subscriptions answered unexpected JSON: {e}")))?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    let secret_key = cx.setting("STRIPE_SECRET_KEY")?;
+    let base = setting_or(cx, "STRIPE_API_BASE", "https://api.stripe.com");
+    for Live { provider_subscription_id: id } in live {
+        if !(id.starts_with("sub_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+            return Err(ApiError::internal().because("a Stripe subscription id is not one"));
         }
-        let id = sub
-            .get("provider_subscription_id")
-            .and_then(Value::as_str)
-            .filter(|s| s.starts_with("sub_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-            .ok_or_else(|| ApiError::internal().because("get_subscription answered no Stripe subscription id"))?;
-        if tried.iter().any(|t| t == id) {
-            // Stripe had no such subscription, so nothing recorded it ended: nothing more to cancel.
-            return Ok(());
-        }
-        tried.push(id.to_owned());
-        let secret_key = cx.setting("STRIPE_SECRET_KEY")?;
-        let base = setting_or(cx, "STRIPE_API_BASE", "https://api.stripe.com");
         let Some(answer) = crate::stripe::delete(&base, &secret_key, &format!("/v1/subscriptions/{id}")).await? else {
             continue;
         };
