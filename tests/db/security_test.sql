@@ -3,7 +3,7 @@
 -- and the in-body checks that back the grants up.
 begin;
 \ir _setup.psql
-select plan(241);
+select plan(244);
 
 -- 1. Every table in public has RLS enabled and at least one policy; policies name their roles.
 select is(
@@ -77,6 +77,7 @@ insert into expected_execute values
   ('public.fail_purchase(text,text,text,uuid,text)', false, false, true),
   ('public.app_store_package(text)', false, false, true),
   ('public.refund_purchase_amount(text,text,text,integer,integer,text)', false, false, true),
+  ('public.refund_purchase_share(text,text,text,integer,integer,text)', false, false, true),
   ('public.reinstate_purchase(text,text,text,text)', false, false, true),
   ('public.clawback_purchase(text,text,text,text)', false, false, true),
   ('public.dispute_purchase(text,text,text,text,text,integer,text)', false, false, true),
@@ -275,7 +276,7 @@ select is(
                    'public.refund_purchase(text,text,text,text)', 'public.clawback_purchase(text,text,text,text)',
                    'public.fail_purchase(text,text,text,uuid,text)', 'public.refund_purchase_amount(text,text,text,integer,integer,text)',
                    'public.reinstate_purchase(text,text,text,text)', 'public.dispute_purchase(text,text,text,text,text,integer,text)',
-                   'public.reverse_refund_purchase(text,text,text,text)',
+                   'public.reverse_refund_purchase(text,text,text,text)', 'public.refund_purchase_share(text,text,text,integer,integer,text)',
                    'public.complete_job(uuid,integer,text,jsonb,jsonb,text,integer)', 'public.fail_job(uuid,text,text,boolean,text,integer)',
                    'public.claim_next_jobs(text,integer,integer)', 'public.expire_credits(integer)', 'public.expire_stale_holds(integer)',
                    'public.cancel_job(uuid)', 'public.delete_project(uuid)', 'public.delete_account()',

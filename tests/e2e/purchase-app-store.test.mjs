@@ -112,7 +112,7 @@ test('every broken signature, chain or payload rule is a 400 and grants nothing'
   assert.equal((await w.fetch('/v1/purchase/app-store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"signed_transaction":"x"}' })).status, 401);
 });
 
-test('a prorated REFUND (revocationType REFUND_PRORATED) takes back its share once; a later full REFUND the rest', async () => {
+test('a prorated REFUND (revocationType REFUND_PRORATED) takes back its share once; its REFUND_REVERSED gives it back; a later full REFUND takes all', async () => {
   const user = createUser();
   const payload = transactionPayload(user.id); // 4.99 USD, 100 credits
   assert.equal((await submit(user, signJws(chain, payload))).status, 200);
@@ -123,6 +123,9 @@ test('a prorated REFUND (revocationType REFUND_PRORATED) takes back its share on
   assert.deepEqual((await Promise.all([notify(share), notify(share)])).map((r) => r.status), [200, 200]);
   assert.equal(available(user.id), 69);
   assert.equal(sql(`select credits_granted || '/' || status from public.purchases where provider_payment_id = '${payload.transactionId}'`), '59/succeeded');
+  // Apple reverses that refund (the transaction then carries no revocation): the share comes back.
+  assert.equal((await notify(signJws(chain, notificationPayload('REFUND_REVERSED', signJws(chain, payload))))).status, 200);
+  assert.equal(available(user.id), 110);
   const full = signJws(chain, notificationPayload('REFUND', signJws(chain, { ...payload, revocationDate: Date.now(), revocationReason: 0, revocationType: 'REFUND_FULL' })));
   assert.equal((await notify(full)).status, 200);
   assert.equal(available(user.id), 10);

@@ -46,7 +46,7 @@ const rank = (s) => {
 export const disputeStatus = (type, status) => (type === 'charge.dispute.funds_reinstated' ? 'won' : status);
 
 export function newFacts(provider) {
-  return { provider, paid: false, failed: false, R: 0, refundedAny: false, disputes: {}, refunds: [], reversals: [], revoked: false };
+  return { provider, paid: false, failed: false, R: 0, refundedAny: false, disputes: {}, refunds: [], reversals: [], prorated: [], revoked: false };
 }
 
 // Adds one event's facts (order- and repetition-independent merges). `ev` is the event as the
@@ -64,8 +64,8 @@ export function addFacts(f, ev, P) {
       if (ev.amountRefunded > 0) f.refundedAny = true;
       break;
     case 'REFUND': if (!f.refunds.includes(ev.id)) f.refunds.push(ev.id); break;
-    // App Store REFUND_PRORATED: a partial refund of its share, merged like Stripe's (largest seen).
-    case 'REFUND_PRORATED': f.R = Math.min(P, Math.max(f.R, ev.amountRefunded)); break;
+    // App Store REFUND_PRORATED: a share of the price, counted per event id (the largest share).
+    case 'REFUND_PRORATED': if (!f.prorated.some((x) => x.id === ev.id)) f.prorated.push({ id: ev.id, amount: ev.amountRefunded }); break;
     case 'REFUND_REVERSED': if (!f.reversals.includes(ev.id)) f.reversals.push(ev.id); break;
     case 'REVOKE': f.revoked = true; break;
     default:
@@ -88,11 +88,15 @@ export function outcome(f, C, P) {
   if (!f.paid) return { kept: 0, status: f.failed ? 'failed' : 'pending' };
   if (f.provider === 'app_store') {
     if (f.revoked) return { kept: 0, status: 'disputed' };
-    if (f.refunds.length > f.reversals.length) return { kept: 0, status: 'refunded' };
+    // A REFUND_REVERSED cancels a prorated refund first (its share comes back), then a full one.
+    if (f.refunds.length > Math.max(0, f.reversals.length - f.prorated.length)) return { kept: 0, status: 'refunded' };
+    const share = f.prorated.length > f.reversals.length ? Math.max(...f.prorated.map((x) => x.amount)) : 0;
     // A subscription period replaced by an upgrade counts as refunded by its unused fraction, R
-    // (subscriptions.mjs, World.subReplacements): kept as a partial refund.
-    if (f.R >= P && P > 0) return { kept: 0, status: 'refunded' };
-    return { kept: C - takenFor(C, P, f.R), status: 'succeeded' };
+    // (subscriptions.mjs, World.subReplacements): kept as a partial refund, beside a prorated share
+    // (the larger counts).
+    const R = Math.min(P, Math.max(f.R, share));
+    if (R >= P && P > 0) return { kept: 0, status: 'refunded' };
+    return { kept: C - takenFor(C, P, R), status: 'succeeded' };
   }
   const stand = Object.values(f.disputes).filter(standing);
   // Nothing charged (a 100% coupon: Stripe's `no_payment_required`): README "With P = 0", anything

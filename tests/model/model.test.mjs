@@ -98,6 +98,12 @@ test('an App Store REFUND prorated to 40% (200 of 499): 100 - ceil(100 x 200 / 4
   assert.deepEqual([r.available, r.kept, r.status], [10 + 59, 59, 'succeeded']);
   const both = buy('app_store', [share, ev.tx, ev.apple('REFUND')]);
   assert.deepEqual([both.available, both.kept, both.status], [10, 0, 'refunded']);
+  // A REFUND_REVERSED cancels the prorated refund first: its share comes back, and a full REFUND
+  // after it still counts.
+  const back = buy('app_store', [ev.tx, share, ev.apple('REFUND_REVERSED')]);
+  assert.deepEqual([back.kept, back.status], [C, 'succeeded']);
+  const again = buy('app_store', [ev.apple('REFUND_REVERSED'), ev.tx, share, ev.apple('REFUND')]);
+  assert.deepEqual([again.kept, again.status], [0, 'refunded']);
 });
 
 test('not paid: the facts wait, nothing kept; async_payment_failed makes it failed', () => {

@@ -140,7 +140,7 @@ export class Runner {
         case 'charge.refunded':
           sql = `public.refund_purchase_amount(${a}, ${ev.amountRefunded}, ${p.P}, ${lit(ev.type)})`; break;
         case 'REFUND': sql = `public.refund_purchase(${a}, 'REFUND')`; break;
-        case 'REFUND_PRORATED': sql = `public.refund_purchase_amount(${a}, ${ev.amountRefunded}, ${p.P}, 'REFUND_PRORATED')`; break;
+        case 'REFUND_PRORATED': sql = `public.refund_purchase_share(${a}, ${ev.amountRefunded}, ${p.P}, 'REFUND_PRORATED')`; break;
         case 'REVOKE': sql = `public.clawback_purchase(${a}, 'REVOKE')`; break;
         case 'REFUND_REVERSED':
           // Before reverse_refund_purchase existed nothing handled it (the Worker ignored it).

@@ -368,19 +368,20 @@ pub async fn notification(mut cx: Cx) -> Result<Response, ApiError> {
         return subscription_notification(&cx, &settings, &n, &tx, period).await;
     }
     // A REFUND that is prorated (`revocationType` REFUND_PRORATED: Apple refunded a share of the
-    // price, by the consumption this backend reported or the time left in the period) is a
-    // partial refund of that share, as a Stripe one; any other REFUND counts in full.
+    // price, by the consumption this backend reported or the time left in the period) takes back
+    // only that share, counted apart so that a REFUND_REVERSED gives it back; any other REFUND
+    // counts in full.
     if let (Some(refunded), "REFUND") = (tx.prorated_refund_cents(), n.notification_type) {
         let args = json!({
             "p_provider": "app_store",
             "p_provider_payment_id": tx.transaction_id,
             "p_event_id": n.notification_uuid,
-            "p_amount_refunded_cents": refunded,
+            "p_refunded_cents": refunded,
             "p_amount_cents": tx.amount_cents,
             "p_event_type": "REFUND_PRORATED",
         })
         .to_string();
-        db::rpc(&cx.cfg, Caller::Service, "refund_purchase_amount", &args).await?;
+        db::rpc(&cx.cfg, Caller::Service, "refund_purchase_share", &args).await?;
         return Ok(respond::json(200, r#"{"received":true}"#.into()));
     }
     let args = json!({
