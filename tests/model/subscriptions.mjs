@@ -22,10 +22,12 @@ export const periodOf = (start, k) => ({ start: start + k * PERIOD, end: start +
 // A subscription payment's period: its grid period, or for an App Store upgrade or a Stripe
 // billing period reset (`replaces`) a new period of its plan's length starting `at` (default
 // halfway) into period k (both start a new billing period at once).
+// A Stripe plan change (`fromPlan`) is invoiced for [the change, the period's end): `at` into it.
 export const spanOf = (start, p) => {
   const { start: s, end } = periodOf(start, p.period);
   const at = p.at ?? PERIOD / 2;
-  return p.replaces ? { start: s + at, end: s + at + (PLANS[p.plan].length ?? PERIOD) } : { start: s, end };
+  if (p.replaces) return { start: s + at, end: s + at + (PLANS[p.plan].length ?? PERIOD) };
+  return p.fromPlan && p.at !== undefined ? { start: s + p.at, end } : { start: s, end };
 };
 // Where in a period an App Store upgrade is generated: never within a day of either end (there it
 // would pair with a neighbour for rollover: the README's known limitation, not generated).
@@ -180,7 +182,8 @@ export function subPayments(subs) {
       out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: per.plan, events: per.events, disputes: per.disputes });
       if (per.reset) {
         if (per.upgrade && per.plan === 'basic-monthly') {
-          out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', fromPlan: 'basic-monthly', events: per.upgrade, disputes: per.disputes });
+          // A day in, before any reset: the reset cuts it by its own span's unused fraction.
+          out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-monthly', fromPlan: 'basic-monthly', at: DAY, events: per.upgrade, disputes: per.disputes });
         }
         out.push({ provider: s.provider, user: s.user, sub: si, period: k, plan: 'pro-yearly', replaces: true, credited: per.reset.credited, at: per.reset.at, events: per.reset.events, disputes: per.disputes });
         break;
