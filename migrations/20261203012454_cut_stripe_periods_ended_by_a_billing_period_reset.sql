@@ -11,12 +11,17 @@
 -- the period it ends, which its payments' credits stood for. Rule (migrations/README.md,
 -- "replaced" row): each Stripe payment of the subscription (its period or a plan change within it)
 -- whose [start, end) contains the start of a period paid with p_replaces_unused, more than a day
--- before its end, gets the refund fact R = ceil(P x (end - new start) / (end - start)), merged like
--- any partial refund (the largest counts, at most P). Applied when the second of the two payments is
--- granted, in either order. Without the credit (proration_behavior none) nothing is cut: the user
+-- before its end, gets the fact cut_cents = ceil(P x (end - new start) / (end - start)) (the
+-- largest counts), which adds to its refunded amount, capped at P (migration 20261203020519's
+-- app.payment_rule): Stripe's credit for the unused time is reckoned on the price, whatever was
+-- refunded before, so a real refund and the credit are two sums given back. Applied when the
+-- second of the two payments is granted, in either order. Without the credit (proration_behavior none) nothing is cut: the user
 -- paid for the unused time and got nothing back for it.
 
 alter table public.subscription_payments add column replaces_unused boolean not null default false;
+alter table public.payment_states add column cut_cents integer not null default 0,
+  add constraint payment_states_cut_cents_check check (cut_cents >= 0);
+comment on column public.payment_states.cut_cents is 'Stripe: what a billing period reset credited back of this payment (its unused fraction of time, the largest seen); adds to the refunded amount, at most the amount paid.';
 comment on column public.subscription_payments.replaces_unused is 'A Stripe period that ends the one it starts inside with a credit for that period''s unused time (a billing period reset): the payments of the period it ends count as refunded by their unused fraction (app.cut_replaced_app_store_periods).';
 
 -- The body of 20261202223059_cut_app_store_periods_replaced_by_an_upgrade.sql, with the Stripe
@@ -66,9 +71,13 @@ begin
     continue when v_paid is null or v_paid = 0;
     v_refund := ceil(v_paid::numeric * extract(epoch from v_pair.period_end - v_pair.new_start)
                      / extract(epoch from v_pair.period_end - v_pair.period_start))::integer;
+    -- App Store: Apple's prorated refund of the replaced period, merged like a partial refund (the
+    -- largest counts). Stripe: a credit apart from any real refund (cut_cents, added to it).
     update public.payment_states
-       set refunded_cents = greatest(refunded_cents, v_refund),
-           refund_of_cents = greatest(coalesce(refund_of_cents, v_paid), v_paid),
+       set refunded_cents = case when p_provider = 'app_store' then greatest(refunded_cents, v_refund) else refunded_cents end,
+           refund_of_cents = case when p_provider = 'app_store' then greatest(coalesce(refund_of_cents, v_paid), v_paid)
+                                  else refund_of_cents end,
+           cut_cents = case when p_provider = 'stripe' then greatest(cut_cents, v_refund) else cut_cents end,
            updated_at = pg_catalog.now()
      where provider = p_provider and provider_payment_id = v_pair.replaced_id;
     perform app.apply_payment_rule(p_provider, v_pair.replaced_id);

@@ -14,7 +14,8 @@ alter table public.payment_states
 comment on column public.payment_states.prorated_refunds is 'App Store REFUNDs prorated to a share of the price (revocationType REFUND_PRORATED), one per event id; refund reversals cancel these first.';
 comment on column public.payment_states.prorated_refund_cents is 'The largest prorated share refunded (minor units); counts while prorated_refunds > refund_reversals.';
 
--- The body of 20261202012240_create_payment_states.sql, with the prorated refunds.
+-- The body of 20261202012240_create_payment_states.sql, with the prorated refunds and a Stripe
+-- reset's credit (cut_cents, added to what was refunded).
 create or replace function app.payment_rule(
   p_provider text, p_provider_payment_id text, p_credits integer, out o_kept integer, out o_status text)
 language plpgsql
@@ -48,10 +49,13 @@ begin
   v_full := v_state.full_refunds > greatest(0, v_state.refund_reversals - v_state.prorated_refunds)
             or (v_state.refund_of_cents is not null and v_state.refunded_cents >= v_state.refund_of_cents);
   v_share := case when v_state.prorated_refunds > v_state.refund_reversals then coalesce(v_state.prorated_refund_cents, 0) else 0 end;
-  v_refunded := case when v_full then v_paid else least(v_paid, greatest(v_state.refunded_cents, v_share)) end;
+  -- What a Stripe billing period reset credited (cut_cents, 20261203012454) adds to the rest.
+  v_refunded := case when v_full then v_paid
+                     else least(v_paid, greatest(v_state.refunded_cents, v_share) + v_state.cut_cents) end;
   v_reversed := case when v_state.revoked then v_paid else least(v_paid, v_refunded + v_disputed) end;
   if v_paid = 0 then
-    o_kept := case when v_full or v_standing or v_state.revoked or v_state.refunded_cents > 0 or v_share > 0 then 0 else p_credits end;
+    o_kept := case when v_full or v_standing or v_state.revoked or v_state.refunded_cents > 0 or v_share > 0
+                   then 0 else p_credits end;
   else
     o_kept := p_credits - ((p_credits::bigint * v_reversed + v_paid - 1) / v_paid)::integer;
   end if;

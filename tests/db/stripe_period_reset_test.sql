@@ -5,7 +5,7 @@
 -- 20261203012454, migrations/README.md "replaced" row).
 begin;
 \ir _setup.psql
-select plan(15);
+select plan(16);
 
 select tests.set_now('2030-01-01 10:00:00+00');
 
@@ -58,8 +58,8 @@ select is((select available from public.credit_balances where user_id = :'a'), 1
   'Basic, then the yearly period with the credit: welcome 10 + Basic''s 66 + the year''s 12000');
 select is((select available from public.credit_balances where user_id = :'b'), 12076,
   'the yearly period first, then Basic''s invoice: the same');
-select is((select (refunded_cents, refund_of_cents) from public.payment_states where provider_payment_id = 'pi_basic_spr-a'),
-  (666, 999), 'the ended period''s refund fact: its unused fraction of what it paid');
+select is((select (refunded_cents, cut_cents) from public.payment_states where provider_payment_id = 'pi_basic_spr-a'),
+  (0, 666), 'the ended period''s cut: its unused fraction of what it paid, apart from refunds');
 select is((select (credits_granted, status) from public.purchases where provider_payment_id = 'pi_basic_spr-a'),
   (66, 'succeeded'::text), 'the ended period keeps 66 and stays succeeded (a partial refund)');
 select is((select (credits_granted, status) from public.purchases where provider_payment_id = 'pi_year_spr-a'),
@@ -75,7 +75,21 @@ select is((select available from public.credit_balances where user_id = :'e'), 1
 select is((select array_agg(available order by user_id = :'f') from public.credit_balances where user_id in (:'f', :'g')),
   array[12236, 12236], 'the reset between the two invoices of the period it ends, either way: the same');
 select is((select count(*) from public.purchases p join public.payment_states s using (provider, provider_payment_id)
-            where p.user_id = :'g' and s.refunded_cents > 0), 2::bigint, 'both payments of the ended period carry their cut');
+            where p.user_id = :'g' and s.cut_cents > 0), 2::bigint, 'both payments of the ended period carry their cut');
+
+-- A real refund of 500 before the reset, then its credit of 666: 1166 given back of 999 paid, so
+-- Basic keeps nothing (the two add up, at most what was paid), status refunded.
+select tests.create_user('spr-h@example.test') as h \gset
+select tests.authenticate_as_service_role();
+select public.fulfill_subscription_payment('stripe', 'pi_basic_spr-h', 'evt_basic_spr-h', :'h', 'sub_spr-h',
+  'price_plan_basic_monthly', timestamptz '2029-12-22 10:00:00+00', timestamptz '2030-01-21 10:00:00+00', 999, 'usd', null, 'invoice.paid');
+select public.refund_purchase_amount('stripe', 'pi_basic_spr-h', 'evt_refund_spr-h', 500, 999, 'charge.refunded');
+select public.fulfill_subscription_payment('stripe', 'pi_year_spr-h', 'evt_year_spr-h', :'h', 'sub_spr-h',
+  'price_plan_pro_yearly', timestamptz '2030-01-01 10:00:00+00', timestamptz '2031-01-01 10:00:00+00', 29333, 'usd', null,
+  'invoice.paid', p_replaces_unused => true);
+select tests.clear_authentication();
+select is((select credits_granted || '/' || status from public.purchases where provider_payment_id = 'pi_basic_spr-h'),
+  '0/refunded', 'a real refund and the reset''s credit add up: 500 + 666 of 999, nothing kept');
 select is((select current_period_end from public.subscriptions where user_id = :'a'), app.now() + interval '365 days',
   'the subscription''s current period is the new one');
 

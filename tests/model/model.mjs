@@ -46,7 +46,7 @@ const rank = (s) => {
 export const disputeStatus = (type, status) => (type === 'charge.dispute.funds_reinstated' ? 'won' : status);
 
 export function newFacts(provider) {
-  return { provider, paid: false, failed: false, R: 0, refundedAny: false, disputes: {}, refunds: [], reversals: [], prorated: [], revoked: false };
+  return { provider, paid: false, failed: false, R: 0, cut: 0, refundedAny: false, disputes: {}, refunds: [], reversals: [], prorated: [], revoked: false };
 }
 
 // Adds one event's facts (order- and repetition-independent merges). `ev` is the event as the
@@ -107,12 +107,15 @@ export function outcome(f, C, P) {
     const reversed = stand.length > 0 || f.refundedAny;
     return { kept: reversed ? 0 : C, status: stand.length > 0 ? 'disputed' : f.refundedAny ? 'refunded' : 'succeeded' };
   }
+  // A Stripe billing period reset's credit for the unused time (subscriptions.mjs, `cut`) is money
+  // given back apart from any refund: the two add up, at most P.
+  const refunded = Math.min(P, f.R + f.cut);
   if (stand.length > 0) {
-    const reversed = Math.min(P, f.R + stand.reduce((s, d) => s + d.amount, 0));
+    const reversed = Math.min(P, refunded + stand.reduce((s, d) => s + d.amount, 0));
     return { kept: C - takenFor(C, P, reversed), status: 'disputed' };
   }
-  if (f.R >= P) return { kept: 0, status: 'refunded' };
-  return { kept: C - takenFor(C, P, f.R), status: 'succeeded' };
+  if (refunded >= P) return { kept: 0, status: 'refunded' };
+  return { kept: C - takenFor(C, P, refunded), status: 'succeeded' };
 }
 
 // --- money mechanics ------------------------------------------------------------------------------

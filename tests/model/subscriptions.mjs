@@ -122,7 +122,10 @@ World.prototype.subReplacements = function subReplacements(pi) {
     // ceil(P x unused / length) in integers (milliseconds), exact as the SQL's numeric.
     const unused = r.P * (r.end - by.begins), length = r.end - r.begins;
     const R = Math.floor((unused + length - 1) / length);
-    r.facts.R = Math.min(r.P, Math.max(r.facts.R, R));
+    // App Store: Apple's silent prorated refund, merged as a partial refund (the largest counts).
+    // Stripe: the reset's credit, apart from refunds (they add up; model.mjs outcome).
+    if (r.provider === 'app_store') r.facts.R = Math.min(r.P, Math.max(r.facts.R, R));
+    else r.facts.cut = Math.max(r.facts.cut, R);
     this.settlePayment(ri);
   }
 };
