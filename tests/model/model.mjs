@@ -61,7 +61,7 @@ export function addFacts(f, ev, P) {
       f.failed = true; break;
     case 'charge.refunded':
       f.R = Math.min(P, Math.max(f.R, ev.amountRefunded));
-      f.refundedAny = true; // with P = 0 any refund is in full
+      if (ev.amountRefunded > 0) f.refundedAny = true;
       break;
     case 'REFUND': if (!f.refunds.includes(ev.id)) f.refunds.push(ev.id); break;
     // App Store REFUND_PRORATED: a share of the price, counted per event id (the largest share).
@@ -100,12 +100,11 @@ export function outcome(f, C, P) {
   }
   const stand = Object.values(f.disputes).filter(standing);
   // Nothing charged (a 100% coupon: Stripe's `no_payment_required`): README "With P = 0", anything
-  // reversed (a standing dispute, a refund) takes all of C, else C is kept. A refund of a charge of
-  // 0 is a full refund ("at least that charge amount"). (Stripe has no charge to refund or dispute
-  // for such a payment, and the database refuses a refund of 0 paid, so this is not generated.)
+  // reversed (a standing dispute, a positive refunded amount) takes all of C, else C is kept. R is
+  // capped at P, so a positive refunded amount is read from the event's own amount.
   if (P === 0) {
     const reversed = stand.length > 0 || f.refundedAny;
-    return { kept: reversed ? 0 : C, status: stand.length > 0 ? 'disputed' : f.refundedAny ? 'refunded' : 'succeeded' };
+    return { kept: reversed ? 0 : C, status: stand.length > 0 ? 'disputed' : 'succeeded' };
   }
   // A Stripe billing period reset's credit for the unused time (subscriptions.mjs, `cut`) is money
   // given back apart from any refund: the two add up, at most P.
