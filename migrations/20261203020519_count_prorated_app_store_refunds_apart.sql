@@ -12,6 +12,7 @@ alter table public.payment_states
   add column prorated_refund_cents integer,
   add constraint payment_states_prorated_nonnegative_check check (prorated_refunds >= 0 and prorated_refund_cents >= 0);
 comment on column public.payment_states.prorated_refunds is 'App Store REFUNDs prorated to a share of the price (revocationType REFUND_PRORATED), one per event id; refund reversals cancel these first.';
+comment on column public.payment_states.refund_reversals is 'Refund reversals (App Store REFUND_REVERSED), one per event id; they cancel prorated refunds first, then full refunds (app.payment_rule).';
 comment on column public.payment_states.prorated_refund_cents is 'The largest prorated share refunded (minor units); counts while prorated_refunds > refund_reversals.';
 
 -- The body of 20261202012240_create_payment_states.sql, with the prorated refunds and a Stripe
@@ -90,6 +91,9 @@ declare
   v_result jsonb;
 begin
   perform app.require_service_role();
+  if p_provider is distinct from 'app_store' then
+    raise exception using errcode = '22023', message = 'Only App Store refunds are prorated this way.', hint = 'invalid_request', detail = 'provider';
+  end if;
   if p_amount_cents is null or p_amount_cents <= 0 then
     raise exception using errcode = '22023', message = 'The amount paid must be positive.', hint = 'invalid_request', detail = 'amount_cents';
   end if;

@@ -3,7 +3,7 @@
 -- events (migration 20261203020519, migrations/README.md payment rule table).
 begin;
 \ir _setup.psql
-select plan(12);
+select plan(13);
 
 -- A starter pack (100 credits, 4.99) bought in the App Store by a new user, then p_events applied in
 -- order: 'share' (refund_purchase_share 200 of 499), 'full' (refund_purchase), 'reversed'
@@ -57,6 +57,8 @@ select throws_ok($$ select public.refund_purchase_share('app_store', 'tx_pr-a', 
   '22023', 'A prorated share must be at least zero and less than the amount paid.', 'a share of the whole price is refused');
 select throws_ok($$ select public.refund_purchase_share('app_store', 'tx_pr-a', 'bad-2', 1, 0, 'REFUND_PRORATED') $$,
   '22023', 'The amount paid must be positive.', 'a share of nothing is refused');
+select throws_ok($$ select public.refund_purchase_share('stripe', 'pi_pr', 'bad-3', 1, 499, 'REFUND_PRORATED') $$,
+  '22023', 'Only App Store refunds are prorated this way.', 'a Stripe payment is refused (its partial refunds are amounts)');
 select tests.clear_authentication();
 
 select is(tests.violations(), '[]'::jsonb, 'reconcile is empty');
