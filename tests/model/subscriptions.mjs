@@ -6,6 +6,7 @@
 // for them are here too, so model.mjs, gen.mjs and world.mjs only carry small hooks.
 import fc from 'fast-check';
 import { World, DAY, HOUR, newFacts } from './model.mjs';
+import { afterPayment } from './invites.mjs';
 
 // The seeded plans (supabase/seed.sql): credits per period, rollover_max, price in cents.
 export const PLANS = {
@@ -127,6 +128,9 @@ World.prototype.subReplacements = function subReplacements(pi) {
     if (r.provider === 'app_store') r.facts.R = Math.min(r.P, Math.max(r.facts.R, R));
     else r.facts.cut = Math.max(r.facts.cut, R);
     this.settlePayment(ri);
+    // The cut can change the replaced purchase's status (refunded once the refunds and the cut
+    // reach P): the inviter's reward follows it, as after any event of that payment.
+    if (!(r.sub && r.C === 0)) afterPayment(this, ri);
   }
 };
 
