@@ -11,9 +11,7 @@ use crate::context::Cx;
 use crate::db::{self, Caller};
 use crate::handlers::purchase::setting_or;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use shared::stripe::Action;
-use shared::stripe_billing::{parse_subscription, subscription_state};
+use serde_json::json;
 use shared::ApiError;
 use web_sys::Response;
 
@@ -43,23 +41,13 @@ async fn end_stripe_subscriptions(cx: &Cx, token: &str) -> Result<(), ApiError> 
     let secret_key = cx.setting("STRIPE_SECRET_KEY")?;
     let base = setting_or(cx, "STRIPE_API_BASE", "https://api.stripe.com");
     for Live { provider_subscription_id: id } in live {
-        if !(id.starts_with("sub_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        if !super::subscription::is_subscription_id(&id) {
             return Err(ApiError::internal().because("a Stripe subscription id is not one"));
         }
         let Some(answer) = crate::stripe::delete(&base, &secret_key, &format!("/v1/subscriptions/{id}")).await? else {
             continue;
         };
-        let object: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
-        let stripe_sub = parse_subscription(&object).ok_or_else(|| {
-            crate::log::error(crate::log::event("stripe_bad_answer"));
-            ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
-        })?;
-        let now = (js_sys::Date::now() / 1000.0) as i64;
-        if let Action::Rpc { name, args } =
-            subscription_state(&stripe_sub, &format!("api-close-{id}"), "api.subscription.cancel", now, false)?
-        {
-            db::rpc(&cx.cfg, Caller::Service, name, &args).await?;
-        }
+        super::subscription::record_answer(cx, &answer, &format!("api-close-{id}")).await?;
     }
     Ok(())
 }

@@ -104,7 +104,7 @@ pub async fn cancel(cx: Cx) -> Result<Response, ApiError> {
     let id = sub
         .get("provider_subscription_id")
         .and_then(Value::as_str)
-        .filter(|s| s.starts_with("sub_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .filter(|s| is_subscription_id(s))
         .ok_or_else(|| ApiError::internal().because("get_subscription answered no Stripe subscription id"))?;
     // A key of its own per request: setting the flag is idempotent at Stripe anyway, and a fixed
     // key would, within Stripe's 24 h, replay an earlier cancel's answer without cancelling again
@@ -118,17 +118,29 @@ pub async fn cancel(cx: Cx) -> Result<Response, ApiError> {
         &format!("cancel-{id}-{once}"),
     )
     .await?;
-    let object: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+    record_answer(&cx, &answer, &format!("api-cancel-{id}-{once}")).await?;
+    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_subscription", "{}", 200).await
+}
+
+/// Whether `id` has the shape of a Stripe subscription id (it goes into an API path).
+pub fn is_subscription_id(id: &str) -> bool {
+    id.starts_with("sub_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Records Stripe's answer to a cancel (a `subscription` object) as the subscription's state now,
+/// under `event_id`; customer.subscription.updated/.deleted brings the same later. An answer that
+/// is not a subscription is a 502.
+pub async fn record_answer(cx: &Cx, answer: &str, event_id: &str) -> Result<(), ApiError> {
+    let object: Value = serde_json::from_str(answer).unwrap_or(Value::Null);
     let stripe_sub = parse_subscription(&object).ok_or_else(|| {
         crate::log::error(crate::log::event("stripe_bad_answer"));
         ApiError::new(502, "payment_provider_error", "The payment provider gave an unexpected answer.")
     })?;
-    // Stripe's answer is the state now; customer.subscription.updated brings the same later.
     let now = (js_sys::Date::now() / 1000.0) as i64;
     if let Action::Rpc { name, args } =
-        subscription_state(&stripe_sub, &format!("api-cancel-{id}-{once}"), "api.subscription.cancel", now, false)?
+        subscription_state(&stripe_sub, event_id, "api.subscription.cancel", now, false)?
     {
         db::rpc(&cx.cfg, Caller::Service, name, &args).await?;
     }
-    db::rpc_response(&cx.cfg, Caller::User(&user.token), "get_subscription", "{}", 200).await
+    Ok(())
 }
